@@ -1,0 +1,190 @@
+/**
+ * Thin wrappers over node:crypto (OpenSSL). No primitive is implemented here.
+ *
+ * - Ed25519 (RFC 8032), X25519 (RFC 7748), HKDF-SHA256 (RFC 5869),
+ *   HMAC-SHA256 (RFC 2104), SHA-256, AES-256-GCM (NIST SP 800-38D).
+ * - Raw public keys are imported through JWK (fast, ~6 µs); raw private keys
+ *   through a fixed PKCS#8 prefix (Node 20 has no 'raw' import and its JWK
+ *   import of an OKP private key demands the public half too).
+ * - KeyObjects are created once and reused by callers.
+ */
+import {
+  createCipheriv,
+  createDecipheriv,
+  createHash,
+  createHmac,
+  createPrivateKey,
+  createPublicKey,
+  createSecretKey,
+  diffieHellman,
+  generateKeyPairSync,
+  hkdfSync,
+  randomBytes,
+  sign,
+  timingSafeEqual,
+  verify,
+  type KeyObject,
+} from 'node:crypto';
+import { McpE2eError } from '../errors.js';
+import { assertBytes } from '../util/assert.js';
+
+export const KEY_BYTES = 32;
+export const SIGNATURE_BYTES = 64;
+export const GCM_TAG_BYTES = 16;
+export const GCM_NONCE_BYTES = 12;
+
+const PKCS8_PREFIX = {
+  // SEQUENCE { INTEGER 0, SEQUENCE { OID 1.3.101.112 }, OCTET STRING { OCTET STRING (32) } }
+  ed25519: Buffer.from('302e020100300506032b657004220420', 'hex'),
+  // Same, OID 1.3.101.110
+  x25519: Buffer.from('302e020100300506032b656e04220420', 'hex'),
+};
+
+type OkpCurve = 'ed25519' | 'x25519';
+const JWK_CRV: Record<OkpCurve, string> = { ed25519: 'Ed25519', x25519: 'X25519' };
+
+/** Import a 32-byte raw private key (Ed25519 seed or X25519 scalar). */
+export function importPrivateKey(curve: OkpCurve, raw: Uint8Array): KeyObject {
+  assertBytes(raw, KEY_BYTES, `${curve} private key`);
+  const der = Buffer.concat([PKCS8_PREFIX[curve], raw]);
+  try {
+    return createPrivateKey({ key: der, format: 'der', type: 'pkcs8' });
+  } finally {
+    der.fill(0);
+  }
+}
+
+/** Import a 32-byte raw public key via JWK. Throws McpE2eError ERR_HANDSHAKE_BAD_KEY on a bad length or encoding. */
+export function importPublicKey(curve: OkpCurve, raw: Uint8Array): KeyObject {
+  if (raw.length !== KEY_BYTES) {
+    throw new McpE2eError('ERR_HANDSHAKE_BAD_KEY', `${curve} public key: expected ${KEY_BYTES} bytes, got ${raw.length}`);
+  }
+  try {
+    return createPublicKey({ key: { kty: 'OKP', crv: JWK_CRV[curve], x: Buffer.from(raw).toString('base64url') }, format: 'jwk' });
+  } catch (cause) {
+    throw new McpE2eError('ERR_HANDSHAKE_BAD_KEY', `${curve} public key rejected by OpenSSL`, { cause });
+  }
+}
+
+/** The raw 32-byte public key of an OKP public or private KeyObject. */
+export function rawPublicKey(key: KeyObject): Buffer {
+  const pub = key.type === 'private' ? createPublicKey(key) : key;
+  const x = pub.export({ format: 'jwk' }).x;
+  if (typeof x !== 'string') throw new Error('not an OKP key');
+  return Buffer.from(x, 'base64url');
+}
+
+/** The raw 32-byte private key of an OKP private KeyObject. Callers must wipe it. */
+export function rawPrivateKey(key: KeyObject): Buffer {
+  const d = key.export({ format: 'jwk' }).d;
+  if (typeof d !== 'string') throw new Error('not an OKP private key');
+  return Buffer.from(d, 'base64url');
+}
+
+/** A fresh X25519 key pair; the public half as 32 raw bytes. */
+export function generateX25519(): { privateKey: KeyObject; publicKey: Buffer } {
+  const { privateKey, publicKey } = generateKeyPairSync('x25519');
+  return { privateKey, publicKey: rawPublicKey(publicKey) };
+}
+
+/** A fresh Ed25519 key pair. */
+export function generateEd25519(): { privateKey: KeyObject; publicKey: KeyObject } {
+  return generateKeyPairSync('ed25519');
+}
+
+/**
+ * X25519 shared secret. OpenSSL refuses a low-order peer key (the all-zero
+ * result of RFC 7748 §6.1) by throwing; we also check for zeros ourselves so
+ * the guarantee does not depend on the OpenSSL version.
+ */
+export function x25519(privateKey: KeyObject, peerPublicKey: KeyObject): Buffer {
+  let secret: Buffer;
+  try {
+    secret = diffieHellman({ privateKey, publicKey: peerPublicKey });
+  } catch (cause) {
+    throw new McpE2eError('ERR_HANDSHAKE_LOW_ORDER_KEY', 'X25519 produced no shared secret (low-order peer key)', { cause });
+  }
+  if (isAllZero(secret)) {
+    throw new McpE2eError('ERR_HANDSHAKE_LOW_ORDER_KEY', 'X25519 shared secret is all zeros (low-order peer key)');
+  }
+  return secret;
+}
+
+export function ed25519Sign(privateKey: KeyObject, message: Uint8Array): Buffer {
+  return sign(null, message, privateKey);
+}
+
+export function ed25519Verify(publicKey: KeyObject, message: Uint8Array, signature: Uint8Array): boolean {
+  if (signature.length !== SIGNATURE_BYTES) return false;
+  return verify(null, message, publicKey, signature);
+}
+
+export function sha256(...parts: Uint8Array[]): Buffer {
+  const h = createHash('sha256');
+  for (const p of parts) h.update(p);
+  return h.digest();
+}
+
+export function hmacSha256(key: Uint8Array, ...parts: Uint8Array[]): Buffer {
+  const h = createHmac('sha256', key);
+  for (const p of parts) h.update(p);
+  return h.digest();
+}
+
+/** HKDF-SHA256 (RFC 5869) extract-then-expand. */
+export function hkdfSha256(ikm: Uint8Array, salt: Uint8Array, info: Uint8Array, length: number): Buffer {
+  return Buffer.from(hkdfSync('sha256', ikm, salt, info, length));
+}
+
+/** Constant-time equality of two byte strings (false on length mismatch). */
+export function constantTimeEqual(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && timingSafeEqual(a, b);
+}
+
+export function isAllZero(bytes: Uint8Array): boolean {
+  let acc = 0;
+  for (const b of bytes) acc |= b;
+  return acc === 0;
+}
+
+export function secureRandom(length: number): Buffer {
+  return randomBytes(length);
+}
+
+/** Wrap 32 key bytes as an AES-256 KeyObject (cached by the caller per epoch). */
+export function aesKey(raw: Uint8Array): KeyObject {
+  assertBytes(raw, KEY_BYTES, 'AES-256 key');
+  return createSecretKey(raw);
+}
+
+/** AES-256-GCM encrypt of the concatenated plaintext parts; returns ciphertext || 16-byte tag. */
+export function aesGcmSeal(key: KeyObject, nonce: Uint8Array, aad: Uint8Array, ...plaintext: Uint8Array[]): Buffer {
+  const cipher = createCipheriv('aes-256-gcm', key, nonce, { authTagLength: GCM_TAG_BYTES });
+  cipher.setAAD(aad);
+  const out = plaintext.map((p) => cipher.update(p));
+  out.push(cipher.final(), cipher.getAuthTag());
+  return Buffer.concat(out);
+}
+
+/**
+ * AES-256-GCM decrypt of ciphertext || tag. `authTagLength: 16` is pinned:
+ * without it Node accepts a truncated tag. The plaintext is returned only
+ * after `final()` has checked the tag; on failure nothing is released.
+ */
+export function aesGcmOpen(key: KeyObject, nonce: Uint8Array, aad: Uint8Array, sealed: Uint8Array): Buffer {
+  if (sealed.length < GCM_TAG_BYTES) {
+    throw new McpE2eError('ERR_FRAME_DECRYPT', 'ciphertext shorter than the GCM tag');
+  }
+  const ctEnd = sealed.length - GCM_TAG_BYTES;
+  const decipher = createDecipheriv('aes-256-gcm', key, nonce, { authTagLength: GCM_TAG_BYTES });
+  decipher.setAAD(aad);
+  decipher.setAuthTag(sealed.subarray(ctEnd));
+  const head = decipher.update(sealed.subarray(0, ctEnd));
+  try {
+    const tail = decipher.final();
+    return tail.length === 0 ? head : Buffer.concat([head, tail]);
+  } catch (cause) {
+    head.fill(0);
+    throw new McpE2eError('ERR_FRAME_DECRYPT', 'authentication tag mismatch', { cause });
+  }
+}
