@@ -54,10 +54,44 @@ export function importPrivateKey(curve: OkpCurve, raw: Uint8Array): KeyObject {
   }
 }
 
-/** Import a 32-byte raw public key via JWK. Throws McpE2eError ERR_HANDSHAKE_BAD_KEY on a bad length or encoding. */
+/**
+ * Encodings of the Ed25519 points of small order (orders 1, 2, 4, 8),
+ * canonical or not, compared with the sign bit (bit 255) cleared, as
+ * libsodium's ge25519_has_small_order does. OpenSSL accepts these as public
+ * keys, and under them signatures verify without any private key (under
+ * 01 00..00, R = 01 00..00 with S = 0 verifies for every message), so a node
+ * id derived from one would not belong to anyone in particular (PROTOCOL.md §2).
+ */
+const ED25519_SMALL_ORDER = [
+  '0000000000000000000000000000000000000000000000000000000000000000', // order 4 (y = 0)
+  '0100000000000000000000000000000000000000000000000000000000000000', // order 1 (identity)
+  '26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05', // order 8
+  'c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a', // order 8
+  'ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f', // order 2 (y = p - 1)
+  'edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f', // y = p, non-canonical 0
+  'eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f', // y = p + 1, non-canonical 1
+].map((h) => Buffer.from(h, 'hex'));
+
+/** True when `raw` encodes an Ed25519 point of small order (any sign bit, canonical or not). */
+export function isSmallOrderEd25519(raw: Uint8Array): boolean {
+  if (raw.length !== KEY_BYTES) return false;
+  const masked = Buffer.from(raw);
+  masked[31]! &= 0x7f;
+  return ED25519_SMALL_ORDER.some((p) => p.equals(masked));
+}
+
+/**
+ * Import a 32-byte raw public key via JWK. Throws McpE2eError
+ * ERR_HANDSHAKE_BAD_KEY on a bad length or encoding, and for an Ed25519 key
+ * of small order (see `isSmallOrderEd25519`).
+ */
 export function importPublicKey(curve: OkpCurve, raw: Uint8Array): KeyObject {
   if (raw.length !== KEY_BYTES) {
     throw new McpE2eError('ERR_HANDSHAKE_BAD_KEY', `${curve} public key: expected ${KEY_BYTES} bytes, got ${raw.length}`);
+  }
+  // Checked before import: OpenSSL accepts these keys, and signatures under them can be forged.
+  if (curve === 'ed25519' && isSmallOrderEd25519(raw)) {
+    throw new McpE2eError('ERR_HANDSHAKE_BAD_KEY', 'ed25519 public key has small order (signatures under it can be forged)');
   }
   try {
     return createPublicKey({ key: { kty: 'OKP', crv: JWK_CRV[curve], x: Buffer.from(raw).toString('base64url') }, format: 'jwk' });
