@@ -3,10 +3,10 @@
  * memory and exchange one encrypted MCP message each way. Prints every wire
  * message so a reader can see what travels.
  */
-import { NodeIdentity } from './identity/identity.js';
-import { Handshake } from './handshake/handshake.js';
-import { Session } from './session/session.js';
-import { pinnedPeer, allowAnyPeer } from './identity/trust.js';
+import { NodeIdentity } from '../identity/identity.js';
+import { Handshake } from '../handshake/handshake.js';
+import { Session } from '../session/session.js';
+import { pinnedPeer, allowAnyPeer } from '../identity/trust.js';
 
 const out = (line = '') => process.stdout.write(line + '\n');
 const short = (s: string, n = 160) => (s.length > n ? `${s.slice(0, n)}… (${s.length} chars)` : s);

@@ -1,0 +1,8 @@
+import type { HomePaths } from './home.js';
+import type { Logger } from './log.js';
+import type { Values } from './main.js';
+import { UsageError } from './usage.js';
+
+export async function connectCommand(_values: Values, _arg: unknown, _paths: HomePaths, _log: Logger): Promise<number> {
+  throw new UsageError('connect is not available yet');
+}
