@@ -1,0 +1,287 @@
+/**
+ * The measurements themselves. Each function measures one figure for one
+ * mode (or, for sequential connects, all modes round-robin) and returns raw
+ * numbers; run.ts repeats, interleaves and summarises them.
+ */
+import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
+import { NodeIdentity } from '../src/identity/identity.js';
+import { Handshake } from '../src/handshake/handshake.js';
+import { Session } from '../src/session/session.js';
+import type { Framing } from '../src/protocol.js';
+import { connect, withTimeout, type BenchConnection, type ClientContext, type ServerProcess } from './clients.js';
+import type { Mode } from './modes.js';
+import { makeArguments, request } from './payload.js';
+import { cpuUs, nowUs, quantile } from './stats.js';
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+// ---------------------------------------------------------------------------
+// 1a. Sequential connection setup
+
+/**
+ * Open and close `count` connections per mode, one at a time, round-robin
+ * over the modes so drift on a shared machine hits all modes alike. Times
+ * `new connection → open` (encrypted: until the client transport's start()
+ * resolves, i.e. our handshake done on the client side). Returns µs samples.
+ */
+export async function sequentialConnects(modes: Array<{ mode: Mode; port: number }>, count: number, ctx: ClientContext): Promise<Map<string, number[]>> {
+  const samples = new Map<string, number[]>(modes.map((m) => [m.mode.id, []]));
+  for (let i = 0; i < count; i++) {
+    for (const { mode, port } of modes) {
+      const t0 = nowUs();
+      const conn = await connect(mode, port, ctx);
+      samples.get(mode.id)!.push(nowUs() - t0);
+      await conn.close();
+    }
+  }
+  return samples;
+}
+
+// ---------------------------------------------------------------------------
+// 1b + 4. Connection burst and memory per idle connection (fresh server process)
+
+export interface BurstResult {
+  /** Completed connections per second (client side: all `count` open). */
+  connPerSec: number;
+  /** Server CPU per connection during the burst, µs. */
+  serverCpuUsPerConn: number;
+  /** Server RSS growth per idle connection, KiB (after a full GC on both sides of the measurement). */
+  rssKiBPerConn: number;
+  /** Server V8 heap + external growth per idle connection, KiB. */
+  heapKiBPerConn: number;
+  failed: number;
+}
+
+async function openMany(mode: Mode, port: number, count: number, concurrency: number, ctx: ClientContext): Promise<{ conns: BenchConnection[]; failed: number }> {
+  const conns: BenchConnection[] = [];
+  let next = 0;
+  let failed = 0;
+  const worker = async () => {
+    while (next < count) {
+      next++;
+      try {
+        conns.push(await connect(mode, port, ctx));
+      } catch {
+        failed++;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(concurrency, count) }, worker));
+  return { conns, failed };
+}
+
+async function closeAll(conns: BenchConnection[]): Promise<void> {
+  const chunk = 200;
+  for (let i = 0; i < conns.length; i += chunk) await Promise.all(conns.slice(i, i + chunk).map((c) => c.close()));
+}
+
+/**
+ * On a server process that serves only this mode, freshly started:
+ * 1. memory: full GC, baseline, open `count` connections, wait until the
+ *    server has them all, let them idle, full GC, read the growth; close them.
+ *    This runs first so nothing freed earlier hides in the baseline RSS.
+ * 2. burst: with the server now warm, open `count` connections again with
+ *    `concurrency` outstanding and time them; close them.
+ */
+export async function burstAndMemory(mode: Mode, server: ServerProcess, count: number, concurrency: number, ctx: ClientContext): Promise<BurstResult> {
+  const port = server.ports[mode.id]!;
+  const base = await server.gc();
+  const idleSet = await openMany(mode, port, count, concurrency, ctx);
+  // Let the server finish its side of the last handshakes, then measure idle.
+  const deadline = Date.now() + 5000;
+  while ((await server.stats()).connections < idleSet.conns.length && Date.now() < deadline) await sleep(20);
+  await sleep(300);
+  const idle = await server.gc();
+  await closeAll(idleSet.conns);
+  await sleep(100);
+  const before = await server.gc();
+  const t0 = nowUs();
+  const { conns, failed } = await openMany(mode, port, count, concurrency, ctx);
+  const elapsedUs = nowUs() - t0;
+  const after = await server.stats();
+  await closeAll(conns);
+  const n = idleSet.conns.length || 1;
+  return {
+    connPerSec: conns.length / (elapsedUs / 1e6),
+    serverCpuUsPerConn: (after.cpuUs - before.cpuUs) / (conns.length || 1),
+    rssKiBPerConn: (idle.rss - base.rss) / 1024 / n,
+    heapKiBPerConn: (idle.heapUsed + idle.external - base.heapUsed - base.external) / 1024 / n,
+    failed: failed + idleSet.failed,
+  };
+}
+
+// ---------------------------------------------------------------------------
+// 2 + 3. Round trips and pipelined throughput over one connection
+
+/** Matches replies to requests by id over one connection. Ids stay 5 digits so message sizes stay exact. */
+export class Requester {
+  readonly #conn: BenchConnection;
+  readonly #pending = new Map<number, () => void>();
+  #seq = 0;
+  onreply: ((id: number) => void) | undefined;
+
+  constructor(conn: BenchConnection) {
+    this.#conn = conn;
+    conn.onmessage = (m: JSONRPCMessage) => {
+      const id = (m as { id?: unknown }).id;
+      if (typeof id !== 'number') return;
+      const cb = this.#pending.get(id);
+      if (cb) {
+        this.#pending.delete(id);
+        cb();
+      }
+      this.onreply?.(id);
+    };
+  }
+
+  nextId(): number {
+    this.#seq = (this.#seq + 1) % 90_000;
+    return 10_000 + this.#seq;
+  }
+
+  send(args: { text: string }): number {
+    const id = this.nextId();
+    this.#conn.send(request(id, args));
+    return id;
+  }
+
+  roundTrip(args: { text: string }): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const id = this.nextId();
+      this.#pending.set(id, resolve);
+      this.#conn.send(request(id, args));
+    });
+  }
+}
+
+/** `count` sequential round trips (one in flight) after `warmup`; µs samples. */
+export async function roundTrips(req: Requester, bytes: number, count: number, warmup: number): Promise<number[]> {
+  const args = makeArguments(bytes);
+  const run = async () => {
+    for (let i = 0; i < warmup; i++) await req.roundTrip(args);
+    const samples: number[] = [];
+    for (let i = 0; i < count; i++) {
+      const t0 = nowUs();
+      await req.roundTrip(args);
+      samples.push(nowUs() - t0);
+    }
+    return samples;
+  };
+  return withTimeout(run(), 120_000, `round trips of ${bytes} bytes`);
+}
+
+export interface ThroughputResult {
+  msgPerSec: number;
+  /** Request JSON bytes per second, MiB (one direction; replies carry the same amount back). */
+  mibPerSec: number;
+  serverCpuUsPerMsg: number;
+  clientCpuUsPerMsg: number;
+  /** Server socket write requests per reply on plain TCP sockets (NaN for wss). */
+  serverWritesPerMsg: number;
+  window: number;
+}
+
+/** In-flight window for a message size: 64, fewer for large messages (at most ~16 MiB in flight). */
+export function windowFor(bytes: number, maxWindow: number): number {
+  return Math.max(4, Math.min(maxWindow, Math.floor((16 * 2 ** 20) / bytes)));
+}
+
+/**
+ * Keep `window` requests in flight; after `warmMs`, count the replies that
+ * arrive during `measureMs` (steady state, no ramp or drain in the count).
+ */
+export async function pipelined(req: Requester, mode: Mode, server: ServerProcess, bytes: number, window: number, warmMs: number, measureMs: number): Promise<ThroughputResult> {
+  const args = makeArguments(bytes);
+  let inflight = 0;
+  let replies = 0;
+  let stop = false;
+  type Snap = { replies: number; clientCpu: number; t: number; server: Promise<Awaited<ReturnType<ServerProcess['stats']>>> };
+  let start: Snap | undefined;
+  let end: Snap | undefined;
+  const snap = (): Snap => ({ replies, clientCpu: cpuUs(), t: nowUs(), server: server.stats() });
+  const done = new Promise<void>((resolve) => {
+    req.onreply = () => {
+      inflight--;
+      replies++;
+      if (!stop) {
+        inflight++;
+        req.send(args);
+      } else if (inflight === 0) resolve();
+    };
+  });
+  const t1 = setTimeout(() => { start = snap(); }, warmMs);
+  const t2 = setTimeout(() => { end = snap(); stop = true; }, warmMs + measureMs);
+  for (let i = 0; i < window; i++) {
+    inflight++;
+    req.send(args);
+  }
+  try {
+    await withTimeout(done, warmMs + measureMs + 120_000, `pipelined ${bytes} bytes`);
+  } finally {
+    clearTimeout(t1);
+    clearTimeout(t2);
+    req.onreply = undefined;
+  }
+  const s = start!;
+  const e = end!;
+  const [ss, es] = await Promise.all([s.server, e.server]);
+  const n = e.replies - s.replies;
+  const msgPerSec = n / ((e.t - s.t) / 1e6);
+  const echoed = es.echoed - ss.echoed;
+  return {
+    msgPerSec,
+    mibPerSec: (msgPerSec * bytes) / 2 ** 20,
+    serverCpuUsPerMsg: echoed > 0 ? (es.cpuUs - ss.cpuUs) / echoed : NaN,
+    clientCpuUsPerMsg: n > 0 ? (e.clientCpu - s.clientCpu) / n : NaN,
+    serverWritesPerMsg: mode.kind === 'wss' || echoed === 0 ? NaN : (es.tcpWrites - ss.tcpWrites) / echoed,
+    window,
+  };
+}
+
+// ---------------------------------------------------------------------------
+// 5. In-process seal/open cost
+
+/** A connected pair of sessions, handshaken in memory like src/demo.ts. */
+export function sessionPair(framing: Framing, signatures: boolean): { client: Session; server: Session } {
+  const a = NodeIdentity.generate();
+  const b = NodeIdentity.generate();
+  const hi = new Handshake('initiator', a, { framings: [framing], signatures });
+  const hr = new Handshake('responder', b, { framings: [framing], signatures });
+  const m2 = hr.receive(hi.start()).send!;
+  const step = hi.receive(m2);
+  const done = hr.receive(step.send!).result!;
+  const client = new Session(step.result!, a);
+  const server = new Session(done, b);
+  if (client.framing !== framing || client.signatures !== signatures) throw new Error('negotiated other options than asked');
+  return { client, server };
+}
+
+export interface MicroResult {
+  /** CPU µs per seal (encrypt, sign when negotiated, encode) of one message. */
+  sealUs: number;
+  /** CPU µs per open (decode, verify, decrypt) of one message. */
+  openUs: number;
+}
+
+/**
+ * Seal `iterations` messages of `bytes` (JSON text, as a transport hands
+ * them over), then open them in order; CPU time per operation. A warm-up
+ * batch runs first.
+ */
+export function sealOpenCost(framing: Framing, signatures: boolean, bytes: number, iterations: number): MicroResult {
+  const text = JSON.stringify(request(12345, makeArguments(bytes)));
+  const { client, server } = sessionPair(framing, signatures);
+  const batch = (n: number): MicroResult => {
+    const frames = new Array<string | Buffer>(n);
+    const c0 = cpuUs();
+    for (let i = 0; i < n; i++) frames[i] = client.seal(text);
+    const c1 = cpuUs();
+    for (let i = 0; i < n; i++) server.open(frames[i]!);
+    const c2 = cpuUs();
+    return { sealUs: (c1 - c0) / n, openUs: (c2 - c1) / n };
+  };
+  batch(Math.max(2, Math.ceil(iterations / 5)));
+  return batch(iterations);
+}
+
+export { quantile };

@@ -1,0 +1,210 @@
+/**
+ * The benchmark's server process: echo servers for the selected modes on
+ * 127.0.0.1, controlled over the IPC channel of `child_process.fork`.
+ *
+ * Every server does the same work per message: parse the JSON-RPC request,
+ * build the reply, serialize and send it. The plaintext servers also
+ * validate with the SDK's JSONRPCMessageSchema when `validate` is set,
+ * because the SDK's own WebSocket transport (and ours) does so on receive.
+ *
+ * IPC protocol (parent → child): `{ id, cmd: 'stats' | 'gc' | 'exit' }`;
+ * replies `{ id, ...ServerStats }`. On start the child sends
+ * `{ ready: true, ports, nodeId }` or `{ failed: message }`.
+ */
+import { createServer as createHttpsServer } from 'node:https';
+import { createServer as createNetServer, Socket } from 'node:net';
+import { readFileSync } from 'node:fs';
+import { TLSSocket } from 'node:tls';
+import { WebSocketServer, type WebSocket } from 'ws';
+import { JSONRPCMessageSchema } from '@modelcontextprotocol/sdk/types.js';
+import { NodeIdentity } from '../src/identity/identity.js';
+import { echoReply } from './payload.js';
+import { modeById, type Mode, type ModeId } from './modes.js';
+import { loadTransport, type ServerLike, type TransportLike } from './encrypted.js';
+
+export interface ServerConfig {
+  modes: ModeId[];
+  certPath?: string;
+  keyPath?: string;
+  /** Validate incoming plaintext JSON-RPC with the SDK schema (as the SDK's transports do). */
+  validate: boolean;
+}
+
+export interface ServerStats {
+  /** User + system CPU of the server process, µs since start. */
+  cpuUs: number;
+  rss: number;
+  heapUsed: number;
+  external: number;
+  arrayBuffers: number;
+  /** Socket write requests (each one write or writev) on plain TCP sockets, since start. */
+  tcpWrites: number;
+  /** Same for TLS sockets (cleartext writes handed to TLS; TLS may coalesce further). */
+  tlsWrites: number;
+  /** Open connections across all modes. */
+  connections: number;
+  /** Messages echoed since start. */
+  echoed: number;
+}
+
+let tcpWrites = 0;
+let tlsWrites = 0;
+let connections = 0;
+let echoed = 0;
+
+// Count socket write requests: each `_writeGeneric` call is one libuv write
+// (write or writev) of one or more chunks. Used to see whether a transport
+// coalesces the frames of one event-loop turn into one write.
+const proto = Socket.prototype as unknown as { _writeGeneric?: (...args: unknown[]) => unknown };
+const originalWriteGeneric = proto._writeGeneric;
+if (typeof originalWriteGeneric === 'function') {
+  proto._writeGeneric = function (this: Socket, ...args: unknown[]) {
+    if (this instanceof TLSSocket) tlsWrites++;
+    else tcpWrites++;
+    return originalWriteGeneric.apply(this, args);
+  };
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createNetServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+function plaintextEcho(ws: WebSocket, validate: boolean): void {
+  connections++;
+  ws.on('close', () => connections--);
+  ws.on('error', () => {});
+  ws.on('message', (data, isBinary) => {
+    if (isBinary) return;
+    let msg: unknown;
+    try {
+      msg = JSON.parse((data as Buffer).toString('utf8'));
+      if (validate) msg = JSONRPCMessageSchema.parse(msg);
+    } catch {
+      return;
+    }
+    const reply = echoReply(msg);
+    if (!reply) return;
+    echoed++;
+    ws.send(JSON.stringify(reply));
+  });
+}
+
+async function startPlaintext(mode: Mode, config: ServerConfig): Promise<{ port: number; close: () => void }> {
+  const port = await freePort();
+  if (mode.kind === 'ws') {
+    const wss = new WebSocketServer({ host: '127.0.0.1', port, perMessageDeflate: false, maxPayload: 64 * 1024 * 1024 });
+    wss.on('connection', (ws) => plaintextEcho(ws, config.validate));
+    await new Promise<void>((resolve, reject) => {
+      wss.once('listening', resolve);
+      wss.once('error', reject);
+    });
+    return { port, close: () => wss.close() };
+  }
+  if (!config.certPath || !config.keyPath) throw new Error('wss needs a certificate');
+  const https = createHttpsServer({
+    cert: readFileSync(config.certPath),
+    key: readFileSync(config.keyPath),
+    minVersion: 'TLSv1.3',
+  });
+  const wss = new WebSocketServer({ server: https, perMessageDeflate: false, maxPayload: 64 * 1024 * 1024 });
+  wss.on('connection', (ws) => plaintextEcho(ws, config.validate));
+  await new Promise<void>((resolve, reject) => {
+    https.once('error', reject);
+    https.listen(port, '127.0.0.1', resolve);
+  });
+  return { port, close: () => { wss.close(); https.close(); } };
+}
+
+async function startEncrypted(mode: Mode, identity: NodeIdentity): Promise<{ port: number; close: () => void }> {
+  const loaded = await loadTransport();
+  if ('unavailable' in loaded) throw new Error(loaded.unavailable);
+  const port = await freePort();
+  const server: ServerLike = new loaded.module.EncryptedWebSocketServer({
+    identity,
+    allowAnyPeer: true,
+    signatures: mode.signatures!,
+    framings: [mode.framing!],
+    onConnection: (transport: TransportLike) => {
+      connections++;
+      transport.onclose = () => connections--;
+      transport.onerror = () => {};
+      transport.onmessage = (msg) => {
+        const reply = echoReply(msg);
+        if (!reply) return;
+        echoed++;
+        transport.send(reply).catch(() => {});
+      };
+    },
+  });
+  await server.listen(port, '127.0.0.1');
+  return { port, close: () => void server.close() };
+}
+
+function stats(): ServerStats {
+  const cpu = process.cpuUsage();
+  const mem = process.memoryUsage();
+  return {
+    cpuUs: cpu.user + cpu.system,
+    rss: mem.rss,
+    heapUsed: mem.heapUsed,
+    external: mem.external,
+    arrayBuffers: mem.arrayBuffers,
+    tcpWrites,
+    tlsWrites,
+    connections,
+    echoed,
+  };
+}
+
+async function fullGc(): Promise<void> {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  if (!gc) return;
+  for (let i = 0; i < 3; i++) {
+    gc();
+    await new Promise((r) => setImmediate(r));
+  }
+}
+
+async function main(): Promise<void> {
+  const config = JSON.parse(process.argv[2] ?? '{}') as ServerConfig;
+  const identity = NodeIdentity.generate();
+  const ports: Partial<Record<ModeId, number>> = {};
+  const closers: Array<() => void> = [];
+  const failures: Partial<Record<ModeId, string>> = {};
+  for (const id of config.modes) {
+    const mode = modeById(id);
+    try {
+      const s = mode.kind === 'encrypted' ? await startEncrypted(mode, identity) : await startPlaintext(mode, config);
+      ports[id] = s.port;
+      closers.push(s.close);
+    } catch (err) {
+      failures[id] = (err as Error).message;
+    }
+  }
+  process.on('message', (raw) => {
+    const msg = raw as { id: number; cmd: string };
+    void (async () => {
+      if (msg.cmd === 'gc') await fullGc();
+      if (msg.cmd === 'exit') {
+        for (const c of closers) c();
+        process.send!({ id: msg.id, ...stats() }, () => process.exit(0));
+        return;
+      }
+      process.send!({ id: msg.id, ...stats() });
+    })();
+  });
+  process.on('disconnect', () => process.exit(0));
+  process.send!({ ready: true, ports, nodeId: identity.nodeId, failures });
+}
+
+main().catch((err: Error) => {
+  process.send?.({ failed: err.stack ?? err.message });
+  process.exit(1);
+});
