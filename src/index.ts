@@ -32,3 +32,24 @@ export {
   type SealedRecord,
 } from './framing/envelope.js';
 export * from './protocol.js';
+export { EncryptedWebSocketClientTransport, type EncryptedWebSocketClientTransportOptions } from './transport/client.js';
+export {
+  EncryptedWebSocketServer,
+  type EncryptedWebSocketServerOptions,
+  type ConnectionInfo,
+} from './transport/server.js';
+export { EncryptedWebSocketServerTransport, peerFromAuthInfo, type McpE2eAuthExtra } from './transport/server-transport.js';
+export {
+  DEFAULT_HANDSHAKE_TIMEOUT_MS,
+  DEFAULT_UPGRADE_TIMEOUT_MS,
+  DEFAULT_MAX_CONNECTIONS,
+  DEFAULT_MAX_PENDING_HANDSHAKES,
+  DEFAULT_SERVER_KEEPALIVE_INTERVAL_MS,
+  DEFAULT_CLIENT_KEEPALIVE_INTERVAL_MS,
+  DEFAULT_IDLE_TIMEOUT_MS,
+  DEFAULT_SEND_HIGH_WATER_MARK_BYTES,
+  DEFAULT_MAX_SEND_BUFFER_BYTES,
+  type ConnectionLimits,
+  type ServerLimits,
+} from './transport/limits.js';
+export type { ConnectionMode } from './transport/subprotocol.js';

@@ -1,0 +1,398 @@
+/**
+ * What client and server transports share once a connection is set up: one
+ * JSON-RPC message per WebSocket message, sealed by the session (encrypted
+ * mode) or as a plain JSON text frame (plaintext mode); the reserved control
+ * channel; backpressure; keepalive and idle timeouts; and the MCP `Transport`
+ * callbacks with their guarantees (`onclose` exactly once, also after
+ * `close()`; local detail to `onerror`, only the code to the peer).
+ *
+ * Decisions:
+ * - A frame that fails any check (decrypt, signature, counter, framing, a
+ *   plaintext frame inside an encrypted session) ends the connection: the
+ *   session cannot resynchronise after a lost or forged frame.
+ * - An MCP payload that is not UTF-8, not JSON or not a JSON-RPC 2.0 message
+ *   also ends the connection (`ERR_INVALID_MESSAGE`, close 4002), in both
+ *   modes. In an encrypted session it was sent by the authenticated peer, so
+ *   the peer is broken or hostile; the SDK's own transports skip such
+ *   messages, which leaves the sender waiting forever for an answer.
+ * - A malformed control message is reported to `onerror` and dropped; the
+ *   connection stays up. The control channel carries hints (peer records,
+ *   gossip), never anything the MCP layer depends on.
+ */
+import { WebSocket } from 'ws';
+import type { JSONRPCMessage, MessageExtraInfo } from '@modelcontextprotocol/sdk/types.js';
+import { isMcpE2eError, McpE2eError } from '../errors.js';
+import type { NodeIdentity, PeerIdentity } from '../identity/identity.js';
+import type { Handshake } from '../handshake/handshake.js';
+import type { Session } from '../session/session.js';
+import { ContentType, type Framing } from '../protocol.js';
+import { asMcpE2eError, closeSocket, closeWithError, errorFromPeerClose, errorFromWsError } from './closing.js';
+import { performHandshake } from './handshake-driver.js';
+import { Inbox } from './inbox.js';
+import { decodeJson, decodeJsonRpcMessage, encodeJson } from './json-rpc.js';
+import { MAX_QUEUED_INBOUND_FRAMES, type ResolvedConnectionLimits } from './limits.js';
+import { SendQueue } from './send-queue.js';
+import { setMaxPayload } from './ws-internals.js';
+
+type State = 'new' | 'connecting' | 'open' | 'closed';
+
+/** Something that can fail: an Error for `onerror`. */
+function asError(err: unknown): Error {
+  return err instanceof Error ? err : new Error(String(err));
+}
+
+/**
+ * Base of `EncryptedWebSocketClientTransport` and
+ * `EncryptedWebSocketServerTransport`. Not used directly.
+ */
+export abstract class WebSocketChannel {
+  /** A JSON-RPC message arrived (validated with the SDK's `JSONRPCMessageSchema`). */
+  onmessage?: (<T extends JSONRPCMessage>(message: T, extra?: MessageExtraInfo) => void) | undefined;
+  /** Something failed. Errors that end the connection are McpE2eErrors and are followed by `onclose`. */
+  onerror?: ((error: Error) => void) | undefined;
+  /** The connection is closed. Fires exactly once, for any reason, including `close()`. */
+  onclose?: (() => void) | undefined;
+  /**
+   * A control message arrived (decoded JSON). The control channel
+   * (`ContentType.CONTROL`) is reserved for peer discovery and gossip between
+   * mcp-e2e nodes; its messages never reach the MCP layer. Encrypted mode only.
+   */
+  oncontrol?: ((message: unknown) => void) | undefined;
+
+  /** MCP protocol version negotiated by the SDK (set through `setProtocolVersion`). */
+  protocolVersion: string | undefined;
+
+  protected readonly limits: ResolvedConnectionLimits;
+  #state: State = 'new';
+  #ws: WebSocket | undefined;
+  #inbox: Inbox | undefined;
+  #session: Session | undefined;
+  #queue: SendQueue | undefined;
+  /** We closed, or are closing, on purpose or after a local failure: the peer's echo is not news. */
+  #closeRequested = false;
+  #closeFired = false;
+  #alive = true;
+  /** Decoded messages waiting for their turn (see `#deliverNext`). */
+  #deliveries: JSONRPCMessage[] = [];
+  #delivering = false;
+  #keepalive: NodeJS.Timeout | undefined;
+  #idle: NodeJS.Timeout | undefined;
+  readonly #closed: Promise<void>;
+  #resolveClosed!: () => void;
+
+  protected constructor(limits: ResolvedConnectionLimits) {
+    this.limits = limits;
+    this.#closed = new Promise((resolve) => (this.#resolveClosed = resolve));
+  }
+
+  /** The peer's verified identity (encrypted mode, after the handshake); undefined in plaintext mode. */
+  get peer(): PeerIdentity | undefined {
+    return this.#session?.peer;
+  }
+
+  /** True once an encrypted session is established. */
+  get encrypted(): boolean {
+    return this.#session !== undefined;
+  }
+
+  /** Framing and per-message signatures negotiated by the handshake (encrypted mode). */
+  get negotiated(): { framing: Framing; signatures: boolean } | undefined {
+    const s = this.#session;
+    return s ? { framing: s.framing, signatures: s.signatures } : undefined;
+  }
+
+  /** The mcp-e2e session id (32 hex digits), unique per connection; undefined in plaintext mode. */
+  get e2eSessionId(): string | undefined {
+    return this.#session?.sessionId.toString('hex');
+  }
+
+  /** True once the connection is closed. */
+  get closed(): boolean {
+    return this.#state === 'closed';
+  }
+
+  /** Called by the SDK with the negotiated MCP protocol version. */
+  setProtocolVersion(version: string): void {
+    this.protocolVersion = version;
+  }
+
+  /**
+   * Send one JSON-RPC message as one frame. Unknown `options` (the SDK's
+   * `relatedRequestId`, the v2 SDK's `requestSignal`, ...) are ignored: one
+   * WebSocket carries everything in order.
+   * @returns resolves when the frame is handed to the socket (after waiting
+   *   for the socket to drain below the high-water mark).
+   * @throws McpE2eError `ERR_CONNECTION_CLOSED` (not open), `ERR_FRAME_TOO_LARGE`
+   *   (above `maxMessageBytes`; the connection stays open),
+   *   `ERR_SEND_BUFFER_FULL` (too much already queued; the connection stays open).
+   */
+  send(message: JSONRPCMessage, _options?: unknown): Promise<void> {
+    return this.#sendPayload(message, ContentType.MCP);
+  }
+
+  /**
+   * Send one control message (any JSON value) on the reserved control
+   * channel. Encrypted mode only.
+   * @throws McpE2eError `ERR_PLAINTEXT_REFUSED` on a plaintext connection,
+   *   else as `send()`.
+   */
+  sendControl(message: unknown): Promise<void> {
+    return this.#sendPayload(message, ContentType.CONTROL);
+  }
+
+  /** Close the connection (close code 1000). Resolves after `onclose` has fired. Idempotent. */
+  async close(): Promise<void> {
+    if (this.#state === 'closed') {
+      this.#fireClose();
+      return;
+    }
+    this.#closeRequested = true;
+    const ws = this.#ws;
+    if (!ws) {
+      this.#onSocketClosed();
+      return;
+    }
+    closeSocket(ws, 1000, '');
+    await this.#closed;
+  }
+
+  /** Extra information handed to `onmessage` with each message. */
+  protected messageExtra(): MessageExtraInfo | undefined {
+    return undefined;
+  }
+
+  /** True when `close()` ran before the connection was set up. */
+  protected get closeRequested(): boolean {
+    return this.#closeRequested;
+  }
+
+  /** Take ownership of a freshly created socket: from here on, its events are ours. */
+  protected adoptSocket(ws: WebSocket): void {
+    this.#ws = ws;
+    this.#state = 'connecting';
+    this.#inbox = new Inbox(ws, MAX_QUEUED_INBOUND_FRAMES);
+    // Before the connection is set up the connecting code reports errors; a
+    // listener must exist anyway, or ws would throw an unhandled 'error'.
+    ws.on('error', (err) => {
+      if (this.#state === 'open') this.fail(errorFromWsError(err));
+    });
+    ws.on('close', (code, reason) => this.#onSocketClosed(code, reason));
+    if (ws.readyState === WebSocket.CLOSED) this.#onSocketClosed();
+  }
+
+  /** Run the handshake over the adopted, open socket and switch to the session. */
+  protected async secure(handshake: Handshake, identity: NodeIdentity, verifyPeer: (peer: PeerIdentity) => void, timeoutMs: number): Promise<void> {
+    const session = await performHandshake(this.#ws!, this.#inbox!, handshake, {
+      identity,
+      timeoutMs,
+      verifyPeer,
+      sessionOptions: this.limits.session,
+    });
+    if (this.#state !== 'connecting') {
+      session.close();
+      throw new McpE2eError('ERR_CONNECTION_CLOSED', 'the connection closed during the handshake');
+    }
+    this.#session = session;
+    this.#open();
+  }
+
+  /** Switch the adopted, open socket to plain MCP. */
+  protected openPlaintext(): void {
+    setMaxPayload(this.#ws!, this.limits.maxMessageBytes);
+    this.#open();
+  }
+
+  /** Start handing messages to `onmessage` (frames received so far come first). */
+  protected deliver(): void {
+    if (this.#state !== 'open') return;
+    this.#startTimers();
+    this.#inbox!.setHandler(this.#onFrame);
+  }
+
+  /**
+   * End the connection because of `err`: report it locally, close with
+   * `err.closeCode` and the bare code as reason. Only the first failure counts.
+   */
+  protected fail(err: McpE2eError): void {
+    if (this.#closeRequested || this.#state === 'closed') return;
+    this.#closeRequested = true;
+    this.report(err);
+    this.#queue?.fail(err);
+    this.#inbox?.clear();
+    if (this.#ws) closeWithError(this.#ws, err);
+    else this.#onSocketClosed();
+  }
+
+  /** Hand `err` to `onerror` without letting a throwing handler break us. */
+  protected report(err: Error): void {
+    try {
+      this.onerror?.(err);
+    } catch {
+      // The application's error handler failed; nothing sensible is left to tell.
+    }
+  }
+
+  #open(): void {
+    this.#state = 'open';
+    this.#queue = new SendQueue(this.#ws!, {
+      highWaterMarkBytes: this.limits.sendHighWaterMarkBytes,
+      maxBufferBytes: this.limits.maxSendBufferBytes,
+    });
+  }
+
+  #sendPayload(message: unknown, contentType: typeof ContentType.MCP | typeof ContentType.CONTROL): Promise<void> {
+    const queue = this.#queue;
+    if (this.#state !== 'open' || this.#closeRequested || !queue) {
+      return Promise.reject(new McpE2eError('ERR_CONNECTION_CLOSED', 'the transport is not connected'));
+    }
+    const session = this.#session;
+    if (!session && contentType === ContentType.CONTROL) {
+      return Promise.reject(new McpE2eError('ERR_PLAINTEXT_REFUSED', 'the control channel exists only on encrypted connections'));
+    }
+    let body: Buffer;
+    try {
+      body = encodeJson(message);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    if (contentType === ContentType.MCP) this.#idle?.refresh();
+    if (!session) {
+      if (body.length > this.limits.maxMessageBytes) {
+        return Promise.reject(new McpE2eError('ERR_FRAME_TOO_LARGE', `message of ${body.length} bytes exceeds the limit of ${this.limits.maxMessageBytes} bytes`));
+      }
+      return queue.push(body.length, () => body, true);
+    }
+    return queue.push(body.length, () => {
+      try {
+        return session.seal(body, contentType);
+      } catch (err) {
+        // Too large leaves the session intact (nothing was sealed); anything
+        // else (counter space exhausted) means the session is finished.
+        if (!isMcpE2eError(err, 'ERR_FRAME_TOO_LARGE')) this.fail(asMcpE2eError(err, 'ERR_SESSION_EXHAUSTED'));
+        throw err;
+      }
+    });
+  }
+
+  #onFrame = (data: Buffer, isBinary: boolean): void => {
+    if (this.#closeRequested) return;
+    this.#alive = true;
+    let message: JSONRPCMessage;
+    try {
+      let payload: Uint8Array;
+      const session = this.#session;
+      if (session) {
+        // Session frames are binary or JSON text depending on the framing;
+        // the session refuses the other kind, which catches injected plaintext.
+        const opened = session.open(isBinary ? data : data.toString('utf8'));
+        if (opened.contentType === ContentType.CONTROL) {
+          this.#onControl(opened.payload);
+          return;
+        }
+        payload = opened.payload;
+      } else {
+        if (isBinary) throw new McpE2eError('ERR_INVALID_MESSAGE', 'binary frame on a plaintext MCP connection (MCP messages are JSON text frames)');
+        payload = data;
+      }
+      message = decodeJsonRpcMessage(payload);
+    } catch (err) {
+      this.fail(asMcpE2eError(err, 'ERR_INVALID_MESSAGE'));
+      return;
+    }
+    this.#idle?.refresh();
+    this.#deliveries.push(message);
+    if (!this.#delivering) {
+      this.#delivering = true;
+      queueMicrotask(this.#deliverNext);
+    }
+  };
+
+  /**
+   * Hand one message to `onmessage` per microtask, never several in one
+   * synchronous run. The SDK (1.x `Protocol`) dispatches notifications one
+   * microtask later but responses at once, so a progress notification and the
+   * response right behind it in the same TCP chunk would be handled in the
+   * wrong order, and the progress dropped as "unknown token"
+   * (modelcontextprotocol/typescript-sdk#2580). Queuing the next delivery
+   * after the SDK's own microtask restores arrival order.
+   */
+  #deliverNext = (): void => {
+    const message = this.#deliveries.shift();
+    if (message !== undefined) {
+      try {
+        this.onmessage?.(message, this.messageExtra());
+      } catch (err) {
+        this.report(asError(err));
+      }
+    }
+    // Queued only now, behind whatever microtask the SDK queued for this message.
+    if (this.#deliveries.length > 0) queueMicrotask(this.#deliverNext);
+    else this.#delivering = false;
+  };
+
+  #onControl(payload: Buffer): void {
+    let value: unknown;
+    try {
+      value = decodeJson(payload);
+    } catch (err) {
+      this.report(asMcpE2eError(err, 'ERR_INVALID_MESSAGE'));
+      return;
+    }
+    try {
+      this.oncontrol?.(value);
+    } catch (err) {
+      this.report(asError(err));
+    }
+  }
+
+  #startTimers(): void {
+    const ws = this.#ws!;
+    const { keepaliveIntervalMs, idleTimeoutMs } = this.limits;
+    if (keepaliveIntervalMs > 0) {
+      ws.on('pong', () => (this.#alive = true));
+      this.#keepalive = setInterval(() => {
+        if (!this.#alive) {
+          this.fail(new McpE2eError('ERR_IDLE_TIMEOUT', `the peer did not answer a keepalive ping within ${keepaliveIntervalMs} ms`));
+          return;
+        }
+        this.#alive = false;
+        if (ws.readyState === WebSocket.OPEN) ws.ping();
+      }, keepaliveIntervalMs);
+      this.#keepalive.unref();
+    }
+    if (idleTimeoutMs > 0) {
+      this.#idle = setTimeout(
+        () => this.fail(new McpE2eError('ERR_IDLE_TIMEOUT', `no MCP message in either direction for ${idleTimeoutMs} ms`)),
+        idleTimeoutMs,
+      );
+      this.#idle.unref();
+    }
+  }
+
+  #onSocketClosed(code?: number, reason?: Buffer): void {
+    if (this.#state === 'closed') return;
+    const wasOpen = this.#state === 'open';
+    this.#state = 'closed';
+    clearInterval(this.#keepalive);
+    clearTimeout(this.#idle);
+    this.#inbox?.clear();
+    this.#queue?.fail(new McpE2eError('ERR_CONNECTION_CLOSED', 'the connection is closed'));
+    this.#session?.close();
+    if (wasOpen && !this.#closeRequested && code !== undefined) {
+      const err = errorFromPeerClose(code, reason ?? '');
+      if (err) this.report(err);
+    }
+    this.#fireClose();
+  }
+
+  #fireClose(): void {
+    if (this.#closeFired) return;
+    this.#closeFired = true;
+    this.#resolveClosed();
+    try {
+      this.onclose?.();
+    } catch (err) {
+      this.report(asError(err));
+    }
+  }
+}

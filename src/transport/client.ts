@@ -1,0 +1,197 @@
+/**
+ * MCP client transport over an mcp-e2e WebSocket (PROTOCOL.md §3): connect,
+ * negotiate the subprotocol, run the handshake as initiator, check the
+ * server's identity against the trust policy, and only then report the
+ * transport started. Fits the MCP SDK's `Transport` (v1 and, structurally, v2).
+ *
+ * With `enableEncryption: false` it speaks exactly what the SDK's own
+ * `WebSocketClientTransport` speaks (subprotocol `mcp`, one JSON-RPC text
+ * frame per message), with backpressure and size limits added.
+ */
+import { WebSocket } from 'ws';
+import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
+import { McpE2eError } from '../errors.js';
+import { Handshake } from '../handshake/handshake.js';
+import { NodeIdentity, type PeerIdentity } from '../identity/identity.js';
+import { allowAnyPeer, pinnedPeer, type TrustPolicy } from '../identity/trust.js';
+import { FRAMINGS, MAX_HANDSHAKE_MESSAGE_BYTES, type Framing } from '../protocol.js';
+import { WebSocketChannel } from './channel.js';
+import { asMcpE2eError, closeWithError } from './closing.js';
+import { DEFAULT_CLIENT_KEEPALIVE_INTERVAL_MS, resolveConnectionLimits, type ConnectionLimits } from './limits.js';
+import { checkNegotiated, subprotocolFor, type ConnectionMode } from './subprotocol.js';
+
+/** Options of `EncryptedWebSocketClientTransport`. Limits: see `ConnectionLimits`. */
+export interface EncryptedWebSocketClientTransportOptions extends ConnectionLimits {
+  /** Our identity. Required when encryption is enabled. */
+  identity?: NodeIdentity;
+  /** Accept only the server with this node id (pinning). Takes precedence over `trust`. */
+  expectedPeer?: string;
+  /** Trust policy for the server, e.g. a `KnownPeersStore` (trust on first use, keyed by `host:port`). */
+  trust?: TrustPolicy;
+  /** Accept any server that completes the handshake. Needed, explicitly, when neither `expectedPeer` nor `trust` is given. */
+  allowAnyPeer?: boolean;
+  /** Default true. False speaks plain MCP (subprotocol `mcp`) with no identity, no encryption, no trust checks. */
+  enableEncryption?: boolean;
+  /** Ask for an Ed25519 signature on every frame. Default true. */
+  signatures?: boolean;
+  /** Acceptable framings, most preferred first. Default `['binary', 'json']`. */
+  framings?: Framing[];
+  /** Extra HTTP headers for the upgrade request. */
+  headers?: Record<string, string>;
+}
+
+function checkFramings(framings: Framing[]): Framing[] {
+  if (!Array.isArray(framings) || framings.length === 0 || new Set(framings).size !== framings.length || framings.some((f) => !FRAMINGS.includes(f))) {
+    throw new RangeError('"framings" expected a non-empty list of distinct framings (json, binary)');
+  }
+  return [...framings];
+}
+
+/**
+ * The client end of an mcp-e2e connection, usable as an MCP SDK transport:
+ * `await client.connect(new EncryptedWebSocketClientTransport(url, { identity, expectedPeer }))`.
+ *
+ * Note: `sessionId` stays undefined on purpose: the SDK's `Client.connect()`
+ * skips `initialize` when a transport already has one (it takes that as a
+ * reconnection). The mcp-e2e session id is `e2eSessionId`.
+ *
+ * A server that refuses our identity can only say so after the handshake
+ * (the client's identity travels in the last message): `start()` has then
+ * resolved, and the refusal arrives as `onerror` with `ERR_PEER_REJECTED`
+ * followed by `onclose`; pending requests (e.g. `initialize`) fail.
+ */
+export class EncryptedWebSocketClientTransport extends WebSocketChannel implements Transport {
+  /** The server URL (`ws:` or `wss:`). */
+  readonly url: URL;
+  /** `encrypted` or `plaintext`, fixed by the options. */
+  readonly mode: ConnectionMode;
+  /** Always undefined; see the class note. */
+  sessionId?: string;
+
+  readonly #identity: NodeIdentity | undefined;
+  readonly #trust: TrustPolicy | undefined;
+  readonly #signatures: boolean;
+  readonly #framings: Framing[];
+  readonly #headers: Record<string, string> | undefined;
+  #started = false;
+
+  /**
+   * @param url `ws://` or `wss://` URL of the server.
+   * @throws TypeError for a non-WebSocket URL, a missing identity, or (encrypted
+   *   mode) no way to authenticate the server: give `expectedPeer`, `trust`,
+   *   or `allowAnyPeer: true`.
+   * @throws RangeError for out-of-range limits or bad `framings`.
+   * @throws McpE2eError `ERR_INVALID_NODE_ID` for a malformed `expectedPeer`.
+   */
+  constructor(url: string | URL, options: EncryptedWebSocketClientTransportOptions = {}) {
+    super(resolveConnectionLimits(options, DEFAULT_CLIENT_KEEPALIVE_INTERVAL_MS));
+    this.url = new URL(url);
+    if (this.url.protocol !== 'ws:' && this.url.protocol !== 'wss:') {
+      throw new TypeError(`"url" expected a ws: or wss: URL, got ${this.url.protocol}`);
+    }
+    this.mode = options.enableEncryption === false ? 'plaintext' : 'encrypted';
+    this.#signatures = options.signatures ?? true;
+    this.#framings = checkFramings(options.framings ?? ['binary', 'json']);
+    this.#headers = options.headers;
+    if (this.mode === 'plaintext') {
+      if (options.expectedPeer !== undefined || options.trust !== undefined) {
+        throw new TypeError('"expectedPeer" and "trust" need encryption; a plaintext connection authenticates nobody');
+      }
+      return;
+    }
+    if (!(options.identity instanceof NodeIdentity)) throw new TypeError('"identity" expected a NodeIdentity (required for encryption)');
+    this.#identity = options.identity;
+    if (options.expectedPeer !== undefined) this.#trust = pinnedPeer(options.expectedPeer);
+    else if (options.trust !== undefined) this.#trust = options.trust;
+    else if (options.allowAnyPeer === true) this.#trust = allowAnyPeer();
+    else {
+      throw new TypeError('refusing to connect without a way to authenticate the server: give "expectedPeer", "trust", or "allowAnyPeer: true"');
+    }
+  }
+
+  /** `host:port` of the server, the key of endpoint-based trust (`KnownPeersStore`). */
+  get endpoint(): string {
+    const port = this.url.port || (this.url.protocol === 'wss:' ? '443' : '80');
+    return `${this.url.hostname}:${port}`;
+  }
+
+  /**
+   * Connect, negotiate, handshake and check the server's identity. Resolves
+   * when MCP messages can flow. The whole of it must finish within
+   * `handshakeTimeoutMs` (default 10 s).
+   * @throws Error when called twice.
+   * @throws McpE2eError `ERR_CONNECT_FAILED`, `ERR_SUBPROTOCOL`,
+   *   `ERR_HANDSHAKE_*` (including `ERR_HANDSHAKE_TIMEOUT`), `ERR_PEER_REJECTED`,
+   *   `ERR_PEER_KEY_CHANGED`, `ERR_CONNECTION_CLOSED`, or the code the server
+   *   closed with. The error also goes to `onerror`.
+   */
+  async start(): Promise<void> {
+    if (this.#started) {
+      throw new Error('EncryptedWebSocketClientTransport already started! If using Client class, note that connect() calls start() automatically.');
+    }
+    this.#started = true;
+    if (this.closeRequested || this.closed) throw new McpE2eError('ERR_CONNECTION_CLOSED', 'the transport was closed before start()');
+    const deadline = Date.now() + this.limits.handshakeTimeoutMs;
+    const subprotocol = subprotocolFor(this.mode);
+    const ws = new WebSocket(this.url, [subprotocol], {
+      // Until the server is authenticated, nothing larger than a handshake message is accepted.
+      maxPayload: this.mode === 'encrypted' ? MAX_HANDSHAKE_MESSAGE_BYTES : this.limits.maxMessageBytes,
+      // Compressing ciphertext gains nothing; compressing secrets next to attacker data leaks (CRIME).
+      perMessageDeflate: false,
+      followRedirects: false,
+      handshakeTimeout: this.limits.handshakeTimeoutMs,
+      ...(this.#headers ? { headers: this.#headers } : {}),
+    });
+    this.adoptSocket(ws);
+    try {
+      await this.#opened(ws, deadline);
+      checkNegotiated(this.mode, ws.protocol);
+      if (this.mode === 'encrypted') {
+        const endpoint = this.endpoint;
+        const trust = this.#trust!;
+        await this.secure(
+          new Handshake('initiator', this.#identity!, { signatures: this.#signatures, framings: this.#framings }),
+          this.#identity!,
+          (peer: PeerIdentity) => trust.verify(peer, { endpoint }),
+          Math.max(1, deadline - Date.now()),
+        );
+      } else {
+        this.openPlaintext();
+      }
+    } catch (err) {
+      const e = asMcpE2eError(err, 'ERR_CONNECT_FAILED');
+      closeWithError(ws, e);
+      this.report(e);
+      throw e;
+    }
+    this.deliver();
+  }
+
+  /** Wait for the upgrade; map every way it can fail to a code. */
+  #opened(ws: WebSocket, deadline: number): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      const done = (err?: McpE2eError): void => {
+        clearTimeout(timer);
+        ws.off('open', onOpen);
+        ws.off('error', onError);
+        ws.off('close', onClose);
+        if (err) reject(err);
+        else resolve();
+      };
+      const onOpen = (): void => done();
+      const onError = (err: Error): void => {
+        // ws refuses a missing or different subprotocol itself, before 'open'.
+        const code = /subprotocol/i.test(err.message) ? 'ERR_SUBPROTOCOL' : 'ERR_CONNECT_FAILED';
+        done(new McpE2eError(code, `cannot connect to ${this.url.origin}: ${err.message}`, { cause: err }));
+      };
+      const onClose = (): void => done(new McpE2eError('ERR_CONNECTION_CLOSED', 'the transport was closed while connecting'));
+      const timer = setTimeout(() => {
+        ws.terminate();
+        done(new McpE2eError('ERR_HANDSHAKE_TIMEOUT', `no connection to ${this.url.origin} within ${this.limits.handshakeTimeoutMs} ms`));
+      }, Math.max(1, deadline - Date.now()));
+      ws.on('open', onOpen);
+      ws.on('error', onError);
+      ws.on('close', onClose);
+    });
+  }
+}

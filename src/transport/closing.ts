@@ -1,0 +1,76 @@
+/**
+ * How connections end. On a local failure the peer learns only the close code
+ * and the opaque reason (the error code, e.g. `ERR_FRAME_DECRYPT`); the detail
+ * stays in the local error. When the peer closes with one of our error codes
+ * as its reason, the local side rebuilds that code so both ends can assert on
+ * the same thing. Nothing here ever puts key material or plaintext in a
+ * reason or message.
+ */
+import { WebSocket } from 'ws';
+import { ERROR_CODES, McpE2eError, type ErrorCode } from '../errors.js';
+import { CLOSE_GRACE_MS } from './limits.js';
+
+const KNOWN_CODES: ReadonlySet<string> = new Set(ERROR_CODES);
+/** Reasons that mean "closed on purpose", not a failure worth reporting. */
+const ORDERLY: ReadonlySet<string> = new Set<ErrorCode>(['ERR_CONNECTION_CLOSED', 'ERR_SESSION_CLOSED']);
+
+/**
+ * Send a close frame with `code` and `reason`, then drop the TCP connection
+ * if the peer has not completed the closing handshake after `graceMs`: a
+ * hostile peer must not keep a half-closed socket alive. Safe in any state.
+ */
+export function closeSocket(ws: WebSocket, code: number, reason: string, graceMs = CLOSE_GRACE_MS): void {
+  if (ws.readyState === WebSocket.CLOSED) return;
+  if (ws.readyState === WebSocket.CONNECTING) {
+    ws.terminate();
+    return;
+  }
+  if (ws.readyState === WebSocket.OPEN) ws.close(code, reason);
+  const timer = setTimeout(() => ws.terminate(), graceMs);
+  timer.unref();
+  ws.once('close', () => clearTimeout(timer));
+}
+
+/** Close with the error's close code and its code as the only reason. */
+export function closeWithError(ws: WebSocket, err: McpE2eError): void {
+  closeSocket(ws, err.closeCode, err.code);
+}
+
+/**
+ * The error a peer signalled with its close frame, or undefined for an
+ * orderly close (1000/1001, or an orderly reason). Unknown reasons become
+ * `ERR_CONNECTION_CLOSED` without echoing the peer's text.
+ */
+export function errorFromPeerClose(code: number, reason: Buffer | string): McpE2eError | undefined {
+  const text = typeof reason === 'string' ? reason : reason.toString('utf8');
+  if (KNOWN_CODES.has(text)) {
+    if (ORDERLY.has(text)) return undefined;
+    return new McpE2eError(text as ErrorCode, `the peer closed the connection: ${text} (close code ${code})`);
+  }
+  if (code === 1000 || code === 1001 || code === 1005) return undefined;
+  return new McpE2eError('ERR_CONNECTION_CLOSED', `the connection closed abnormally (close code ${code})`);
+}
+
+/** Map an 'error' event of `ws` (protocol violation, size limit, socket error) to our codes. */
+export function errorFromWsError(err: Error): McpE2eError {
+  const code = (err as { code?: unknown }).code;
+  if (err instanceof McpE2eError) return err;
+  if (code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') {
+    return new McpE2eError('ERR_FRAME_TOO_LARGE', 'the peer sent a WebSocket message above the current size limit', { cause: err });
+  }
+  if (code === 'WS_ERR_INVALID_UTF8') return new McpE2eError('ERR_INVALID_MESSAGE', 'the peer sent a text frame that is not UTF-8', { cause: err });
+  if (typeof code === 'string' && code.startsWith('WS_ERR_')) {
+    return new McpE2eError('ERR_FRAME_MALFORMED', `WebSocket protocol violation by the peer (${code})`, { cause: err });
+  }
+  if (/subprotocol/i.test(err.message)) {
+    return new McpE2eError('ERR_SUBPROTOCOL', `subprotocol negotiation failed: ${err.message}`, { cause: err });
+  }
+  return new McpE2eError('ERR_CONNECTION_CLOSED', `socket error: ${err.message}`, { cause: err });
+}
+
+/** `err` as an McpE2eError, wrapping anything else under `fallback`. */
+export function asMcpE2eError(err: unknown, fallback: ErrorCode): McpE2eError {
+  if (err instanceof McpE2eError) return err;
+  const message = err instanceof Error ? err.message : String(err);
+  return new McpE2eError(fallback, message, { cause: err });
+}

@@ -1,0 +1,119 @@
+/**
+ * Runs the pure handshake state machine (handshake/handshake.ts) over one
+ * WebSocket, with a timeout. Shared by client and server so both map failures
+ * the same way: close with `err.closeCode` and the bare error code as the
+ * reason (all the peer learns), and reject with the detailed McpE2eError for
+ * the local side.
+ *
+ * Everything from receiving the last handshake message to raising the socket
+ * limit runs synchronously inside one 'message' event: `ws` parses the next
+ * frame header only after the handler returns, so the first session frame is
+ * already checked against the session limit, and every earlier frame against
+ * MAX_HANDSHAKE_MESSAGE_BYTES.
+ */
+import type { WebSocket } from 'ws';
+import { McpE2eError } from '../errors.js';
+import type { Handshake, HandshakeResult } from '../handshake/handshake.js';
+import type { NodeIdentity, PeerIdentity } from '../identity/identity.js';
+import { Session, type SessionOptions } from '../session/session.js';
+import { asMcpE2eError, closeWithError, errorFromPeerClose, errorFromWsError } from './closing.js';
+import type { Inbox } from './inbox.js';
+import { setMaxPayload } from './ws-internals.js';
+
+export interface HandshakeDriverOptions {
+  /** Our identity (signs our handshake message and, later, frames). */
+  identity: NodeIdentity;
+  /** Fail with `ERR_HANDSHAKE_TIMEOUT` (close 4008) after this many ms. */
+  timeoutMs: number;
+  /**
+   * The trust decision, run on the authenticated peer before anything else
+   * happens: the initiator runs it before sending step 3. Throw to refuse;
+   * anything but an McpE2eError counts as `ERR_PEER_REJECTED`.
+   */
+  verifyPeer: (peer: PeerIdentity) => void;
+  /** Options of the session created from the result. */
+  sessionOptions: SessionOptions;
+}
+
+function wipe(result: HandshakeResult): void {
+  result.sendKey.fill(0);
+  result.recvKey.fill(0);
+}
+
+/**
+ * Perform `handshake` over `ws` (which must be open and have `inbox` as its
+ * only message consumer). Resolves with the session once the peer is
+ * authenticated and accepted; the socket's message size limit is then the
+ * session's `maxFrameBytes`, and frames after the handshake wait in `inbox`.
+ *
+ * @throws McpE2eError (as a rejection), after closing the socket:
+ *   any `ERR_HANDSHAKE_*` from the state machine, `ERR_HANDSHAKE_TIMEOUT`,
+ *   `ERR_PEER_REJECTED` / `ERR_PEER_KEY_CHANGED` from `verifyPeer`,
+ *   `ERR_FRAME_TOO_LARGE` (a message above MAX_HANDSHAKE_MESSAGE_BYTES, closed
+ *   1009 by ws), or the code the peer closed with (else `ERR_CONNECTION_CLOSED`).
+ */
+export function performHandshake(ws: WebSocket, inbox: Inbox, handshake: Handshake, options: HandshakeDriverOptions): Promise<Session> {
+  return new Promise<Session>((resolve, reject) => {
+    let settled = false;
+    const finish = (err: McpE2eError | undefined, session?: Session): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      ws.off('close', onClose);
+      ws.off('error', onError);
+      inbox.setHandler(undefined);
+      if (err) {
+        inbox.clear();
+        closeWithError(ws, err);
+        reject(err);
+      } else {
+        resolve(session!);
+      }
+    };
+    const timer = setTimeout(
+      () => finish(new McpE2eError('ERR_HANDSHAKE_TIMEOUT', `the handshake did not complete within ${options.timeoutMs} ms`)),
+      options.timeoutMs,
+    );
+    const onClose = (code: number, reason: Buffer): void =>
+      finish(errorFromPeerClose(code, reason) ?? new McpE2eError('ERR_CONNECTION_CLOSED', 'the connection closed during the handshake'));
+    // ws emits 'error' just before closing on protocol violations (e.g. 1009).
+    const onError = (err: Error): void => finish(errorFromWsError(err));
+    ws.on('close', onClose);
+    ws.on('error', onError);
+
+    const complete = (result: HandshakeResult): Session => {
+      try {
+        options.verifyPeer(result.peer);
+      } catch (err) {
+        wipe(result);
+        throw asMcpE2eError(err, 'ERR_PEER_REJECTED');
+      }
+      const session = new Session(result, options.identity, options.sessionOptions);
+      // Raised only now, after authentication and the trust decision.
+      setMaxPayload(ws, session.maxFrameBytes);
+      return session;
+    };
+
+    inbox.setHandler((data, isBinary) => {
+      if (settled) return;
+      try {
+        // Handshake messages are JSON text frames, always; a binary frame here is
+        // a malformed handshake message (the state machine refuses non-strings).
+        const step = handshake.receive(isBinary ? data : data.toString('utf8'));
+        const session = step.result ? complete(step.result) : undefined;
+        if (step.send) ws.send(step.send);
+        if (session) finish(undefined, session);
+      } catch (err) {
+        finish(asMcpE2eError(err, 'ERR_HANDSHAKE_MALFORMED'));
+      }
+    });
+
+    if (handshake.role === 'initiator') {
+      try {
+        ws.send(handshake.start());
+      } catch (err) {
+        finish(asMcpE2eError(err, 'ERR_HANDSHAKE_MALFORMED'));
+      }
+    }
+  });
+}

@@ -1,0 +1,105 @@
+/**
+ * Defaults and validation of the transport limits. Every limit has a safe
+ * default; callers may tighten or loosen it. Values are checked once, at
+ * construction, so a mistake is a TypeError/RangeError at the call site and
+ * never a surprise on the wire.
+ */
+import { DEFAULT_MAX_MESSAGE_BYTES } from '../protocol.js';
+import { assertInteger } from '../util/assert.js';
+import type { SessionOptions } from '../session/session.js';
+
+/** Time allowed for the mcp-e2e handshake, from WebSocket open to an authenticated peer (ms). */
+export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 10_000;
+/**
+ * Server only: time allowed from TCP accept to a complete HTTP upgrade request
+ * (ms). Together with the handshake timeout this bounds how long an
+ * unauthenticated connection can live: 5 s + 10 s = 15 s by default.
+ */
+export const DEFAULT_UPGRADE_TIMEOUT_MS = 5_000;
+/** Server only: most authenticated connections at once. */
+export const DEFAULT_MAX_CONNECTIONS = 1024;
+/** Server only: most connections at once that have upgraded but not yet finished the handshake. */
+export const DEFAULT_MAX_PENDING_HANDSHAKES = 128;
+/** Server default: ping interval (ms); a peer that has not answered by the next ping is dropped. 0 disables. */
+export const DEFAULT_SERVER_KEEPALIVE_INTERVAL_MS = 30_000;
+/** Client default: the client answers the server's pings; its own pings are off unless asked for. */
+export const DEFAULT_CLIENT_KEEPALIVE_INTERVAL_MS = 0;
+/** Default idle timeout: close after this long without an MCP message either way (ms). 0 (the default) disables it. */
+export const DEFAULT_IDLE_TIMEOUT_MS = 0;
+/** `send()` waits while the socket holds at least this many unsent bytes. */
+export const DEFAULT_SEND_HIGH_WATER_MARK_BYTES = 1024 * 1024;
+/**
+ * Most bytes of sealed frames waiting behind the high-water mark. A message is
+ * always accepted when nothing waits, so one maximum-size message always fits.
+ */
+export const DEFAULT_MAX_SEND_BUFFER_BYTES = 64 * 1024 * 1024;
+/** After sending a close frame, how long to wait for the peer's before dropping the TCP connection (ms). */
+export const CLOSE_GRACE_MS = 1_000;
+/** Inbound frames held (socket paused) while nobody consumes them yet, e.g. before `start()`. */
+export const MAX_QUEUED_INBOUND_FRAMES = 32;
+
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/** Limits of one connection, shared by client and server transports. */
+export interface ConnectionLimits {
+  /** Largest MCP message (UTF-8 JSON bytes), both directions. Default 16 MiB (`DEFAULT_MAX_MESSAGE_BYTES`). */
+  maxMessageBytes?: number;
+  /** Handshake timeout, ms. Default 10,000. */
+  handshakeTimeoutMs?: number;
+  /** Keepalive ping interval, ms; 0 disables. Default 30,000 on servers, 0 on clients. */
+  keepaliveIntervalMs?: number;
+  /** Close after this many ms without an MCP message in either direction; 0 disables. Default 0. */
+  idleTimeoutMs?: number;
+  /** `send()` waits while the socket buffers at least this many bytes. Default 1 MiB. */
+  sendHighWaterMarkBytes?: number;
+  /** Most bytes queued behind the high-water mark before `send()` fails with `ERR_SEND_BUFFER_FULL`. Default 64 MiB. */
+  maxSendBufferBytes?: number;
+  /** Key rotation triggers of the session (see `SessionOptions`). */
+  session?: Pick<SessionOptions, 'rekeyAfterFrames' | 'rekeyAfterBytes' | 'rekeyAfterMs'>;
+}
+
+/** Limits of a server: the connection limits plus admission control. */
+export interface ServerLimits extends ConnectionLimits {
+  /** Time from TCP accept to the HTTP upgrade, ms (only for servers started with `listen()`). Default 5,000. */
+  upgradeTimeoutMs?: number;
+  /** Most authenticated connections at once; more are closed with 1013 `ERR_LIMIT_REACHED`. Default 1024. */
+  maxConnections?: number;
+  /** Most unauthenticated connections in the handshake at once; more are closed with 1013 `ERR_LIMIT_REACHED`. Default 128. */
+  maxPendingHandshakes?: number;
+}
+
+export type ResolvedConnectionLimits = Required<Omit<ConnectionLimits, 'session'>> & { session: SessionOptions };
+export type ResolvedServerLimits = ResolvedConnectionLimits & Required<Omit<ServerLimits, keyof ConnectionLimits>>;
+
+function pick(value: number | undefined, fallback: number, min: number, max: number, name: string): number {
+  if (value === undefined) return fallback;
+  assertInteger(value, min, max, name);
+  return value;
+}
+
+/**
+ * Apply defaults and check ranges.
+ * @throws TypeError / RangeError naming the offending limit.
+ */
+export function resolveConnectionLimits(limits: ConnectionLimits = {}, keepaliveDefaultMs: number): ResolvedConnectionLimits {
+  const maxMessageBytes = pick(limits.maxMessageBytes, DEFAULT_MAX_MESSAGE_BYTES, 1, 2 ** 30, 'maxMessageBytes');
+  return {
+    maxMessageBytes,
+    handshakeTimeoutMs: pick(limits.handshakeTimeoutMs, DEFAULT_HANDSHAKE_TIMEOUT_MS, 1, MAX_TIMER_MS, 'handshakeTimeoutMs'),
+    keepaliveIntervalMs: pick(limits.keepaliveIntervalMs, keepaliveDefaultMs, 0, MAX_TIMER_MS, 'keepaliveIntervalMs'),
+    idleTimeoutMs: pick(limits.idleTimeoutMs, DEFAULT_IDLE_TIMEOUT_MS, 0, MAX_TIMER_MS, 'idleTimeoutMs'),
+    sendHighWaterMarkBytes: pick(limits.sendHighWaterMarkBytes, DEFAULT_SEND_HIGH_WATER_MARK_BYTES, 1, 2 ** 32, 'sendHighWaterMarkBytes'),
+    maxSendBufferBytes: pick(limits.maxSendBufferBytes, DEFAULT_MAX_SEND_BUFFER_BYTES, 1, 2 ** 40, 'maxSendBufferBytes'),
+    session: { ...limits.session, maxMessageBytes },
+  };
+}
+
+/** Apply defaults and check ranges of server limits. @throws TypeError / RangeError. */
+export function resolveServerLimits(limits: ServerLimits = {}): ResolvedServerLimits {
+  return {
+    ...resolveConnectionLimits(limits, DEFAULT_SERVER_KEEPALIVE_INTERVAL_MS),
+    upgradeTimeoutMs: pick(limits.upgradeTimeoutMs, DEFAULT_UPGRADE_TIMEOUT_MS, 1, MAX_TIMER_MS, 'upgradeTimeoutMs'),
+    maxConnections: pick(limits.maxConnections, DEFAULT_MAX_CONNECTIONS, 1, 2 ** 24, 'maxConnections'),
+    maxPendingHandshakes: pick(limits.maxPendingHandshakes, DEFAULT_MAX_PENDING_HANDSHAKES, 1, 2 ** 24, 'maxPendingHandshakes'),
+  };
+}

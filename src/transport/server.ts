@@ -1,0 +1,381 @@
+/**
+ * Accepts mcp-e2e connections: admission control, subprotocol choice,
+ * handshake, trust decision, then one `EncryptedWebSocketServerTransport`
+ * per client handed to `onConnection`. Each connection has its own session
+ * and its own transport; a failure of one never touches another.
+ *
+ * Defence against unauthenticated load, in order of arrival:
+ * - TCP accept (servers started with `listen()`): at most `maxConnections +
+ *   maxPendingHandshakes` sockets; the HTTP upgrade must arrive within
+ *   `upgradeTimeoutMs`, and the socket is destroyed at accept +
+ *   `upgradeTimeoutMs` + `handshakeTimeoutMs` (15 s by default) unless
+ *   authenticated by then, whatever stage it is stuck in.
+ * - Upgrade: the mode is chosen from the subprotocol before any message is
+ *   read; over `maxPendingHandshakes` or `maxConnections`, the connection is
+ *   closed at once with 1013 `ERR_LIMIT_REACHED`.
+ * - Handshake: `ws` accepts messages of at most MAX_HANDSHAKE_MESSAGE_BYTES
+ *   (larger frames are refused by their header, close 1009, nothing buffered)
+ *   until the peer is authenticated and admitted.
+ */
+import { createServer, type IncomingMessage, type Server as HttpServer } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { WebSocketServer, type WebSocket } from 'ws';
+import { McpE2eError } from '../errors.js';
+import { Handshake } from '../handshake/handshake.js';
+import { NodeIdentity, type PeerIdentity } from '../identity/identity.js';
+import { PeerAllowList, type TrustPolicy } from '../identity/trust.js';
+import { FRAMINGS, MAX_HANDSHAKE_MESSAGE_BYTES, type Framing } from '../protocol.js';
+import { asMcpE2eError, closeWithError } from './closing.js';
+import { CLOSE_GRACE_MS, resolveServerLimits, type ResolvedServerLimits, type ServerLimits } from './limits.js';
+import { EncryptedWebSocketServerTransport } from './server-transport.js';
+import { modeOfServerConnection, selectSubprotocol } from './subprotocol.js';
+
+/** Where a connection-level failure happened, for `onError`. */
+export interface ConnectionInfo {
+  remoteAddress: string | undefined;
+  /** The authenticated peer, when the failure came after the handshake. */
+  peer?: PeerIdentity;
+}
+
+/** Options of `EncryptedWebSocketServer`. */
+export interface EncryptedWebSocketServerOptions {
+  /** The server's identity. */
+  identity: NodeIdentity;
+  /** Accept every client that completes the handshake. Without it, `allowedPeers` or `trust` is required. */
+  allowAnyPeer?: boolean;
+  /**
+   * Node ids allowed to connect. Pass a `PeerAllowList` to change it at run
+   * time (`set()`, `reload()`): every handshake consults the current list.
+   * An array is wrapped into a new list, available as `server.allowList`.
+   */
+  allowedPeers?: Iterable<string> | PeerAllowList;
+  /** Another trust policy. With `allowedPeers` too, a client must pass both. */
+  trust?: TrustPolicy;
+  /** Also serve plain MCP (subprotocol `mcp`, no encryption, nobody authenticated). Default false. */
+  allowPlaintext?: boolean;
+  /** Require a signature on every frame even when the client does not ask. Default false (the client decides). */
+  signatures?: boolean;
+  /** Acceptable framings, most preferred first. Default `['binary', 'json']`. */
+  framings?: Framing[];
+  /** Accept upgrades only on this path (e.g. `/mcp`). Default: any path. */
+  path?: string;
+  /** Limits; every one has a safe default (see `ServerLimits`). */
+  limits?: ServerLimits;
+  /**
+   * Called with each authenticated (or, if allowed, plaintext) connection and
+   * the client's verified identity (undefined in plaintext mode). Typically
+   * creates an `McpServer` and `connect()`s it. A rejection closes the connection.
+   */
+  onConnection: (transport: EncryptedWebSocketServerTransport, peer: PeerIdentity | undefined) => void | Promise<void>;
+  /**
+   * Connection-level failures (refused handshakes, refused peers, limits,
+   * timeouts, a failing `onConnection`), with the local detail. The peer saw
+   * only a close code and the error code. Default: ignore.
+   */
+  onError?: (error: Error, info: ConnectionInfo) => void;
+}
+
+interface Deadline {
+  timer: NodeJS.Timeout;
+  acceptedAt: number;
+}
+
+function httpReject(socket: Duplex, status: number, text: string): void {
+  if (socket.writable) socket.end(`HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+  socket.destroy();
+}
+
+/**
+ * A WebSocket server for MCP over mcp-e2e. Start it with `listen()` or
+ * `attach()` to an existing HTTP(S) server; stop it with `close()`.
+ */
+export class EncryptedWebSocketServer {
+  /** The effective limits (defaults applied). */
+  readonly limits: ResolvedServerLimits;
+  /** The allowlist in force, when `allowedPeers` was given. */
+  readonly allowList: PeerAllowList | undefined;
+  readonly #identity: NodeIdentity;
+  readonly #policies: TrustPolicy[];
+  readonly #options: EncryptedWebSocketServerOptions;
+  readonly #framings: Framing[];
+  readonly #wss: WebSocketServer;
+  #http: HttpServer | undefined;
+  #owned = false;
+  #closing = false;
+  #closed: Promise<void> | undefined;
+  readonly #connections = new Set<EncryptedWebSocketServerTransport>();
+  readonly #pending = new Set<EncryptedWebSocketServerTransport>();
+  /** Sockets not yet authenticated, with the timer that destroys them. */
+  readonly #deadlines = new Map<Socket, Deadline>();
+
+  /**
+   * @throws TypeError for a missing identity or `onConnection`, or when no
+   *   client could ever be authorised (none of `allowAnyPeer`, `allowedPeers`,
+   *   `trust`), or when `allowAnyPeer` is combined with a list or policy.
+   * @throws RangeError for out-of-range limits or bad `framings`.
+   * @throws McpE2eError `ERR_INVALID_NODE_ID` for a malformed allowlist entry.
+   */
+  constructor(options: EncryptedWebSocketServerOptions) {
+    if (!(options.identity instanceof NodeIdentity)) throw new TypeError('"identity" expected a NodeIdentity');
+    if (typeof options.onConnection !== 'function') throw new TypeError('"onConnection" expected a function');
+    this.#options = options;
+    this.#identity = options.identity;
+    this.limits = resolveServerLimits(options.limits);
+    const framings = options.framings ?? ['binary', 'json'];
+    if (!Array.isArray(framings) || framings.length === 0 || new Set(framings).size !== framings.length || framings.some((f) => !FRAMINGS.includes(f))) {
+      throw new RangeError('"framings" expected a non-empty list of distinct framings (json, binary)');
+    }
+    this.#framings = [...framings];
+    const policies: TrustPolicy[] = [];
+    if (options.allowedPeers !== undefined) {
+      this.allowList = options.allowedPeers instanceof PeerAllowList ? options.allowedPeers : new PeerAllowList(options.allowedPeers);
+      policies.push(this.allowList);
+    }
+    if (options.trust !== undefined) policies.push(options.trust);
+    if (options.allowAnyPeer === true) {
+      if (policies.length > 0) throw new TypeError('"allowAnyPeer" contradicts "allowedPeers"/"trust"; give one or the other');
+    } else if (policies.length === 0) {
+      throw new TypeError('refusing to accept unauthorised clients: give "allowedPeers", "trust", or "allowAnyPeer: true"');
+    }
+    this.#policies = policies;
+    this.#wss = new WebSocketServer({
+      noServer: true,
+      // Until a client is authenticated, nothing larger than a handshake message is read.
+      maxPayload: MAX_HANDSHAKE_MESSAGE_BYTES,
+      perMessageDeflate: false,
+      clientTracking: false,
+      handleProtocols: (offered) => selectSubprotocol(offered),
+    });
+  }
+
+  /** Connections that completed the handshake and are still open. */
+  get connections(): EncryptedWebSocketServerTransport[] {
+    return [...this.#connections];
+  }
+
+  /** Connections currently in the handshake. */
+  get pendingHandshakes(): number {
+    return this.#pending.size;
+  }
+
+  /** The address the server listens on (`listen()` only). */
+  address(): AddressInfo | undefined {
+    const a = this.#http?.address();
+    return a && typeof a === 'object' ? a : undefined;
+  }
+
+  /**
+   * Listen on `host:port` with a server of our own. Plain HTTP requests get
+   * 426 Upgrade Required.
+   * @param port TCP port; 0 picks a free one. Default 0.
+   * @param host Default `127.0.0.1` (loopback only; pass `0.0.0.0` or `::` to serve the network).
+   * @returns the bound address.
+   * @throws Error when already listening or attached, or when binding fails.
+   */
+  async listen(port = 0, host = '127.0.0.1'): Promise<AddressInfo> {
+    this.#checkIdle();
+    const server = createServer();
+    this.#http = server;
+    this.#owned = true;
+    // net.Server drops sockets beyond this at accept, before any parsing.
+    server.maxConnections = this.limits.maxConnections + this.limits.maxPendingHandshakes;
+    server.on('connection', (socket: Socket) => this.#onTcpConnection(socket));
+    server.on('request', (_req, res) => {
+      res.writeHead(426, { Connection: 'close', Upgrade: 'websocket', 'Content-Type': 'text/plain' });
+      res.end('mcp-e2e: WebSocket upgrade required\n');
+    });
+    server.on('upgrade', this.#onUpgrade);
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(port, host, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    return this.address()!;
+  }
+
+  /**
+   * Serve WebSocket upgrades of an existing HTTP or HTTPS server (its other
+   * requests are left alone). A stalled upgrade request is then that server's
+   * to time out (`headersTimeout`); from the upgrade on, our limits apply.
+   * @throws Error when already listening or attached.
+   */
+  attach(server: HttpServer): void {
+    this.#checkIdle();
+    this.#http = server;
+    this.#owned = false;
+    server.on('upgrade', this.#onUpgrade);
+  }
+
+  /**
+   * Re-check every open encrypted connection against the current trust
+   * policies (e.g. after `allowList.set()` or `reload()`); connections that
+   * no longer pass are closed with 4003 `ERR_PEER_REJECTED`.
+   * @returns how many connections were closed.
+   */
+  revalidatePeers(): number {
+    let closed = 0;
+    for (const t of this.#connections) {
+      if (!t.peer) continue;
+      try {
+        this.#verifyPeer(t.peer);
+      } catch (err) {
+        const e = asMcpE2eError(err, 'ERR_PEER_REJECTED');
+        this.#report(e, { remoteAddress: t.remoteAddress, peer: t.peer });
+        t.terminate(e);
+        closed++;
+      }
+    }
+    return closed;
+  }
+
+  /**
+   * Stop accepting, close every connection (code 1000) and, for `listen()`,
+   * the HTTP server. Resolves when all are closed. Idempotent.
+   */
+  close(): Promise<void> {
+    if (this.#closed) return this.#closed;
+    this.#closing = true;
+    this.#closed = (async () => {
+      const http = this.#http;
+      if (http && !this.#owned) http.off('upgrade', this.#onUpgrade);
+      const stopped = http && this.#owned ? new Promise<void>((resolve) => http.close(() => resolve())) : Promise.resolve();
+      for (const [socket, d] of this.#deadlines) {
+        clearTimeout(d.timer);
+        socket.destroy();
+      }
+      this.#deadlines.clear();
+      await Promise.all([...this.#pending, ...this.#connections].map((t) => t.close()));
+      if (http && this.#owned) http.closeAllConnections();
+      await stopped;
+    })();
+    return this.#closed;
+  }
+
+  #checkIdle(): void {
+    if (this.#http) throw new Error('EncryptedWebSocketServer is already listening or attached');
+    if (this.#closing) throw new Error('EncryptedWebSocketServer is closed');
+  }
+
+  #report(error: Error, info: ConnectionInfo): void {
+    try {
+      this.#options.onError?.(error, info);
+    } catch {
+      // A failing error hook must not take other connections down.
+    }
+  }
+
+  #verifyPeer(peer: PeerIdentity): void {
+    for (const policy of this.#policies) policy.verify(peer);
+  }
+
+  #onTcpConnection(socket: Socket): void {
+    if (this.#closing) {
+      socket.destroy();
+      return;
+    }
+    const acceptedAt = Date.now();
+    const timer = setTimeout(() => {
+      this.#deadlines.delete(socket);
+      socket.destroy();
+    }, this.limits.upgradeTimeoutMs);
+    timer.unref();
+    this.#deadlines.set(socket, { timer, acceptedAt });
+    socket.once('close', () => this.#authenticated(socket));
+  }
+
+  /** From the upgrade on, the socket lives until accept + upgrade + handshake timeouts at most. */
+  #armHandshakeDeadline(socket: Socket): void {
+    const previous = this.#deadlines.get(socket);
+    if (previous) clearTimeout(previous.timer);
+    const { upgradeTimeoutMs, handshakeTimeoutMs } = this.limits;
+    // For attach(), we never saw the accept: allow the handshake plus the close grace.
+    const remaining = previous ? previous.acceptedAt + upgradeTimeoutMs + handshakeTimeoutMs - Date.now() : handshakeTimeoutMs + CLOSE_GRACE_MS;
+    const timer = setTimeout(() => {
+      this.#deadlines.delete(socket);
+      socket.destroy();
+    }, Math.max(1, remaining));
+    timer.unref();
+    this.#deadlines.set(socket, { timer, acceptedAt: previous?.acceptedAt ?? Date.now() });
+    if (!previous) socket.once('close', () => this.#authenticated(socket));
+  }
+
+  /** The socket is authenticated (or gone): no deadline any more. */
+  #authenticated(socket: Socket): void {
+    const d = this.#deadlines.get(socket);
+    if (d) clearTimeout(d.timer);
+    this.#deadlines.delete(socket);
+  }
+
+  #onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
+    const path = this.#options.path;
+    if (path !== undefined) {
+      const url = req.url ?? '/';
+      const q = url.indexOf('?');
+      if ((q === -1 ? url : url.slice(0, q)) !== path) {
+        // Another upgrade listener of an attached server may own that path.
+        if (this.#owned) httpReject(socket, 404, 'Not Found');
+        return;
+      }
+    }
+    if (this.#closing) {
+      httpReject(socket, 503, 'Service Unavailable');
+      return;
+    }
+    this.#armHandshakeDeadline(req.socket);
+    this.#wss.handleUpgrade(req, socket, head, (ws) => this.#onWebSocket(ws, req));
+  };
+
+  #onWebSocket(ws: WebSocket, req: IncomingMessage): void {
+    const info: ConnectionInfo = { remoteAddress: req.socket.remoteAddress };
+    const refuse = (err: McpE2eError): void => {
+      ws.on('error', () => {});
+      this.#report(err, info);
+      closeWithError(ws, err);
+    };
+    let mode;
+    try {
+      mode = modeOfServerConnection(ws.protocol, this.#options.allowPlaintext === true);
+    } catch (err) {
+      refuse(asMcpE2eError(err, 'ERR_SUBPROTOCOL'));
+      return;
+    }
+    const { maxConnections, maxPendingHandshakes } = this.limits;
+    if (this.#pending.size >= maxPendingHandshakes || this.#pending.size + this.#connections.size >= maxConnections) {
+      refuse(new McpE2eError('ERR_LIMIT_REACHED', `connection refused: ${this.#connections.size} connections, ${this.#pending.size} handshakes in progress`));
+      return;
+    }
+    const transport = new EncryptedWebSocketServerTransport(ws, req, mode, this.limits);
+    void this.#admit(transport, req.socket, info);
+  }
+
+  async #admit(transport: EncryptedWebSocketServerTransport, socket: Socket, info: ConnectionInfo): Promise<void> {
+    this.#pending.add(transport);
+    try {
+      const handshake = transport.mode === 'encrypted'
+        ? new Handshake('responder', this.#identity, { signatures: this.#options.signatures ?? false, framings: this.#framings })
+        : undefined;
+      await transport.accept(handshake!, this.#identity, (peer) => this.#verifyPeer(peer));
+    } catch (err) {
+      this.#report(asMcpE2eError(err, 'ERR_HANDSHAKE_MALFORMED'), info);
+      return;
+    } finally {
+      this.#pending.delete(transport);
+    }
+    this.#authenticated(socket);
+    if (this.#closing || transport.closed) {
+      await transport.close();
+      return;
+    }
+    this.#connections.add(transport);
+    transport.socket.once('close', () => this.#connections.delete(transport));
+    try {
+      await this.#options.onConnection(transport, transport.peer);
+    } catch (err) {
+      this.#report(err instanceof Error ? err : new Error(String(err)), { ...info, ...(transport.peer ? { peer: transport.peer } : {}) });
+      await transport.close();
+    }
+  }
+}

@@ -1,0 +1,44 @@
+/**
+ * The one place that touches `ws` internals. `ws` fixes `maxPayload` when a
+ * socket is created and offers no public way to change it; we need a tiny
+ * limit (MAX_HANDSHAKE_MESSAGE_BYTES) until the peer is authenticated and the
+ * session limit afterwards, so an unauthenticated peer can never make us
+ * buffer a large message. ws 8 keeps the limit in `ws._receiver._maxPayload`
+ * (lib/receiver.js, checked in `haveLength()` against each frame's declared
+ * length before any payload is buffered, and again per decompressed chunk).
+ *
+ * The receiver reads the field for every frame header, so a change made
+ * synchronously inside a 'message' handler applies to the very next frame.
+ * If a future `ws` moves the field, `setMaxPayload` throws instead of
+ * silently leaving the wrong limit in place (fail closed); the transport
+ * tests pin the behaviour on the installed version.
+ */
+import type { WebSocket } from 'ws';
+
+interface ReceiverInternals {
+  _maxPayload: number;
+}
+
+function receiverOf(ws: WebSocket): ReceiverInternals {
+  const receiver = (ws as unknown as { _receiver?: unknown })._receiver;
+  if (typeof receiver !== 'object' || receiver === null || typeof (receiver as { _maxPayload?: unknown })._maxPayload !== 'number') {
+    throw new Error('unsupported ws version: ws._receiver._maxPayload not found (cannot adjust the message size limit)');
+  }
+  return receiver as ReceiverInternals;
+}
+
+/**
+ * Set the largest message (bytes) `ws` will accept from now on. Larger frames
+ * are refused by `ws` with close code 1009 before their payload is buffered.
+ * @throws RangeError unless `bytes` is a positive integer (0 would mean "no limit" to ws).
+ * @throws Error when the installed `ws` keeps the limit elsewhere.
+ */
+export function setMaxPayload(ws: WebSocket, bytes: number): void {
+  if (!Number.isInteger(bytes) || bytes < 1) throw new RangeError(`"bytes" expected a positive integer, got ${bytes}`);
+  receiverOf(ws)._maxPayload = bytes;
+}
+
+/** The message size limit `ws` currently enforces on `ws` (bytes). */
+export function getMaxPayload(ws: WebSocket): number {
+  return receiverOf(ws)._maxPayload;
+}

@@ -1,0 +1,184 @@
+/**
+ * Shared fixtures of the transport tests: a feature-rich McpServer factory,
+ * a server/client pair on 127.0.0.1 with port 0, and event helpers (no sleeps
+ * as synchronisation: every wait is on an event, bounded by a timeout that
+ * fails the test).
+ */
+import { McpServer, ResourceTemplate } from '@modelcontextprotocol/sdk/server/mcp.js';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { z } from 'zod';
+import {
+  EncryptedWebSocketClientTransport,
+  EncryptedWebSocketServer,
+  NodeIdentity,
+  peerFromAuthInfo,
+  type EncryptedWebSocketClientTransportOptions,
+  type EncryptedWebSocketServerOptions,
+  type EncryptedWebSocketServerTransport,
+  type PeerIdentity,
+} from '../../src/index.js';
+
+/** Reject after `ms` so a missing event fails the test instead of hanging it. */
+export function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+/** A promise plus its resolver. */
+export function deferred<T = void>(): { promise: Promise<T>; resolve: (v: T) => void; reject: (e: unknown) => void } {
+  let resolve!: (v: T) => void;
+  let reject!: (e: unknown) => void;
+  const promise = new Promise<T>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  return { promise, resolve, reject };
+}
+
+/** Server-side observations of the test tools. */
+export interface ToolProbe {
+  /** Resolved with the request id when the `slow` tool sees its abort signal. */
+  cancelled: ReturnType<typeof deferred<string>>;
+  /** Resolved when `slow` has started. */
+  slowStarted: ReturnType<typeof deferred<void>>;
+}
+
+/** An McpServer exercising tools, resources, prompts, progress, logging and cancellation. */
+export function makeMcpServer(probe?: ToolProbe): McpServer {
+  const server = new McpServer({ name: 'mcp-e2e-test', version: '1.0.0' }, { capabilities: { logging: {} } });
+  server.registerTool('echo', { description: 'echo', inputSchema: { message: z.string() } }, async ({ message }) => ({
+    content: [{ type: 'text', text: `Echo: ${message}` }],
+  }));
+  server.registerTool('add', { inputSchema: { a: z.number(), b: z.number() } }, async ({ a, b }) => ({
+    content: [{ type: 'text', text: String(a + b) }],
+  }));
+  server.registerTool('whoami', {}, async (extra) => {
+    const peer = peerFromAuthInfo(extra.authInfo);
+    return {
+      content: [{ type: 'text', text: JSON.stringify({ clientId: extra.authInfo?.clientId ?? null, nodeId: peer?.nodeId ?? null, token: extra.authInfo?.token ?? null, sessionId: extra.sessionId ?? null }) }],
+    };
+  });
+  server.registerTool('big', { inputSchema: { bytes: z.number().int() } }, async ({ bytes }) => ({
+    content: [{ type: 'text', text: 'x'.repeat(bytes) }],
+  }));
+  server.registerTool('progress', { inputSchema: { steps: z.number().int() } }, async ({ steps }, extra) => {
+    const token = extra._meta?.progressToken;
+    for (let i = 1; i <= steps; i++) {
+      if (token !== undefined) await extra.sendNotification({ method: 'notifications/progress', params: { progressToken: token, progress: i, total: steps } });
+    }
+    return { content: [{ type: 'text', text: 'done' }] };
+  });
+  server.registerTool('log', { inputSchema: { text: z.string() } }, async ({ text }, extra) => {
+    await extra.sendNotification({ method: 'notifications/message', params: { level: 'info', logger: 'test', data: text } });
+    return { content: [{ type: 'text', text: 'logged' }] };
+  });
+  server.registerTool('slow', {}, async (extra) => {
+    probe?.slowStarted.resolve();
+    await new Promise<void>((resolve) => {
+      if (extra.signal.aborted) resolve();
+      extra.signal.addEventListener('abort', () => resolve(), { once: true });
+    });
+    probe?.cancelled.resolve(String(extra.requestId));
+    return { content: [{ type: 'text', text: 'cancelled' }] };
+  });
+  server.registerResource('hello', 'test://hello', { mimeType: 'text/plain' }, async (uri) => ({
+    contents: [{ uri: uri.href, text: 'hello resource' }],
+  }));
+  server.registerResource('item', new ResourceTemplate('test://item/{id}', { list: undefined }), {}, async (uri, vars) => ({
+    contents: [{ uri: uri.href, text: `item ${String(vars.id)}` }],
+  }));
+  server.registerPrompt('greet', { argsSchema: { name: z.string() } }, ({ name }) => ({
+    messages: [{ role: 'user', content: { type: 'text', text: `Hello, ${name}!` } }],
+  }));
+  return server;
+}
+
+export interface ServerFixture {
+  server: EncryptedWebSocketServer;
+  identity: NodeIdentity;
+  url: string;
+  port: number;
+  /** Errors the server reported through onError. */
+  errors: Error[];
+  /** Resolves on the next server onError. */
+  nextError: () => Promise<Error>;
+  /** Server-side transports as they connect. */
+  transports: EncryptedWebSocketServerTransport[];
+  probe: ToolProbe;
+  close: () => Promise<void>;
+}
+
+export function newProbe(): ToolProbe {
+  return { cancelled: deferred<string>(), slowStarted: deferred<void>() };
+}
+
+/** Start an EncryptedWebSocketServer on 127.0.0.1:0 that runs `makeMcpServer()` per connection. */
+export async function startServer(
+  options: Partial<EncryptedWebSocketServerOptions> & { identity?: NodeIdentity } = {},
+): Promise<ServerFixture> {
+  const identity = options.identity ?? NodeIdentity.generate();
+  const errors: Error[] = [];
+  const waiters: Array<(e: Error) => void> = [];
+  const transports: EncryptedWebSocketServerTransport[] = [];
+  const probe = newProbe();
+  const server = new EncryptedWebSocketServer({
+    allowAnyPeer: options.allowedPeers === undefined && options.trust === undefined ? true : undefined,
+    onConnection: async (transport: EncryptedWebSocketServerTransport, _peer: PeerIdentity | undefined) => {
+      transports.push(transport);
+      await makeMcpServer(probe).connect(transport);
+    },
+    onError: (err) => {
+      errors.push(err);
+      waiters.shift()?.(err);
+    },
+    ...options,
+    identity,
+  });
+  const addr = await server.listen(0, '127.0.0.1');
+  return {
+    server,
+    identity,
+    url: `ws://127.0.0.1:${addr.port}/mcp`,
+    port: addr.port,
+    errors,
+    nextError: () => within(new Promise<Error>((resolve) => waiters.push(resolve)), 5000, 'a server error'),
+    transports,
+    probe,
+    close: () => server.close(),
+  };
+}
+
+export interface ClientFixture {
+  client: Client;
+  transport: EncryptedWebSocketClientTransport;
+  errors: Error[];
+  closed: Promise<void>;
+}
+
+/** Connect an SDK Client over our client transport. */
+export async function connectClient(url: string, options: EncryptedWebSocketClientTransportOptions): Promise<ClientFixture> {
+  const transport = new EncryptedWebSocketClientTransport(url, options);
+  const errors: Error[] = [];
+  const closed = deferred();
+  transport.onerror = (e) => errors.push(e);
+  transport.onclose = () => closed.resolve();
+  const client = new Client({ name: 'mcp-e2e-test-client', version: '1.0.0' });
+  await client.connect(transport);
+  return { client, transport, errors, closed: closed.promise };
+}
+
+/** Text of the first content item of a tool result. */
+export function textOf(result: unknown): string {
+  const content = (result as { content?: Array<{ type: string; text?: string }> }).content;
+  const first = content?.[0];
+  if (!first || first.type !== 'text' || typeof first.text !== 'string') throw new Error('tool result has no text content');
+  return first.text;
+}
+
+/** The error code of an McpE2eError-like value. */
+export function codeOf(err: unknown): string | undefined {
+  return (err as { code?: string } | undefined)?.code;
+}
