@@ -394,7 +394,7 @@ function buildRejections(c: CaseSpec, framing: Framing, signatures: boolean, goo
   return out;
 }
 
-/** The key file the initiator's identity is saved as (PROTOCOL.md §2.3). */
+/** The key file the initiator's identity is saved as (PROTOCOL.md §2.4). */
 export function keyFileExample(): string {
   const dir = mkdtempSync(join(tmpdir(), 'mcp-e2e-vectors-'));
   try {
