@@ -103,7 +103,7 @@ export interface ServerFixture {
   port: number;
   /** Errors the server reported through onError. */
   errors: Error[];
-  /** Resolves on the next server onError. */
+  /** Resolves with the oldest server onError not yet taken (waiting for one if need be). */
   nextError: () => Promise<Error>;
   /** Server-side transports as they connect. */
   transports: EncryptedWebSocketServerTransport[];
@@ -124,6 +124,7 @@ export async function startServer(
   const waiters: Array<(e: Error) => void> = [];
   const transports: EncryptedWebSocketServerTransport[] = [];
   const probe = newProbe();
+  let consumed = 0;
   const server = new EncryptedWebSocketServer({
     allowAnyPeer: options.allowedPeers === undefined && options.trust === undefined ? true : undefined,
     onConnection: async (transport: EncryptedWebSocketServerTransport, _peer: PeerIdentity | undefined) => {
@@ -132,7 +133,8 @@ export async function startServer(
     },
     onError: (err) => {
       errors.push(err);
-      waiters.shift()?.(err);
+      const waiter = waiters.shift();
+      if (waiter) waiter(errors[consumed++]!);
     },
     ...options,
     identity,
@@ -144,7 +146,10 @@ export async function startServer(
     url: `ws://127.0.0.1:${addr.port}/mcp`,
     port: addr.port,
     errors,
-    nextError: () => within(new Promise<Error>((resolve) => waiters.push(resolve)), 5000, 'a server error'),
+    nextError: () =>
+      consumed < errors.length
+        ? Promise.resolve(errors[consumed++]!)
+        : within(new Promise<Error>((resolve) => waiters.push(resolve)), 5000, 'a server error'),
     transports,
     probe,
     close: () => server.close(),
