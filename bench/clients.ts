@@ -10,7 +10,7 @@ import { JSONRPCMessageSchema, type JSONRPCMessage } from '@modelcontextprotocol
 import type { NodeIdentity } from '../src/identity/identity.js';
 import type { Mode, ModeId } from './modes.js';
 import type { ServerConfig, ServerStats } from './server.js';
-import type { TransportLike, TransportModule } from './encrypted.js';
+import { connectEncrypted as openEncrypted } from './encrypted.js';
 
 /** One open connection: send a JSON-RPC message, get JSON-RPC messages back. */
 export interface BenchConnection {
@@ -26,7 +26,6 @@ export interface ClientContext {
   /** Validate incoming plaintext JSON-RPC with the SDK schema. */
   validate: boolean;
   identity: NodeIdentity;
-  transport?: TransportModule;
   /** The server's node id (for pinning in encrypted modes). */
   serverNodeId: string;
 }
@@ -77,33 +76,12 @@ function connectPlaintext(mode: Mode, port: number, ctx: ClientContext): Promise
 }
 
 async function connectEncrypted(mode: Mode, port: number, ctx: ClientContext): Promise<BenchConnection> {
-  if (!ctx.transport) throw new Error('encrypted transport not loaded');
-  const t: TransportLike = new ctx.transport.EncryptedWebSocketClientTransport(urlOf(mode, port), {
-    identity: ctx.identity,
-    expectedPeer: ctx.serverNodeId,
-    signatures: mode.signatures!,
-    framings: [mode.framing!],
-    enableEncryption: true,
-  });
-  let closed = false;
-  let onClosed: (() => void) | undefined;
   const conn: BenchConnection = {
     send: (m) => void t.send(m).catch(() => {}),
     onmessage: () => {},
-    close: async () => {
-      if (closed) return;
-      const done = new Promise<void>((r) => { onClosed = r; });
-      await t.close();
-      await Promise.race([done, new Promise((r) => setTimeout(r, 2000))]);
-    },
+    close: () => t.close(),
   };
-  t.onmessage = (m) => conn.onmessage(m);
-  t.onerror = () => {};
-  t.onclose = () => {
-    closed = true;
-    onClosed?.();
-  };
-  await t.start();
+  const t = await openEncrypted(urlOf(mode, port), ctx.identity, ctx.serverNodeId, mode.framing!, mode.signatures!, (m) => conn.onmessage(m));
   return conn;
 }
 

@@ -1,80 +1,93 @@
 /**
- * Access to the encrypted WebSocket transports in src/transport/.
- *
- * They are loaded at run time, so the benchmark builds and runs its
- * plaintext and in-process figures before (and independently of) the
- * transport; `loadTransport()` says why encrypted modes are unavailable.
+ * The encrypted modes: echo server and client over the transports of
+ * src/transport, measured at the transport level (send / onmessage with
+ * JSON-RPC objects), without the MCP SDK's Client/Server on top.
  */
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
-import type { NodeIdentity, PeerIdentity } from '../src/identity/identity.js';
+import { EncryptedWebSocketClientTransport } from '../src/transport/client.js';
+import { EncryptedWebSocketServer } from '../src/transport/server.js';
+import type { NodeIdentity } from '../src/identity/identity.js';
 import type { Framing } from '../src/protocol.js';
+import { echoReply } from './payload.js';
 
-/** The MCP SDK Transport shape, as much of it as the benchmark uses. */
-export interface TransportLike {
-  start(): Promise<void>;
+/** True when the transport sources exist (the smoke test skips before). */
+export function transportSourcePresent(): boolean {
+  return existsSync(fileURLToPath(new URL('../../src/transport/', import.meta.url)));
+}
+
+export interface EncryptedEchoServer {
+  port: number;
+  close(): Promise<void>;
+}
+
+/**
+ * An echo server of one mode: each connection's transport answers every
+ * request with `echoReply`. `counters` is updated per connection and reply.
+ * The server requires the mode's framing and, when signed, signatures; the
+ * client asks for exactly that, and `connectEncrypted` checks what was negotiated.
+ */
+export async function startEncryptedEchoServer(
+  identity: NodeIdentity,
+  framing: Framing,
+  signatures: boolean,
+  counters: { connections: number; echoed: number },
+): Promise<EncryptedEchoServer> {
+  const server = new EncryptedWebSocketServer({
+    identity,
+    allowAnyPeer: true,
+    signatures,
+    framings: [framing],
+    // Room for the 1,000-connection figures with connections of the previous
+    // burst still closing; every per-connection limit stays at its default.
+    limits: { maxConnections: 4096 },
+    onConnection: async (transport) => {
+      counters.connections++;
+      transport.onclose = () => counters.connections--;
+      transport.onerror = () => {};
+      transport.onmessage = (msg) => {
+        const reply = echoReply(msg);
+        if (!reply) return;
+        counters.echoed++;
+        transport.send(reply).catch(() => {});
+      };
+      await transport.start();
+    },
+  });
+  const address = await server.listen(0, '127.0.0.1');
+  return { port: address.port, close: () => server.close() };
+}
+
+export interface EncryptedClientConnection {
   send(message: JSONRPCMessage): Promise<void>;
   close(): Promise<void>;
-  onmessage?: ((message: JSONRPCMessage) => void) | undefined;
-  onerror?: ((error: Error) => void) | undefined;
-  onclose?: (() => void) | undefined;
+  onmessage: ((message: JSONRPCMessage) => void) | undefined;
 }
 
-export interface ClientOptions {
-  identity: NodeIdentity;
-  expectedPeer: string;
-  signatures: boolean;
-  framings: Framing[];
-  enableEncryption: boolean;
-}
-
-export interface ServerLike {
-  listen(port: number, host: string): unknown;
-  close(): unknown;
-}
-
-export interface TransportModule {
-  EncryptedWebSocketClientTransport: new (url: string, options: ClientOptions) => TransportLike;
-  EncryptedWebSocketServer: new (options: {
-    identity: NodeIdentity;
-    allowAnyPeer: boolean;
-    signatures?: boolean;
-    framings?: Framing[];
-    onConnection: (transport: TransportLike, peer: PeerIdentity) => void;
-  }) => ServerLike;
-}
-
-/** dist/src, seen from dist/bench. */
-const SRC_DIR = new URL('../src/', import.meta.url);
-
-export function transportSourcePresent(): boolean {
-  return existsSync(fileURLToPath(new URL('transport/', SRC_DIR)));
-}
-
-function isTransportModule(m: Record<string, unknown>): boolean {
-  return typeof m.EncryptedWebSocketClientTransport === 'function' && typeof m.EncryptedWebSocketServer === 'function';
-}
-
-/** Load the transports, or return why they are unavailable. */
-export async function loadTransport(): Promise<{ module: TransportModule } | { unavailable: string }> {
-  if (!transportSourcePresent()) return { unavailable: 'src/transport does not exist yet (no dist/src/transport)' };
-  const found: Partial<Record<'EncryptedWebSocketClientTransport' | 'EncryptedWebSocketServer', unknown>> = {};
-  const candidates = [new URL('index.js', SRC_DIR), new URL('transport/index.js', SRC_DIR)];
-  const dir = fileURLToPath(new URL('transport/', SRC_DIR));
-  for (const f of readdirSync(dir)) if (f.endsWith('.js')) candidates.push(new URL(`transport/${f}`, SRC_DIR));
-  const errors: string[] = [];
-  for (const url of candidates) {
-    if (!existsSync(fileURLToPath(url))) continue;
-    try {
-      const m = (await import(url.href)) as Record<string, unknown>;
-      if (isTransportModule(m)) return { module: m as unknown as TransportModule };
-      found.EncryptedWebSocketClientTransport ??= m.EncryptedWebSocketClientTransport;
-      found.EncryptedWebSocketServer ??= m.EncryptedWebSocketServer;
-    } catch (err) {
-      errors.push(`${fileURLToPath(url)}: ${(err as Error).message}`);
-    }
+/** Connect and handshake; resolves when MCP messages can flow (what "connection setup" times). */
+export async function connectEncrypted(
+  url: string,
+  identity: NodeIdentity,
+  serverNodeId: string,
+  framing: Framing,
+  signatures: boolean,
+  onmessage: (message: JSONRPCMessage) => void,
+): Promise<EncryptedWebSocketClientTransport> {
+  const t = new EncryptedWebSocketClientTransport(url, {
+    identity,
+    expectedPeer: serverNodeId,
+    signatures,
+    framings: [framing],
+    enableEncryption: true,
+  });
+  t.onmessage = onmessage;
+  t.onerror = () => {};
+  await t.start();
+  const n = t.negotiated;
+  if (!n || n.framing !== framing || n.signatures !== signatures) {
+    await t.close();
+    throw new Error(`negotiated ${JSON.stringify(n)}, expected framing ${framing} with signatures ${signatures}`);
   }
-  if (isTransportModule(found)) return { module: found as unknown as TransportModule };
-  return { unavailable: `src/transport exists but does not export EncryptedWebSocketClientTransport and EncryptedWebSocketServer${errors.length ? ` (${errors.join('; ')})` : ''}` };
+  return t;
 }

@@ -181,45 +181,53 @@ export interface ThroughputResult {
   window: number;
 }
 
-/** In-flight window for a message size: 64, fewer for large messages (at most ~16 MiB in flight). */
+/** In-flight window for a message size: 64, fewer for large messages (at most ~8 MiB in flight, at least 4). */
 export function windowFor(bytes: number, maxWindow: number): number {
-  return Math.max(4, Math.min(maxWindow, Math.floor((16 * 2 ** 20) / bytes)));
+  return Math.max(4, Math.min(maxWindow, Math.floor((8 * 2 ** 20) / bytes)));
 }
 
 /**
- * Keep `window` requests in flight; after `warmMs`, count the replies that
- * arrive during `measureMs` (steady state, no ramp or drain in the count).
+ * Keep `window` requests in flight. The measurement starts once `warmMs`
+ * have passed and the first `window` replies are in (steady state: large
+ * messages take a while to fill the pipe), and ends once `measureMs` have
+ * passed and at least `window` more replies came; the ramp-up and the drain
+ * are not counted. Both boundaries are taken inside a reply handler, so the
+ * counts are exact.
  */
 export async function pipelined(req: Requester, mode: Mode, server: ServerProcess, bytes: number, window: number, warmMs: number, measureMs: number): Promise<ThroughputResult> {
   const args = makeArguments(bytes);
   let inflight = 0;
   let replies = 0;
-  let stop = false;
-  type Snap = { replies: number; clientCpu: number; t: number; server: Promise<Awaited<ReturnType<ServerProcess['stats']>>> };
+  type Snap = { replies: number; clientCpu: number; t: number; server: ReturnType<ServerProcess['stats']> };
   let start: Snap | undefined;
   let end: Snap | undefined;
-  const snap = (): Snap => ({ replies, clientCpu: cpuUs(), t: nowUs(), server: server.stats() });
+  const snap = (t: number): Snap => ({ replies, clientCpu: cpuUs(), t, server: server.stats() });
+  const t0 = nowUs();
   const done = new Promise<void>((resolve) => {
     req.onreply = () => {
       inflight--;
       replies++;
-      if (!stop) {
+      if (!end) {
+        const t = nowUs();
+        if (!start) {
+          if (replies >= window && t - t0 >= warmMs * 1000) start = snap(t);
+        } else if (replies - start.replies >= window && t - start.t >= measureMs * 1000) {
+          end = snap(t);
+        }
+      }
+      if (!end) {
         inflight++;
         req.send(args);
       } else if (inflight === 0) resolve();
     };
   });
-  const t1 = setTimeout(() => { start = snap(); }, warmMs);
-  const t2 = setTimeout(() => { end = snap(); stop = true; }, warmMs + measureMs);
   for (let i = 0; i < window; i++) {
     inflight++;
     req.send(args);
   }
   try {
-    await withTimeout(done, warmMs + measureMs + 120_000, `pipelined ${bytes} bytes`);
+    await withTimeout(done, warmMs + measureMs + 180_000, `pipelined ${bytes} bytes`);
   } finally {
-    clearTimeout(t1);
-    clearTimeout(t2);
     req.onreply = undefined;
   }
   const s = start!;
@@ -264,11 +272,12 @@ export interface MicroResult {
 }
 
 /**
- * Seal `iterations` messages of `bytes` (JSON text, as a transport hands
- * them over), then open them in order; CPU time per operation. A warm-up
- * batch runs first.
+ * Seal messages of `bytes` (JSON text, as a transport hands them over), then
+ * open them in order; CPU time per operation. A short warm-up batch sizes
+ * the measured batch to about `budgetMs` of CPU (at least 3, at most 20,000
+ * messages).
  */
-export function sealOpenCost(framing: Framing, signatures: boolean, bytes: number, iterations: number): MicroResult {
+export function sealOpenCost(framing: Framing, signatures: boolean, bytes: number, budgetMs: number): MicroResult & { iterations: number } {
   const text = JSON.stringify(request(12345, makeArguments(bytes)));
   const { client, server } = sessionPair(framing, signatures);
   const batch = (n: number): MicroResult => {
@@ -280,8 +289,8 @@ export function sealOpenCost(framing: Framing, signatures: boolean, bytes: numbe
     const c2 = cpuUs();
     return { sealUs: (c1 - c0) / n, openUs: (c2 - c1) / n };
   };
-  batch(Math.max(2, Math.ceil(iterations / 5)));
-  return batch(iterations);
+  batch(3);
+  const probe = batch(Math.max(3, Math.min(200, Math.floor(2 ** 20 / bytes))));
+  const iterations = Math.max(3, Math.min(20_000, Math.round((budgetMs * 1000) / Math.max(1, probe.sealUs + probe.openUs))));
+  return { ...batch(iterations), iterations };
 }
-
-export { quantile };

@@ -3,7 +3,7 @@
  *
  *   node dist/bench/run.js [--quick] [--reps N] [--modes ws,wss,...]
  *        [--figures connect,rtt,throughput,burst,micro] [--sizes 100B,1KB,64KB,1MB]
- *        [--out FILE] [--profile] [--no-validate] [--require-encrypted]
+ *        [--out FILE] [--profile] [--no-validate]
  *
  * The client is this process; echo servers run in a child process on
  * 127.0.0.1 (one shared server for connect/round trip/throughput, a fresh
@@ -19,7 +19,6 @@ import { fileURLToPath } from 'node:url';
 import { NodeIdentity } from '../src/identity/identity.js';
 import { makeSelfSignedCert, type SelfSignedCert } from './cert.js';
 import { ServerProcess, connect, type ClientContext } from './clients.js';
-import { loadTransport, transportSourcePresent } from './encrypted.js';
 import { burstAndMemory, pipelined, Requester, roundTrips, sealOpenCost, sequentialConnects, windowFor, type BurstResult, type ThroughputResult } from './figures.js';
 import { machineFacts } from './machine.js';
 import { MODES, modeById, type Mode, type ModeId } from './modes.js';
@@ -40,8 +39,8 @@ interface Preset {
   throughputWarmMs: number;
   throughputMs: number;
   maxWindow: number;
-  /** Per size label: seal/open iterations per repetition. */
-  micro: Record<string, number>;
+  /** CPU budget per framing, size and repetition of the seal/open figure, ms. */
+  microBudgetMs: number;
   watchdogMs: number;
 }
 
@@ -51,10 +50,10 @@ const FULL: Preset = {
   burstCount: 1000,
   burstConcurrency: 100,
   rtt: { '100 B': [1500, 200], '1 KB': [1500, 200], '64 KB': [300, 30], '1 MB': [30, 3] },
-  throughputWarmMs: 300,
+  throughputWarmMs: 200,
   throughputMs: 1000,
   maxWindow: 64,
-  micro: { '100 B': 5000, '1 KB': 5000, '64 KB': 300, '1 MB': 20 },
+  microBudgetMs: 300,
   watchdogMs: 30 * 60_000,
 };
 
@@ -67,7 +66,7 @@ const QUICK: Preset = {
   throughputWarmMs: 80,
   throughputMs: 200,
   maxWindow: 64,
-  micro: { '100 B': 1000, '1 KB': 1000, '64 KB': 60, '1 MB': 5 },
+  microBudgetMs: 40,
   watchdogMs: 120_000,
 };
 
@@ -80,18 +79,17 @@ interface Options {
   out?: string;
   profile: boolean;
   validate: boolean;
-  requireEncrypted: boolean;
 }
 
 function usage(message: string): never {
-  process.stderr.write(`${message}\nusage: node dist/bench/run.js [--quick] [--reps N] [--modes ${MODES.map((m) => m.id).join(',')}] [--figures ${FIGURES.join(',')}] [--sizes 100B,1KB,64KB,1MB] [--out FILE] [--profile] [--no-validate] [--require-encrypted]\n`);
+  process.stderr.write(`${message}\nusage: node dist/bench/run.js [--quick] [--reps N] [--modes ${MODES.map((m) => m.id).join(',')}] [--figures ${FIGURES.join(',')}] [--sizes 100B,1KB,64KB,1MB] [--out FILE] [--profile] [--no-validate]\n`);
   process.exit(64);
 }
 
 function parseArgs(argv: string[]): Options {
   const quick = argv.includes('--quick');
   const preset = { ...(quick ? QUICK : FULL) };
-  const o: Options = { quick, preset, modes: [...MODES], figures: new Set(FIGURES), sizes: [...SIZES], profile: false, validate: true, requireEncrypted: false };
+  const o: Options = { quick, preset, modes: [...MODES], figures: new Set(FIGURES), sizes: [...SIZES], profile: false, validate: true };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     const value = () => argv[++i] ?? usage(`${a} needs a value`);
@@ -128,7 +126,8 @@ function parseArgs(argv: string[]): Options {
       case '--out': o.out = value(); break;
       case '--profile': o.profile = true; break;
       case '--no-validate': o.validate = false; break;
-      case '--require-encrypted': o.requireEncrypted = true; break;
+      // Accepted for compatibility: the encrypted modes are always built in now.
+      case '--require-encrypted': break;
       default: usage(`unknown option ${a}`);
     }
   }
@@ -172,13 +171,6 @@ async function main(): Promise<void> {
   const errors: string[] = [];
   const unavailable = new Map<ModeId, string>();
 
-  // Encrypted modes need the transport; say why they are skipped.
-  const loaded = opt.modes.some((m) => m.kind === 'encrypted') ? await loadTransport() : undefined;
-  if (loaded && 'unavailable' in loaded) {
-    for (const m of opt.modes) if (m.kind === 'encrypted') unavailable.set(m.id, loaded.unavailable);
-    notes.push(`encrypted modes skipped: ${loaded.unavailable}`);
-    if (opt.requireEncrypted || transportSourcePresent()) errors.push(`encrypted transport unavailable: ${loaded.unavailable}`);
-  }
   let cert: SelfSignedCert | undefined;
   if (opt.modes.some((m) => m.kind === 'wss')) {
     try {
@@ -199,7 +191,6 @@ async function main(): Promise<void> {
     ca: cert?.cert,
     validate: opt.validate,
     identity: NodeIdentity.generate(),
-    transport: loaded && 'module' in loaded ? loaded.module : undefined,
     serverNodeId: '',
   };
   const failed = new Set<ModeId>();
@@ -336,7 +327,7 @@ async function main(): Promise<void> {
           for (const signatures of [true, false]) {
             const combo = `${framing}${framing === 'json' ? '-hex' : ''}, ${signatures ? 'signed' : 'unsigned'}`;
             for (const size of opt.sizes) {
-              const m = sealOpenCost(framing, signatures, size.bytes, p.micro[size.label]!);
+              const m = sealOpenCost(framing, signatures, size.bytes, p.microBudgetMs);
               c.add(`micro.${combo}.${size.label}.sealUs`, m.sealUs);
               c.add(`micro.${combo}.${size.label}.openUs`, m.openUs);
             }

@@ -20,7 +20,7 @@ import { JSONRPCMessageSchema } from '@modelcontextprotocol/sdk/types.js';
 import { NodeIdentity } from '../src/identity/identity.js';
 import { echoReply } from './payload.js';
 import { modeById, type Mode, type ModeId } from './modes.js';
-import { loadTransport, type ServerLike, type TransportLike } from './encrypted.js';
+import { startEncryptedEchoServer } from './encrypted.js';
 
 export interface ServerConfig {
   modes: ModeId[];
@@ -51,6 +51,7 @@ let tcpWrites = 0;
 let tlsWrites = 0;
 let connections = 0;
 let echoed = 0;
+const encryptedCounters: Array<{ connections: number; echoed: number }> = [];
 
 // Count socket write requests: each `_writeGeneric` call is one libuv write
 // (write or writev) of one or more chunks. Used to see whether a transport
@@ -123,28 +124,10 @@ async function startPlaintext(mode: Mode, config: ServerConfig): Promise<{ port:
 }
 
 async function startEncrypted(mode: Mode, identity: NodeIdentity): Promise<{ port: number; close: () => void }> {
-  const loaded = await loadTransport();
-  if ('unavailable' in loaded) throw new Error(loaded.unavailable);
-  const port = await freePort();
-  const server: ServerLike = new loaded.module.EncryptedWebSocketServer({
-    identity,
-    allowAnyPeer: true,
-    signatures: mode.signatures!,
-    framings: [mode.framing!],
-    onConnection: (transport: TransportLike) => {
-      connections++;
-      transport.onclose = () => connections--;
-      transport.onerror = () => {};
-      transport.onmessage = (msg) => {
-        const reply = echoReply(msg);
-        if (!reply) return;
-        echoed++;
-        transport.send(reply).catch(() => {});
-      };
-    },
-  });
-  await server.listen(port, '127.0.0.1');
-  return { port, close: () => void server.close() };
+  const counters = { connections: 0, echoed: 0 };
+  const server = await startEncryptedEchoServer(identity, mode.framing!, mode.signatures!, counters);
+  encryptedCounters.push(counters);
+  return { port: server.port, close: () => void server.close() };
 }
 
 function stats(): ServerStats {
@@ -158,8 +141,8 @@ function stats(): ServerStats {
     arrayBuffers: mem.arrayBuffers,
     tcpWrites,
     tlsWrites,
-    connections,
-    echoed,
+    connections: connections + encryptedCounters.reduce((n, c) => n + c.connections, 0),
+    echoed: echoed + encryptedCounters.reduce((n, c) => n + c.echoed, 0),
   };
 }
 

@@ -25,7 +25,7 @@ test('bench --quick prints the tables and writes the JSON results for every mode
   const dir = mkdtempSync(join(tmpdir(), 'mcp-e2e-bench-smoke-'));
   const out = join(dir, 'results.json');
   try {
-    const child = spawn(process.execPath, [RUN_JS, '--quick', '--require-encrypted', '--out', out], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [RUN_JS, '--quick', '--out', out], { stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
