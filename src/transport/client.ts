@@ -181,6 +181,10 @@ export class EncryptedWebSocketClientTransport extends WebSocketChannel implemen
       const onOpen = (): void => done();
       const onError = (err: Error): void => {
         // ws refuses a missing or different subprotocol itself, before 'open'.
+        if (this.closeRequested) {
+          done(new McpE2eError('ERR_CONNECTION_CLOSED', 'the transport was closed while connecting', { cause: err }));
+          return;
+        }
         const code = /subprotocol/i.test(err.message) ? 'ERR_SUBPROTOCOL' : 'ERR_CONNECT_FAILED';
         done(new McpE2eError(code, `cannot connect to ${this.url.origin}: ${err.message}`, { cause: err }));
       };

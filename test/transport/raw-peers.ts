@@ -88,3 +88,27 @@ export async function startRawServer(
     },
   };
 }
+
+/** A WebSocket server that accepts any offered subprotocol and then never says a word. */
+export async function startSilentServer(): Promise<{ url: string; connected: Promise<void>; firstMessage: Promise<void>; close: () => Promise<void> }> {
+  const wss = new WebSocketServer({ port: 0, host: '127.0.0.1', handleProtocols: (p) => [...p][0] ?? false });
+  await once(wss, 'listening');
+  const connected = deferred();
+  const firstMessage = deferred();
+  wss.on('connection', (ws) => {
+    ws.on('error', () => {});
+    ws.once('message', () => firstMessage.resolve());
+    connected.resolve();
+  });
+  return {
+    url: `ws://127.0.0.1:${(wss.address() as AddressInfo).port}/`,
+    connected: connected.promise,
+    firstMessage: firstMessage.promise,
+    close: async () => {
+      for (const c of wss.clients) c.terminate();
+      const done = deferred();
+      wss.close(() => done.resolve());
+      await done.promise;
+    },
+  };
+}

@@ -1,0 +1,268 @@
+/**
+ * EncryptedWebSocketClientTransport: construction rules, lifecycle
+ * guarantees, trust on first use, backpressure, and hostile servers.
+ */
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import {
+  ContentType,
+  EncryptedWebSocketClientTransport,
+  EncryptedWebSocketServer,
+  KnownPeersStore,
+  NodeIdentity,
+  type Session,
+} from '../../src/index.js';
+import type { WebSocket } from 'ws';
+import { codeOf, connectClient, deferred, startServer, textOf, within } from './helpers.js';
+import { startRawServer, startSilentServer } from './raw-peers.js';
+
+const id = () => NodeIdentity.generate();
+
+describe('EncryptedWebSocketClientTransport: construction', () => {
+  test('refuses to be built without a way to authenticate the server', () => {
+    assert.throws(() => new EncryptedWebSocketClientTransport('ws://127.0.0.1:1/', { identity: id() }), TypeError);
+    assert.throws(() => new EncryptedWebSocketClientTransport('ws://127.0.0.1:1/', { allowAnyPeer: true }), TypeError);
+    assert.throws(() => new EncryptedWebSocketClientTransport('http://127.0.0.1:1/', { identity: id(), allowAnyPeer: true }), TypeError);
+    assert.throws(() => new EncryptedWebSocketClientTransport('ws://127.0.0.1:1/', { identity: id(), expectedPeer: 'abc' }), { code: 'ERR_INVALID_NODE_ID' });
+    assert.throws(() => new EncryptedWebSocketClientTransport('ws://127.0.0.1:1/', { identity: id(), allowAnyPeer: true, framings: [] }), RangeError);
+    assert.throws(() => new EncryptedWebSocketClientTransport('ws://127.0.0.1:1/', { enableEncryption: false, expectedPeer: id().nodeId }), TypeError);
+    assert.throws(() => new EncryptedWebSocketClientTransport('ws://127.0.0.1:1/', { identity: id(), allowAnyPeer: true, maxMessageBytes: 0 }), RangeError);
+    // Plaintext needs nothing.
+    assert.equal(new EncryptedWebSocketClientTransport('ws://127.0.0.1:1/', { enableEncryption: false }).mode, 'plaintext');
+  });
+
+  test('endpoint is host:port, with the scheme default port', () => {
+    const t = (u: string) => new EncryptedWebSocketClientTransport(u, { identity: id(), allowAnyPeer: true }).endpoint;
+    assert.equal(t('ws://example.org/x'), 'example.org:80');
+    assert.equal(t('wss://example.org/x'), 'example.org:443');
+    assert.equal(t('ws://127.0.0.1:8123/'), '127.0.0.1:8123');
+    assert.equal(t('ws://[::1]:9/'), '[::1]:9');
+  });
+});
+
+describe('EncryptedWebSocketClientTransport: lifecycle', () => {
+  test('starting twice throws; onclose fires exactly once, also after close()', async () => {
+    const srv = await startServer();
+    try {
+      const t = new EncryptedWebSocketClientTransport(srv.url, { identity: id(), expectedPeer: srv.identity.nodeId });
+      let closes = 0;
+      t.onclose = () => closes++;
+      await t.start();
+      assert.equal(t.peer?.nodeId, srv.identity.nodeId);
+      await assert.rejects(t.start(), /already started/);
+      await t.close();
+      await t.close();
+      assert.equal(closes, 1);
+      await assert.rejects(t.send({ jsonrpc: '2.0', method: 'notifications/initialized' }), { code: 'ERR_CONNECTION_CLOSED' });
+    } finally {
+      await srv.close();
+    }
+  });
+
+  test('close() before start() fires onclose once; start() then fails', async () => {
+    const t = new EncryptedWebSocketClientTransport('ws://127.0.0.1:9/', { identity: id(), allowAnyPeer: true });
+    let closes = 0;
+    t.onclose = () => closes++;
+    await t.close();
+    await assert.rejects(t.start(), { code: 'ERR_CONNECTION_CLOSED' });
+    assert.equal(closes, 1);
+  });
+
+  test('close() during the handshake ends start() with ERR_CONNECTION_CLOSED and onclose once', async () => {
+    const silent = await startSilentServer();
+    try {
+      const t = new EncryptedWebSocketClientTransport(silent.url, { identity: id(), allowAnyPeer: true });
+      let closes = 0;
+      t.onclose = () => closes++;
+      const starting = t.start();
+      await within(silent.firstMessage, 5000, 'handshake step 1');
+      await t.close();
+      await assert.rejects(starting, { code: 'ERR_CONNECTION_CLOSED' });
+      assert.equal(closes, 1);
+    } finally {
+      await silent.close();
+    }
+  });
+
+  test('close() while connecting ends start() with ERR_CONNECTION_CLOSED and onclose once', async () => {
+    const silent = await startSilentServer();
+    try {
+      const t = new EncryptedWebSocketClientTransport(silent.url, { identity: id(), allowAnyPeer: true });
+      let closes = 0;
+      t.onclose = () => closes++;
+      const starting = t.start();
+      const closing = t.close();
+      await assert.rejects(starting, { code: 'ERR_CONNECTION_CLOSED' });
+      await closing;
+      assert.equal(closes, 1);
+    } finally {
+      await silent.close();
+    }
+  });
+
+  test('no server listening: ERR_CONNECT_FAILED', async () => {
+    const srv = await startServer();
+    const url = srv.url;
+    await srv.close();
+    const t = new EncryptedWebSocketClientTransport(url, { identity: id(), allowAnyPeer: true });
+    const errs: Error[] = [];
+    t.onerror = (e) => errs.push(e);
+    await assert.rejects(t.start(), { code: 'ERR_CONNECT_FAILED' });
+    assert.equal(codeOf(errs[0]), 'ERR_CONNECT_FAILED');
+  });
+
+  test('a server that never answers the handshake: ERR_HANDSHAKE_TIMEOUT within handshakeTimeoutMs', async () => {
+    const silent = await startSilentServer();
+    try {
+      const t = new EncryptedWebSocketClientTransport(silent.url, { identity: id(), allowAnyPeer: true, handshakeTimeoutMs: 150 });
+      await assert.rejects(t.start(), { code: 'ERR_HANDSHAKE_TIMEOUT' });
+    } finally {
+      await silent.close();
+    }
+  });
+});
+
+describe('EncryptedWebSocketClientTransport: trust on first use', () => {
+  test('KnownPeersStore records the server at host:port, accepts it again, and refuses a changed key', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'mcp-e2e-tofu-'));
+    try {
+      const store = new KnownPeersStore(join(dir, 'known_peers.json'));
+      const me = id();
+      const first = await startServer();
+      const endpoint = `127.0.0.1:${first.port}`;
+      const c1 = await connectClient(first.url, { identity: me, trust: store });
+      assert.equal(store.get(endpoint), first.identity.nodeId);
+      await c1.client.close();
+      const c2 = await connectClient(first.url, { identity: me, trust: store });
+      await c2.client.close();
+      await first.close();
+
+      // Another identity now answers at the same endpoint.
+      const impostor = new EncryptedWebSocketServer({ identity: id(), allowAnyPeer: true, onConnection: () => {} });
+      await impostor.listen(first.port, '127.0.0.1');
+      try {
+        const t = new EncryptedWebSocketClientTransport(first.url, { identity: me, trust: store });
+        await assert.rejects(t.start(), { code: 'ERR_PEER_KEY_CHANGED' });
+        assert.equal(store.get(endpoint), first.identity.nodeId, 'the record is unchanged');
+      } finally {
+        await impostor.close();
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('EncryptedWebSocketClientTransport: sending', () => {
+  test('backpressure: send() waits while the socket is full and fails with ERR_SEND_BUFFER_FULL past the bound', async () => {
+    const srv = await startServer();
+    try {
+      const c = await connectClient(srv.url, {
+        identity: id(),
+        allowAnyPeer: true,
+        sendHighWaterMarkBytes: 64 * 1024,
+        maxSendBufferBytes: 256 * 1024,
+      });
+      const serverSocket = (srv.transports[0] as unknown as { socket: WebSocket }).socket;
+      serverSocket.pause(); // the server stops reading
+      const note = (bytes: number) => ({ jsonrpc: '2.0' as const, method: 'notifications/test', params: { pad: 'p'.repeat(bytes) } });
+      // Larger than any loopback socket buffer, so the socket stays above the high-water mark.
+      const big = c.transport.send(note(15 * 1024 * 1024));
+      await big; // handed to the socket: nothing was queued before it
+      let queuedResolved = false;
+      const queued = c.transport.send(note(200 * 1024)).then(() => (queuedResolved = true));
+      await assert.rejects(c.transport.send(note(200 * 1024)), { code: 'ERR_SEND_BUFFER_FULL' });
+      assert.equal(queuedResolved, false, 'the queued send waits for the socket to drain');
+      assert.equal(c.transport.closed, false, 'a full buffer does not end the connection');
+      serverSocket.resume();
+      await within(queued, 10_000, 'the queued send after the server resumes');
+      assert.equal(textOf(await c.client.callTool({ name: 'add', arguments: { a: 5, b: 5 } })), '10');
+      await c.client.close();
+    } finally {
+      await srv.close();
+    }
+  });
+
+  test('messages above maxMessageBytes are refused locally with ERR_FRAME_TOO_LARGE; the session continues', async () => {
+    const srv = await startServer();
+    try {
+      const c = await connectClient(srv.url, { identity: id(), allowAnyPeer: true, maxMessageBytes: 1000 });
+      await assert.rejects(
+        c.transport.send({ jsonrpc: '2.0', method: 'notifications/test', params: { pad: 'x'.repeat(2000) } }),
+        { code: 'ERR_FRAME_TOO_LARGE' },
+      );
+      assert.equal(textOf(await c.client.callTool({ name: 'add', arguments: { a: 1, b: 2 } })), '3');
+      await c.client.close();
+    } finally {
+      await srv.close();
+    }
+  });
+});
+
+describe('EncryptedWebSocketClientTransport: hostile server', () => {
+  async function againstRawServer(act: (ws: WebSocket, session: Session) => void) {
+    const identity = id();
+    const server = await startRawServer(identity, act);
+    const t = new EncryptedWebSocketClientTransport(server.url, { identity: id(), expectedPeer: identity.nodeId });
+    const errors: Error[] = [];
+    const closed = deferred();
+    const messages: unknown[] = [];
+    const controls: unknown[] = [];
+    t.onerror = (e) => errors.push(e);
+    t.onclose = () => closed.resolve();
+    t.onmessage = (m) => messages.push(m);
+    t.oncontrol = (m) => controls.push(m);
+    await t.start();
+    return { t, errors, closed: closed.promise, messages, controls, server };
+  }
+
+  const cases: Array<[string, (ws: WebSocket, s: Session) => void, string, number]> = [
+    ['invalid UTF-8', (ws, s) => ws.send(s.seal(Buffer.from([0x7b, 0xff, 0xfe, 0x7d]))), 'ERR_INVALID_MESSAGE', 4002],
+    ['invalid JSON', (ws, s) => ws.send(s.seal('{"jsonrpc":')), 'ERR_INVALID_MESSAGE', 4002],
+    ['JSON that is not JSON-RPC', (ws, s) => ws.send(s.seal('{"hello":"world"}')), 'ERR_INVALID_MESSAGE', 4002],
+    ['a plaintext JSON-RPC text frame', (ws) => ws.send('{"jsonrpc":"2.0","method":"notifications/x"}'), 'ERR_FRAME_MALFORMED', 4002],
+    ['a replayed frame', (ws, s) => {
+      const f = s.seal('{"jsonrpc":"2.0","method":"notifications/x"}');
+      ws.send(f);
+      ws.send(f);
+    }, 'ERR_FRAME_COUNTER', 4002],
+    ['a second handshake message', (ws) => ws.send(JSON.stringify({ type: 'key_exchange', version: 1, step: 1 })), 'ERR_FRAME_MALFORMED', 4002],
+  ];
+  for (const [name, act, code, closeCode] of cases) {
+    test(`${name} from the server ends the connection with ${code}`, async () => {
+      const r = await againstRawServer(act);
+      try {
+        await within(r.closed, 5000, 'the client to close');
+        assert.ok(r.errors.some((e) => codeOf(e) === code), `client saw ${r.errors.map(codeOf)}`);
+        const seen = await r.server.closes[0]!;
+        assert.deepEqual(seen, { code: closeCode, reason: code });
+        // A valid frame before the bad one still counts; none after it does.
+        assert.ok(r.messages.length <= 1);
+      } finally {
+        await r.server.close();
+      }
+    });
+  }
+
+  test('a malformed control message is dropped and reported; the connection stays', async () => {
+    const r = await againstRawServer((ws, s) => {
+      ws.send(s.seal('not json', ContentType.CONTROL));
+      ws.send(s.seal('{"ok":true}', ContentType.CONTROL));
+      ws.send(s.seal('{"jsonrpc":"2.0","method":"notifications/after"}'));
+    });
+    try {
+      const got = deferred();
+      r.t.onmessage = () => got.resolve();
+      if (r.messages.length === 0) await within(got.promise, 5000, 'the MCP message after the control messages');
+      assert.deepEqual(r.controls, [{ ok: true }]);
+      assert.ok(r.errors.some((e) => codeOf(e) === 'ERR_INVALID_MESSAGE'));
+      assert.equal(r.t.closed, false);
+      await r.t.close();
+    } finally {
+      await r.server.close();
+    }
+  });
+});
