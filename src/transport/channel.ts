@@ -161,6 +161,11 @@ export abstract class WebSocketChannel {
     return undefined;
   }
 
+  /** Resolves once the socket is closed and `onclose` has fired. */
+  protected whenClosed(): Promise<void> {
+    return this.#closed;
+  }
+
   /** True when `close()` ran before the connection was set up. */
   protected get closeRequested(): boolean {
     return this.#closeRequested;

@@ -123,7 +123,8 @@ export class EncryptedWebSocketClientTransport extends WebSocketChannel implemen
    * @throws McpE2eError `ERR_CONNECT_FAILED`, `ERR_SUBPROTOCOL`,
    *   `ERR_HANDSHAKE_*` (including `ERR_HANDSHAKE_TIMEOUT`), `ERR_PEER_REJECTED`,
    *   `ERR_PEER_KEY_CHANGED`, `ERR_CONNECTION_CLOSED`, or the code the server
-   *   closed with. The error also goes to `onerror`.
+   *   closed with. The error also goes to `onerror`, and the socket is
+   *   closed (`onclose` has fired) by the time the promise rejects.
    */
   async start(): Promise<void> {
     if (this.#started) {
@@ -162,6 +163,9 @@ export class EncryptedWebSocketClientTransport extends WebSocketChannel implemen
       const e = asMcpE2eError(err, 'ERR_CONNECT_FAILED');
       closeWithError(ws, e);
       this.report(e);
+      // Settle only once the socket is gone (at most CLOSE_GRACE_MS), so a
+      // caller that sees the rejection also sees `closed` and `onclose`.
+      await this.whenClosed();
       throw e;
     }
     this.deliver();

@@ -1,0 +1,142 @@
+/**
+ * Plaintext mode is exactly the SDK's WebSocket dialect (subprotocol `mcp`,
+ * one JSON-RPC text frame per message): the SDK's own client talks to our
+ * server, and our client talks to a third-party server (supergateway in
+ * front of server-everything). Encryption never falls back to it.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { createServer, type AddressInfo } from 'node:net';
+import { fileURLToPath } from 'node:url';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { WebSocketClientTransport } from '@modelcontextprotocol/sdk/client/websocket.js';
+import { EncryptedWebSocketClientTransport, NodeIdentity } from '../../src/index.js';
+import { codeOf, connectClient, deferred, startServer, textOf, within, type ServerFixture } from './helpers.js';
+
+// The SDK's WebSocket client uses the global WebSocket, which Node 20 lacks.
+(globalThis as { WebSocket?: unknown }).WebSocket ??= (await import('ws')).WebSocket;
+
+const repo = (path: string) => fileURLToPath(new URL(`../../../${path}`, import.meta.url));
+
+async function freePort(): Promise<number> {
+  const s = createServer();
+  await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve));
+  const port = (s.address() as AddressInfo).port;
+  await new Promise((resolve) => s.close(resolve));
+  return port;
+}
+
+describe('plaintext: the SDK WebSocketClientTransport against our server', () => {
+  let srv: ServerFixture;
+  before(async () => {
+    srv = await startServer({ allowPlaintext: true });
+  });
+  after(async () => {
+    await srv.close();
+  });
+
+  test('initialize, tools/list, tools/call; the server sees no peer identity', async () => {
+    const client = new Client({ name: 'sdk-ws-client', version: '1' });
+    await client.connect(new WebSocketClientTransport(new URL(srv.url)));
+    try {
+      const { tools } = await client.listTools();
+      assert.ok(tools.some((t) => t.name === 'echo'));
+      assert.equal(textOf(await client.callTool({ name: 'echo', arguments: { message: 'plain' } })), 'Echo: plain');
+      const who = JSON.parse(textOf(await client.callTool({ name: 'whoami', arguments: {} })));
+      assert.equal(who.clientId, null, 'no authInfo on a plaintext connection');
+      const st = srv.transports.at(-1)!;
+      assert.equal(st.mode, 'plaintext');
+      assert.equal(st.peer, undefined);
+    } finally {
+      await client.close();
+    }
+  });
+
+  test('our own client in plaintext mode works too, and an encrypting client still gets encryption', async () => {
+    const plain = await connectClient(srv.url, { enableEncryption: false });
+    assert.equal(textOf(await plain.client.callTool({ name: 'add', arguments: { a: 1, b: 1 } })), '2');
+    assert.equal(plain.transport.encrypted, false);
+    await plain.client.close();
+    const enc = await connectClient(srv.url, { identity: NodeIdentity.generate(), expectedPeer: srv.identity.nodeId });
+    assert.equal(enc.transport.encrypted, true);
+    assert.equal(srv.transports.at(-1)!.mode, 'encrypted');
+    await enc.client.close();
+  });
+
+  test('the SDK client against an encryption-only server is refused with 1008 ERR_PLAINTEXT_REFUSED', async () => {
+    const strict = await startServer();
+    try {
+      const t = new WebSocketClientTransport(new URL(strict.url));
+      const closed = deferred();
+      t.onclose = () => closed.resolve();
+      await t.start();
+      await within(closed.promise, 5000, 'the server to close the plaintext connection');
+      assert.equal(codeOf(await strict.nextError()), 'ERR_PLAINTEXT_REFUSED');
+      // Our plaintext client learns the code.
+      const ours = new EncryptedWebSocketClientTransport(strict.url, { enableEncryption: false });
+      const err = deferred<Error>();
+      ours.onerror = (e) => err.resolve(e);
+      await ours.start();
+      assert.equal(codeOf(await within(err.promise, 5000, 'the refusal')), 'ERR_PLAINTEXT_REFUSED');
+    } finally {
+      await strict.close();
+    }
+  });
+});
+
+describe('plaintext: our client against supergateway + server-everything', () => {
+  let gateway: ChildProcess;
+  let url: string;
+  before(async () => {
+    const port = await freePort();
+    const everything = `node ${repo('node_modules/@modelcontextprotocol/server-everything/dist/index.js')}`;
+    gateway = spawn(process.execPath, [repo('node_modules/supergateway/dist/index.js'), '--stdio', everything, '--outputTransport', 'ws', '--port', String(port)], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const listening = deferred();
+    let log = '';
+    const onData = (d: Buffer) => {
+      log += d.toString();
+      if (log.includes('Listening on port')) listening.resolve();
+    };
+    gateway.stdout!.on('data', onData);
+    gateway.stderr!.on('data', onData);
+    gateway.once('exit', (code) => listening.reject(new Error(`supergateway exited (${code}): ${log}`)));
+    await within(listening.promise, 20_000, 'supergateway to listen');
+    url = `ws://127.0.0.1:${port}/message`;
+  });
+  after(async () => {
+    if (gateway.exitCode === null) {
+      const exited = once(gateway, 'exit');
+      gateway.kill('SIGTERM');
+      await exited;
+    }
+  });
+
+  test('initialize, tools/list, tools/call echo', async () => {
+    const c = await connectClient(url, { enableEncryption: false });
+    try {
+      assert.equal(c.transport.peer, undefined);
+      const { tools } = await c.client.listTools();
+      assert.ok(tools.some((t) => t.name === 'echo'), `tools: ${tools.map((t) => t.name)}`);
+      const r = await c.client.callTool({ name: 'echo', arguments: { message: 'through the gateway' } });
+      assert.match(textOf(r), /through the gateway/);
+    } finally {
+      await c.client.close();
+    }
+  });
+
+  test('an encrypting client never falls back to plaintext against it', async () => {
+    // supergateway answers with whatever subprotocol is offered first, so the
+    // upgrade succeeds; the handshake then fails and nothing is sent in clear.
+    const t = new EncryptedWebSocketClientTransport(url, { identity: NodeIdentity.generate(), allowAnyPeer: true, handshakeTimeoutMs: 1000 });
+    const err = await t.start().then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    assert.ok(['ERR_HANDSHAKE_MALFORMED', 'ERR_HANDSHAKE_TIMEOUT'].includes(codeOf(err)!), `got ${codeOf(err)}: ${(err as Error)?.message}`);
+    assert.equal(t.closed, true);
+  });
+});
