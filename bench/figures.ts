@@ -181,9 +181,9 @@ export interface ThroughputResult {
   window: number;
 }
 
-/** In-flight window for a message size: 64, fewer for large messages (at most ~8 MiB in flight, at least 4). */
-export function windowFor(bytes: number, maxWindow: number): number {
-  return Math.max(4, Math.min(maxWindow, Math.floor((8 * 2 ** 20) / bytes)));
+/** In-flight window for a message size: `maxWindow`, fewer for large messages (at most `windowBytes` in flight, at least 4 messages). */
+export function windowFor(bytes: number, maxWindow: number, windowBytes: number): number {
+  return Math.max(4, Math.min(maxWindow, Math.floor(windowBytes / bytes)));
 }
 
 /**

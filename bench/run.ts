@@ -39,6 +39,8 @@ interface Preset {
   throughputWarmMs: number;
   throughputMs: number;
   maxWindow: number;
+  /** Largest total of request bytes in flight in the pipelined figure (fewer in flight for large messages). */
+  windowBytes: number;
   /** CPU budget per framing, size and repetition of the seal/open figure, ms. */
   microBudgetMs: number;
   watchdogMs: number;
@@ -53,6 +55,7 @@ const FULL: Preset = {
   throughputWarmMs: 200,
   throughputMs: 1000,
   maxWindow: 64,
+  windowBytes: 8 * 2 ** 20,
   microBudgetMs: 300,
   watchdogMs: 30 * 60_000,
 };
@@ -60,12 +63,13 @@ const FULL: Preset = {
 const QUICK: Preset = {
   reps: 1,
   connectCount: 15,
-  burstCount: 200,
-  burstConcurrency: 50,
-  rtt: { '100 B': [200, 30], '1 KB': [200, 30], '64 KB': [40, 5], '1 MB': [5, 1] },
-  throughputWarmMs: 80,
-  throughputMs: 200,
-  maxWindow: 64,
+  burstCount: 60,
+  burstConcurrency: 30,
+  rtt: { '100 B': [150, 20], '1 KB': [150, 20], '64 KB': [15, 3], '1 MB': [3, 1] },
+  throughputWarmMs: 50,
+  throughputMs: 150,
+  maxWindow: 32,
+  windowBytes: 2 ** 20,
   microBudgetMs: 40,
   watchdogMs: 120_000,
 };
@@ -202,6 +206,13 @@ async function main(): Promise<void> {
   };
   const live = (list: Mode[]) => list.filter((m) => !failed.has(m.id));
   const burstRaw: Partial<Record<ModeId, number>> = {};
+  const phaseMs: Record<string, number> = {};
+  let phaseStart = Date.now();
+  const phase = (name: string) => {
+    const now = Date.now();
+    phaseMs[name] = (phaseMs[name] ?? 0) + (now - phaseStart);
+    phaseStart = now;
+  };
   const windows: Record<string, number> = {};
 
   const needShared = ['connect', 'rtt', 'throughput'].some((f) => opt.figures.has(f as Figure)) && modes.length > 0;
@@ -220,9 +231,9 @@ async function main(): Promise<void> {
           await sequentialConnects([{ mode, port: shared.ports[mode.id]! }], 3, ctx);
           const conn = await connect(mode, shared.ports[mode.id]!, ctx);
           const req = new Requester(conn);
-          for (const size of opt.sizes.filter((s) => s.bytes <= 64 * 1024)) {
-            await roundTrips(req, size.bytes, 50, 0);
-            await pipelined(req, mode, shared, size.bytes, windowFor(size.bytes, p.maxWindow), 0, opt.quick ? 60 : 200);
+          for (const size of opt.sizes.filter((s) => s.bytes <= (opt.quick ? 1024 : 64 * 1024))) {
+            await roundTrips(req, size.bytes, opt.quick ? 20 : 50, 0);
+            await pipelined(req, mode, shared, size.bytes, windowFor(size.bytes, p.maxWindow, p.windowBytes), 0, opt.quick ? 30 : 200);
           }
           await conn.close();
         } catch (err) {
@@ -230,6 +241,7 @@ async function main(): Promise<void> {
         }
       }
     }
+    phase('start and warm-up');
     for (let rep = 0; rep < p.reps; rep++) {
       const order = [...modes.slice(rep % modes.length), ...modes.slice(0, rep % modes.length)];
       log(`repetition ${rep + 1}/${p.reps}: ${order.map((m) => m.id).join(', ')}`);
@@ -255,6 +267,7 @@ async function main(): Promise<void> {
           }
           if (!targets.some((t) => failed.has(t.mode.id))) errors.push(`connect: ${(err as Error).message}`);
         }
+        phase('connect');
       }
 
       if (shared && (opt.figures.has('rtt') || opt.figures.has('throughput'))) {
@@ -282,10 +295,11 @@ async function main(): Promise<void> {
               }
             }
           }
+          phase('rtt');
         }
         if (opt.figures.has('throughput')) {
           for (const size of opt.sizes) {
-            const window = windowFor(size.bytes, p.maxWindow);
+            const window = windowFor(size.bytes, p.maxWindow, p.windowBytes);
             windows[size.label] = window;
             for (const mode of live(order)) {
               const r = reqs.get(mode.id);
@@ -300,6 +314,7 @@ async function main(): Promise<void> {
               }
             }
           }
+          phase('throughput');
         }
         for (const r of reqs.values()) await r.close();
       }
@@ -320,6 +335,7 @@ async function main(): Promise<void> {
             await server?.stop();
           }
         }
+        phase('burst+memory');
       }
 
       if (opt.figures.has('micro')) {
@@ -333,6 +349,7 @@ async function main(): Promise<void> {
             }
           }
         }
+        phase('micro');
       }
     }
   } finally {
@@ -394,7 +411,7 @@ async function main(): Promise<void> {
   const targets = judgeTargets(results, modes);
   const command = `node dist/bench/run.js${argv.length ? ' ' + argv.join(' ') : ''}`;
   const elapsedS = (Date.now() - started) / 1000;
-  notes.push(`run took ${elapsedS.toFixed(1)} s`);
+  notes.push(`run took ${elapsedS.toFixed(1)} s (${Object.entries(phaseMs).map(([k, v]) => `${k} ${(v / 1000).toFixed(1)} s`).join(', ')})`);
   const markdown = renderMarkdown(results, modes, targets, machine, {
     command, reps: p.reps, notes, connectCount: p.connectCount, burstCount: p.burstCount, burstConcurrency: p.burstConcurrency,
   });
@@ -413,6 +430,7 @@ async function main(): Promise<void> {
     notes,
     errors,
     elapsedSeconds: elapsedS,
+    phaseSeconds: Object.fromEntries(Object.entries(phaseMs).map(([k, v]) => [k, v / 1000])),
   };
   writeFileSync(outPath, JSON.stringify(json, null, 2) + '\n');
   log(`results written to ${relative(process.cwd(), outPath) || outPath}${opt.profile ? `; server CPU profiles in ${relative(process.cwd(), profileDir)}` : ''}`);
