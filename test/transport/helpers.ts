@@ -105,6 +105,8 @@ export interface ServerFixture {
   errors: Error[];
   /** Resolves with the oldest server onError not yet taken (waiting for one if need be). */
   nextError: () => Promise<Error>;
+  /** Resolves with the first server error with `code` at position `from` or later in `errors` (waiting for it if need be). */
+  errorWithCode: (code: string, from?: number) => Promise<Error>;
   /** Server-side transports as they connect. */
   transports: EncryptedWebSocketServerTransport[];
   probe: ToolProbe;
@@ -125,6 +127,7 @@ export async function startServer(
   const transports: EncryptedWebSocketServerTransport[] = [];
   const probe = newProbe();
   let consumed = 0;
+  const codeWaiters: Array<{ code: string; resolve: (e: Error) => void }> = [];
   const server = new EncryptedWebSocketServer({
     allowAnyPeer: options.allowedPeers === undefined && options.trust === undefined ? true : undefined,
     onConnection: async (transport: EncryptedWebSocketServerTransport, _peer: PeerIdentity | undefined) => {
@@ -135,6 +138,7 @@ export async function startServer(
       errors.push(err);
       const waiter = waiters.shift();
       if (waiter) waiter(errors[consumed++]!);
+      for (const w of codeWaiters) if (codeOf(err) === w.code) w.resolve(err);
     },
     ...options,
     identity,
@@ -150,6 +154,11 @@ export async function startServer(
       consumed < errors.length
         ? Promise.resolve(errors[consumed++]!)
         : within(new Promise<Error>((resolve) => waiters.push(resolve)), 5000, 'a server error'),
+    errorWithCode: (code, from = 0) => {
+      const found = errors.slice(from).find((e) => codeOf(e) === code);
+      if (found) return Promise.resolve(found);
+      return within(new Promise<Error>((resolve) => codeWaiters.push({ code, resolve })), 5000, `a server error ${code}`);
+    },
     transports,
     probe,
     close: () => server.close(),
