@@ -19,6 +19,7 @@
  *   connection stays up. The control channel carries hints (peer records,
  *   gossip), never anything the MCP layer depends on.
  */
+import { once } from 'node:events';
 import { WebSocket } from 'ws';
 import type { JSONRPCMessage, MessageExtraInfo } from '@modelcontextprotocol/sdk/types.js';
 import { isMcpE2eError, McpE2eError } from '../errors.js';
@@ -70,6 +71,10 @@ export abstract class WebSocketChannel {
   #queue: SendQueue | undefined;
   /** We closed, or are closing, on purpose or after a local failure: the peer's echo is not news. */
   #closeRequested = false;
+  /** The first socket error before the connection was set up (reported by whoever is connecting). */
+  #earlyError: McpE2eError | undefined;
+  /** Close code and reason the socket closed with. */
+  #closeInfo: [number, Buffer | string] | undefined;
   #closeFired = false;
   #alive = true;
   /** Decoded messages waiting for their turn (see `#deliverNext`). */
@@ -180,6 +185,7 @@ export abstract class WebSocketChannel {
     // listener must exist anyway, or ws would throw an unhandled 'error'.
     ws.on('error', (err) => {
       if (this.#state === 'open') this.fail(errorFromWsError(err));
+      else this.#earlyError ??= errorFromWsError(err);
     });
     ws.on('close', (code, reason) => this.#onSocketClosed(code, reason));
     if (ws.readyState === WebSocket.CLOSED) this.#onSocketClosed();
@@ -187,6 +193,19 @@ export abstract class WebSocketChannel {
 
   /** Run the handshake over the adopted, open socket and switch to the session. */
   protected async secure(handshake: Handshake, identity: NodeIdentity, verifyPeer: (peer: PeerIdentity) => void, timeoutMs: number): Promise<void> {
+    // ws may have failed the socket between 'open' and now (e.g. an oversized
+    // first frame right behind the upgrade response): report that, not a
+    // generic closure.
+    const ws = this.#ws!;
+    if (ws.readyState !== WebSocket.OPEN) {
+      if (this.#earlyError) throw this.#earlyError;
+      // The peer is closing (e.g. a server at its connection limit): wait for its code and reason.
+      const [code, reason] = ws.readyState === WebSocket.CLOSED ? (this.#closeInfo ?? [1006, '']) : ((await once(ws, 'close').catch((err: Error) => {
+            throw errorFromWsError(err);
+          })) as [number, Buffer]);
+      const closed = new McpE2eError('ERR_CONNECTION_CLOSED', 'the connection closed before the handshake');
+      throw this.#closeRequested ? closed : (errorFromPeerClose(code, reason) ?? closed);
+    }
     const session = await performHandshake(this.#ws!, this.#inbox!, handshake, {
       identity,
       timeoutMs,
@@ -210,7 +229,6 @@ export abstract class WebSocketChannel {
   /** Start handing messages to `onmessage` (frames received so far come first). */
   protected deliver(): void {
     if (this.#state !== 'open') return;
-    this.#startTimers();
     this.#inbox!.setHandler(this.#onFrame);
   }
 
@@ -243,6 +261,9 @@ export abstract class WebSocketChannel {
       highWaterMarkBytes: this.limits.sendHighWaterMarkBytes,
       maxBufferBytes: this.limits.maxSendBufferBytes,
     });
+    // From here, not from start(): a connection whose application never
+    // starts it must still be dropped when the peer dies or idles.
+    this.#startTimers();
   }
 
   #sendPayload(message: unknown, contentType: typeof ContentType.MCP | typeof ContentType.CONTROL): Promise<void> {
@@ -376,6 +397,7 @@ export abstract class WebSocketChannel {
 
   #onSocketClosed(code?: number, reason?: Buffer): void {
     if (this.#state === 'closed') return;
+    if (code !== undefined) this.#closeInfo = [code, reason ?? ''];
     const wasOpen = this.#state === 'open';
     this.#state = 'closed';
     clearInterval(this.#keepalive);

@@ -140,7 +140,6 @@ export class EncryptedWebSocketClientTransport extends WebSocketChannel implemen
       // Compressing ciphertext gains nothing; compressing secrets next to attacker data leaks (CRIME).
       perMessageDeflate: false,
       followRedirects: false,
-      handshakeTimeout: this.limits.handshakeTimeoutMs,
       ...(this.#headers ? { headers: this.#headers } : {}),
     });
     this.adoptSocket(ws);

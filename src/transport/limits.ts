@@ -16,7 +16,7 @@ export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 10_000;
  * unauthenticated connection can live: 5 s + 10 s = 15 s by default.
  */
 export const DEFAULT_UPGRADE_TIMEOUT_MS = 5_000;
-/** Server only: most authenticated connections at once. */
+/** Server only: most connections at once, authenticated or in the handshake. */
 export const DEFAULT_MAX_CONNECTIONS = 1024;
 /** Server only: most connections at once that have upgraded but not yet finished the handshake. */
 export const DEFAULT_MAX_PENDING_HANDSHAKES = 128;
@@ -62,7 +62,7 @@ export interface ConnectionLimits {
 export interface ServerLimits extends ConnectionLimits {
   /** Time from TCP accept to the HTTP upgrade, ms (only for servers started with `listen()`). Default 5,000. */
   upgradeTimeoutMs?: number;
-  /** Most authenticated connections at once; more are closed with 1013 `ERR_LIMIT_REACHED`. Default 1024. */
+  /** Most connections at once, authenticated or in the handshake; more are closed with 1013 `ERR_LIMIT_REACHED`. Default 1024. */
   maxConnections?: number;
   /** Most unauthenticated connections in the handshake at once; more are closed with 1013 `ERR_LIMIT_REACHED`. Default 128. */
   maxPendingHandshakes?: number;

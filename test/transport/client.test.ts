@@ -247,6 +247,27 @@ describe('EncryptedWebSocketClientTransport: hostile server', () => {
     });
   }
 
+  test('a server that sends 100 KB before the handshake is cut off by the 4096-byte limit (1009, ERR_FRAME_TOO_LARGE)', async () => {
+    const raw = await import('ws');
+    const wss = new raw.WebSocketServer({ port: 0, host: '127.0.0.1', handleProtocols: (p) => [...p][0] ?? false });
+    await new Promise((r) => wss.once('listening', r));
+    const seen = deferred<number>();
+    wss.on('connection', (ws) => {
+      ws.on('error', () => {});
+      ws.on('close', (code) => seen.resolve(code));
+      ws.send('x'.repeat(100 * 1024));
+    });
+    try {
+      const port = (wss.address() as import('node:net').AddressInfo).port;
+      const t = new EncryptedWebSocketClientTransport(`ws://127.0.0.1:${port}/`, { identity: id(), allowAnyPeer: true });
+      await assert.rejects(t.start(), { code: 'ERR_FRAME_TOO_LARGE' });
+      assert.equal(await within(seen.promise, 5000, 'the server to see the close'), 1009);
+    } finally {
+      for (const c of wss.clients) c.terminate();
+      await new Promise((r) => wss.close(r));
+    }
+  });
+
   test('a malformed control message is dropped and reported; the connection stays', async () => {
     const r = await againstRawServer((ws, s) => {
       ws.send(s.seal('not json', ContentType.CONTROL));
