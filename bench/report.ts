@@ -11,7 +11,7 @@ type PerMode<T> = Partial<Record<ModeId, T>>;
 export interface Results {
   connect: PerMode<{ p50: Summary; p99: Summary }>;
   burst: PerMode<{ connPerSec: Summary; serverCpuUsPerConn: Summary; failed: number }>;
-  memory: PerMode<{ rssKiBPerConn: Summary; heapKiBPerConn: Summary }>;
+  memory: PerMode<{ rssKiBPerConn: Summary; heapKiBPerConn: Summary; rssKiBPerConnFirstHalf?: Summary }>;
   /** Keyed by size label. */
   rtt: Record<string, PerMode<{ p50: Summary; p99: Summary }>>;
   throughput: Record<string, PerMode<{ msgPerSec: Summary; mibPerSec: Summary; serverCpuUsPerMsg?: Summary | undefined; clientCpuUsPerMsg?: Summary | undefined; serverWritesPerMsg?: Summary; window: number }>>;
@@ -154,12 +154,12 @@ export function renderMarkdown(r: Results, modes: readonly Mode[], targets: Targ
   parts.push(table(['size', 'mode', 'in flight', 'msg/s', 'MiB/s', '× ws', '× wss', 'server CPU/msg', 'client CPU/msg', 'writes/msg'], thrRows));
 
   parts.push('\n## 4. Server memory per idle connection');
-  parts.push(`${meta.burstCount} idle connections, server RSS growth after full GC, on a fresh server process per mode and repetition (measured before any other traffic).\n`);
+  parts.push(`${meta.burstCount} idle connections on a fresh server process per mode and repetition; server RSS after full GC. Marginal cost: growth from ${Math.floor(meta.burstCount / 2)} to ${meta.burstCount} connections, per connection (the first half also carries one-time heap and allocator growth, shown last).\n`);
   parts.push(table(
-    ['mode', 'RSS KiB/conn', '× ws', '× wss', 'heap+external KiB/conn'],
+    ['mode', 'RSS KiB/conn', '× ws', '× wss', 'heap+external KiB/conn', 'RSS KiB/conn, first half'],
     ids.filter((id) => r.memory[id]).map((id) => {
       const v = r.memory[id]!;
-      return [label(id), fmtNum(v.rssKiBPerConn.median) + spreadOf(v.rssKiBPerConn), ratio(v.rssKiBPerConn, r.memory.ws?.rssKiBPerConn), ratio(v.rssKiBPerConn, r.memory.wss?.rssKiBPerConn), fmtNum(v.heapKiBPerConn.median)];
+      return [label(id), fmtNum(v.rssKiBPerConn.median) + spreadOf(v.rssKiBPerConn), ratio(v.rssKiBPerConn, r.memory.ws?.rssKiBPerConn), ratio(v.rssKiBPerConn, r.memory.wss?.rssKiBPerConn), fmtNum(v.heapKiBPerConn.median), v.rssKiBPerConnFirstHalf ? fmtNum(v.rssKiBPerConnFirstHalf.median) : '–'];
     }),
   ));
 

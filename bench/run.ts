@@ -3,7 +3,7 @@
  *
  *   node dist/bench/run.js [--quick] [--reps N] [--modes ws,wss,...]
  *        [--figures connect,rtt,throughput,burst,micro] [--sizes 100B,1KB,64KB,1MB]
- *        [--out FILE] [--profile] [--no-validate]
+ *        [--out FILE] [--profile] [--no-validate] [--experiment-coalesce]
  *
  * The client is this process; echo servers run in a child process on
  * 127.0.0.1 (one shared server for connect/round trip/throughput, a fresh
@@ -21,6 +21,7 @@ import { makeSelfSignedCert, type SelfSignedCert } from './cert.js';
 import { ServerProcess, connect, type ClientContext } from './clients.js';
 import { burstAndMemory, pipelined, Requester, roundTrips, sealOpenCost, sequentialConnects, windowFor, type BurstResult, type ThroughputResult } from './figures.js';
 import { machineFacts } from './machine.js';
+import { enableCoalescingExperiment } from './coalesce.js';
 import { MODES, modeById, type Mode, type ModeId } from './modes.js';
 import { SIZES, type SizeSpec } from './payload.js';
 import { judgeTargets, renderMarkdown, type Results } from './report.js';
@@ -83,17 +84,19 @@ interface Options {
   out?: string;
   profile: boolean;
   validate: boolean;
+  /** EXPERIMENT: coalesce encrypted writes per event-loop turn in both processes. */
+  coalesce: boolean;
 }
 
 function usage(message: string): never {
-  process.stderr.write(`${message}\nusage: node dist/bench/run.js [--quick] [--reps N] [--modes ${MODES.map((m) => m.id).join(',')}] [--figures ${FIGURES.join(',')}] [--sizes 100B,1KB,64KB,1MB] [--out FILE] [--profile] [--no-validate]\n`);
+  process.stderr.write(`${message}\nusage: node dist/bench/run.js [--quick] [--reps N] [--modes ${MODES.map((m) => m.id).join(',')}] [--figures ${FIGURES.join(',')}] [--sizes 100B,1KB,64KB,1MB] [--out FILE] [--profile] [--no-validate] [--experiment-coalesce]\n`);
   process.exit(64);
 }
 
 function parseArgs(argv: string[]): Options {
   const quick = argv.includes('--quick');
   const preset = { ...(quick ? QUICK : FULL) };
-  const o: Options = { quick, preset, modes: [...MODES], figures: new Set(FIGURES), sizes: [...SIZES], profile: false, validate: true };
+  const o: Options = { quick, preset, modes: [...MODES], figures: new Set(FIGURES), sizes: [...SIZES], profile: false, validate: true, coalesce: false };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     const value = () => argv[++i] ?? usage(`${a} needs a value`);
@@ -130,6 +133,7 @@ function parseArgs(argv: string[]): Options {
       case '--out': o.out = value(); break;
       case '--profile': o.profile = true; break;
       case '--no-validate': o.validate = false; break;
+      case '--experiment-coalesce': o.coalesce = true; break;
       // Accepted for compatibility: the encrypted modes are always built in now.
       case '--require-encrypted': break;
       default: usage(`unknown option ${a}`);
@@ -188,7 +192,11 @@ async function main(): Promise<void> {
   const serverModes = modes.map((m) => m.id);
   const profileDir = join(REPO, 'bench', 'results', 'profiles', machine.date.replace(/[:.]/g, '-'));
   const serverArgv = (name: string) => (opt.profile ? ['--cpu-prof', '--cpu-prof-dir', profileDir, '--cpu-prof-name', `${name}.cpuprofile`] : []);
-  const serverConfig = (ids: ModeId[]) => ({ modes: ids, certPath: cert?.certPath, keyPath: cert?.keyPath, validate: opt.validate });
+  const serverConfig = (ids: ModeId[]) => ({ modes: ids, certPath: cert?.certPath, keyPath: cert?.keyPath, validate: opt.validate, coalesce: opt.coalesce });
+  if (opt.coalesce) {
+    enableCoalescingExperiment();
+    notes.push('EXPERIMENT --experiment-coalesce: the encrypted connections\' writes were coalesced per event-loop turn by the benchmark (cork/uncork around ws.send), in both processes; these are not the transport\'s own figures');
+  }
 
   const c = new Collector();
   const ctx: ClientContext = {
@@ -326,7 +334,7 @@ async function main(): Promise<void> {
             server = await ServerProcess.start(serverConfig([mode.id]), serverArgv(`burst-${mode.id}-${rep + 1}`));
             if (server.failures[mode.id]) throw new Error(server.failures[mode.id]);
             const b: BurstResult = await burstAndMemory(mode, server, p.burstCount, p.burstConcurrency, { ...ctx, serverNodeId: server.nodeId });
-            for (const k of ['connPerSec', 'serverCpuUsPerConn', 'rssKiBPerConn', 'heapKiBPerConn'] as const) c.add(`burst.${mode.id}.${k}`, b[k]);
+            for (const k of ['connPerSec', 'serverCpuUsPerConn', 'rssKiBPerConn', 'heapKiBPerConn', 'rssKiBPerConnFirstHalf'] as const) c.add(`burst.${mode.id}.${k}`, b[k]);
             burstRaw[mode.id] = (burstRaw[mode.id] ?? 0) + b.failed;
             if (b.failed > 0) errors.push(`${mode.id}: ${b.failed} of ${p.burstCount} burst connections failed`);
           } catch (err) {
@@ -369,7 +377,8 @@ async function main(): Promise<void> {
     if (cps && cpu) results.burst[id] = { connPerSec: cps, serverCpuUsPerConn: cpu, failed: burstRaw[id] ?? 0 };
     const rss = c.get(`burst.${id}.rssKiBPerConn`);
     const heap = c.get(`burst.${id}.heapKiBPerConn`);
-    if (rss && heap) results.memory[id] = { rssKiBPerConn: rss, heapKiBPerConn: heap };
+    const firstHalf = c.get(`burst.${id}.rssKiBPerConnFirstHalf`);
+    if (rss && heap) results.memory[id] = { rssKiBPerConn: rss, heapKiBPerConn: heap, ...(firstHalf ? { rssKiBPerConnFirstHalf: firstHalf } : {}) };
     for (const size of opt.sizes) {
       const r50 = c.get(`rtt.${size.label}.${id}.p50`);
       const r99 = c.get(`rtt.${size.label}.${id}.p99`);
@@ -422,7 +431,7 @@ async function main(): Promise<void> {
   const json = {
     command,
     machine,
-    options: { quick: opt.quick, ...p, modes: opt.modes.map((m) => m.id), figures: [...opt.figures], sizes: opt.sizes.map((s) => s.label), validate: opt.validate },
+    options: { quick: opt.quick, coalesceExperiment: opt.coalesce, ...p, modes: opt.modes.map((m) => m.id), figures: [...opt.figures], sizes: opt.sizes.map((s) => s.label), validate: opt.validate },
     modes: opt.modes.map((m) => ({ ...m, available: !unavailable.has(m.id) && !failed.has(m.id), reason: unavailable.get(m.id) })),
     results,
     raw: c.toJSON(),

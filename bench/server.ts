@@ -21,6 +21,7 @@ import { NodeIdentity } from '../src/identity/identity.js';
 import { echoReply } from './payload.js';
 import { modeById, type Mode, type ModeId } from './modes.js';
 import { startEncryptedEchoServer } from './encrypted.js';
+import { enableCoalescingExperiment } from './coalesce.js';
 
 export interface ServerConfig {
   modes: ModeId[];
@@ -28,12 +29,15 @@ export interface ServerConfig {
   keyPath?: string;
   /** Validate incoming plaintext JSON-RPC with the SDK schema (as the SDK's transports do). */
   validate: boolean;
+  /** EXPERIMENT: coalesce the encrypted connections' writes per event-loop turn (see coalesce.ts). */
+  coalesce?: boolean;
 }
 
 export interface ServerStats {
   /** User + system CPU of the server process, µs since start. */
   cpuUs: number;
   rss: number;
+  heapTotal: number;
   heapUsed: number;
   external: number;
   arrayBuffers: number;
@@ -136,6 +140,7 @@ function stats(): ServerStats {
   return {
     cpuUs: cpu.user + cpu.system,
     rss: mem.rss,
+    heapTotal: mem.heapTotal,
     heapUsed: mem.heapUsed,
     external: mem.external,
     arrayBuffers: mem.arrayBuffers,
@@ -157,6 +162,7 @@ async function fullGc(): Promise<void> {
 
 async function main(): Promise<void> {
   const config = JSON.parse(process.argv[2] ?? '{}') as ServerConfig;
+  if (config.coalesce) enableCoalescingExperiment();
   const identity = NodeIdentity.generate();
   const ports: Partial<Record<ModeId, number>> = {};
   const closers: Array<() => void> = [];
