@@ -35,8 +35,12 @@ export const DEFAULT_SEND_HIGH_WATER_MARK_BYTES = 1024 * 1024;
 export const DEFAULT_MAX_SEND_BUFFER_BYTES = 64 * 1024 * 1024;
 /** After sending a close frame, how long to wait for the peer's before dropping the TCP connection (ms). */
 export const CLOSE_GRACE_MS = 1_000;
-/** Inbound frames held (socket paused) while nobody consumes them yet, e.g. before `start()`. */
-export const MAX_QUEUED_INBOUND_FRAMES = 32;
+/**
+ * Inbound frames held before the socket is paused while nobody consumes them
+ * (e.g. before `start()`). One: a frame may be as large as the session allows,
+ * so a peer must not be able to park many of them in our memory.
+ */
+export const MAX_QUEUED_INBOUND_FRAMES = 1;
 
 const MAX_TIMER_MS = 2 ** 31 - 1;
 

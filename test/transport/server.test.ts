@@ -216,6 +216,7 @@ describe('EncryptedWebSocketServer', () => {
     const srv = await startServer({ limits: { upgradeTimeoutMs: 100, handshakeTimeoutMs: 100 } });
     try {
       // A raw TCP peer that completes the upgrade, then never speaks or answers.
+      const started = Date.now();
       const sock = connect(srv.port, '127.0.0.1');
       await once(sock, 'connect');
       sock.write(
@@ -224,6 +225,9 @@ describe('EncryptedWebSocketServer', () => {
       );
       sock.resume();
       await within(once(sock, 'close'), 5000, 'the server to drop the silent peer');
+      // The absolute deadline (accept + 100 + 100 ms) fires well before the
+      // close-frame grace (handshake timeout + CLOSE_GRACE_MS = 1.1 s) would.
+      assert.ok(Date.now() - started < 1000, `dropped after ${Date.now() - started} ms`);
     } finally {
       await srv.close();
     }
@@ -387,6 +391,72 @@ describe('EncryptedWebSocketServer', () => {
           .end();
       });
       assert.equal(status, 426);
+    } finally {
+      await srv.close();
+    }
+  });
+
+  test('server transport: start() twice throws, onclose fires once, send() ignores unknown options', async () => {
+    const srv = await startServer();
+    try {
+      const c = await connectClient(srv.url, { identity: NodeIdentity.generate(), allowAnyPeer: true });
+      const st = srv.transports[0]!;
+      await assert.rejects(st.start(), /already started/);
+      let closes = 0;
+      const prev = st.onclose;
+      st.onclose = () => {
+        closes++;
+        prev?.();
+      };
+      await st.send({ jsonrpc: '2.0', method: 'notifications/message', params: { level: 'info', data: 'x' } }, {
+        relatedRequestId: 1,
+        requestSignal: new AbortController().signal,
+      } as never);
+      await c.client.close();
+      await within(new Promise<void>((resolve) => (st.closed ? resolve() : st.socket.once('close', () => resolve()))), 5000, 'the server side to close');
+      await st.close();
+      assert.equal(closes, 1);
+    } finally {
+      await srv.close();
+    }
+  });
+
+  test('before start() the socket is paused after one frame; start() then delivers everything in order', async () => {
+    const got = deferred<import('../../src/index.js').EncryptedWebSocketServerTransport>();
+    const srv = await startServer({ onConnection: (t) => got.resolve(t) });
+    try {
+      const { ws, session } = await rawClientHandshake(srv.url, NodeIdentity.generate());
+      const st = await within(got.promise, 5000, 'the connection');
+      const firstArrived = new Promise((resolve) => st.socket.once('message', resolve));
+      for (let i = 0; i < 100; i++) ws.send(session.seal(JSON.stringify({ jsonrpc: '2.0', method: 'notifications/n', params: { i } })));
+      await within(firstArrived, 5000, 'the first frame');
+      assert.equal(st.socket.isPaused, true, 'nobody consumes yet: the socket is paused');
+      const seen: number[] = [];
+      const all = deferred();
+      st.onmessage = (m) => {
+        seen.push((m as unknown as { params: { i: number } }).params.i);
+        if (seen.length === 100) all.resolve();
+      };
+      await st.start();
+      await within(all.promise, 5000, 'all 100 messages');
+      assert.deepEqual(seen, Array.from({ length: 100 }, (_, i) => i));
+      ws.terminate();
+    } finally {
+      await srv.close();
+    }
+  });
+
+  test('plaintext mode: a binary frame or bad JSON ends the connection with 4002 ERR_INVALID_MESSAGE', async () => {
+    const srv = await startServer({ allowPlaintext: true });
+    try {
+      const a = await openRaw(srv.url, [SUBPROTOCOL_PLAINTEXT]);
+      const closedA = closeOf(a);
+      a.send(Buffer.from('{"jsonrpc":"2.0","method":"notifications/x"}'), { binary: true });
+      assert.deepEqual(await closedA, { code: 4002, reason: 'ERR_INVALID_MESSAGE' });
+      const b = await openRaw(srv.url, [SUBPROTOCOL_PLAINTEXT]);
+      const closedB = closeOf(b);
+      b.send('{"jsonrpc":');
+      assert.deepEqual(await closedB, { code: 4002, reason: 'ERR_INVALID_MESSAGE' });
     } finally {
       await srv.close();
     }
