@@ -90,18 +90,28 @@ export function connect(mode: Mode, port: number, ctx: ClientContext): Promise<B
   return withTimeout(p, CONNECT_TIMEOUT_MS, `${mode.id} connect`);
 }
 
+interface Ready {
+  ports: Partial<Record<ModeId, number>>;
+  sdkPort?: number;
+  nodeId: string;
+  failures: Partial<Record<ModeId | 'sdk', string>>;
+}
+
 /** A running server child process. */
 export class ServerProcess {
   readonly ports: Partial<Record<ModeId, number>>;
   readonly nodeId: string;
-  readonly failures: Partial<Record<ModeId, string>>;
+  readonly failures: Partial<Record<ModeId | 'sdk', string>>;
+  /** Port of the SDK-level echo server, when started with `sdk: true`. */
+  readonly sdkPort: number | undefined;
   readonly #child: ChildProcess;
   #nextId = 1;
   readonly #pending = new Map<number, (s: ServerStats) => void>();
 
-  private constructor(child: ChildProcess, ready: { ports: Partial<Record<ModeId, number>>; nodeId: string; failures: Partial<Record<ModeId, string>> }) {
+  private constructor(child: ChildProcess, ready: Ready) {
     this.#child = child;
     this.ports = ready.ports;
+    this.sdkPort = ready.sdkPort;
     this.nodeId = ready.nodeId;
     this.failures = ready.failures;
     child.on('message', (raw) => {
@@ -119,9 +129,9 @@ export class ServerProcess {
     const path = fileURLToPath(new URL('./server.js', import.meta.url));
     const child = fork(path, [JSON.stringify(config)], { execArgv: ['--expose-gc', ...execArgv], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
     const ready = await withTimeout(
-      new Promise<{ ports: Partial<Record<ModeId, number>>; nodeId: string; failures: Partial<Record<ModeId, string>> }>((resolve, reject) => {
+      new Promise<Ready>((resolve, reject) => {
         child.once('message', (raw) => {
-          const m = raw as { ready?: boolean; failed?: string; ports: Partial<Record<ModeId, number>>; nodeId: string; failures: Partial<Record<ModeId, string>> };
+          const m = raw as Ready & { ready?: boolean; failed?: string };
           if (m.ready) resolve(m);
           else reject(new Error(`server failed to start: ${m.failed}`));
         });

@@ -17,6 +17,8 @@ export interface Results {
   throughput: Record<string, PerMode<{ msgPerSec: Summary; mibPerSec: Summary; serverCpuUsPerMsg?: Summary | undefined; clientCpuUsPerMsg?: Summary | undefined; serverWritesPerMsg?: Summary; window: number }>>;
   /** Keyed by "framing, signed|unsigned", then size label. */
   micro: Record<string, Record<string, { sealUs: Summary; openUs: Summary }>>;
+  /** SDK-level 1 KB tools/call round trips, keyed by variant id. */
+  sdk: Record<string, { label: string; p50: Summary; p99: Summary }>;
 }
 
 export interface TargetVerdict {
@@ -169,6 +171,15 @@ export function renderMarkdown(r: Results, modes: readonly Mode[], targets: Targ
     ['framing', ...sizes.map((s) => `${s} seal / open`)],
     Object.entries(r.micro).map(([combo, per]) => [combo, ...sizes.map((s) => (per[s] ? `${fmtUs(per[s].sealUs.median)} / ${fmtUs(per[s].openUs.median)}` : '–'))]),
   ));
+
+  if (Object.keys(r.sdk).length) {
+    parts.push('\n## 6. SDK level (optional): 1 KB `tools/call` through MCP SDK `Client` → `McpServer`');
+    const base = r.sdk['sdk-plaintext'];
+    parts.push(table(
+      ['variant', 'p50', '× SDK plaintext', 'p99', '× SDK plaintext'],
+      Object.values(r.sdk).map((v) => [v.label, fmtUs(v.p50.median) + spreadOf(v.p50), ratio(v.p50, base?.p50), fmtUs(v.p99.median) + spreadOf(v.p99), ratio(v.p99, base?.p99)]),
+    ));
+  }
 
   parts.push('\n## Targets (issue 5)');
   parts.push(table(

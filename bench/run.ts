@@ -18,16 +18,17 @@ import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { NodeIdentity } from '../src/identity/identity.js';
 import { makeSelfSignedCert, type SelfSignedCert } from './cert.js';
-import { ServerProcess, connect, type ClientContext } from './clients.js';
+import { ServerProcess, connect, withTimeout, type ClientContext } from './clients.js';
 import { burstAndMemory, pipelined, Requester, roundTrips, sealOpenCost, sequentialConnects, windowFor, type BurstResult, type ThroughputResult } from './figures.js';
 import { machineFacts } from './machine.js';
+import { SDK_VARIANTS, sdkRoundTrips } from './sdk.js';
 import { enableCoalescingExperiment } from './coalesce.js';
 import { MODES, modeById, type Mode, type ModeId } from './modes.js';
 import { SIZES, type SizeSpec } from './payload.js';
 import { judgeTargets, renderMarkdown, type Results } from './report.js';
 import { quantile, summarize } from './stats.js';
 
-const FIGURES = ['connect', 'rtt', 'throughput', 'burst', 'micro'] as const;
+const FIGURES = ['connect', 'rtt', 'throughput', 'burst', 'micro', 'sdk'] as const;
 type Figure = (typeof FIGURES)[number];
 
 interface Preset {
@@ -42,6 +43,8 @@ interface Preset {
   maxWindow: number;
   /** Largest total of request bytes in flight in the pipelined figure (fewer in flight for large messages). */
   windowBytes: number;
+  /** SDK-level 1 KB tools/call round trips: [samples, warm-up] per variant and repetition. */
+  sdk: [number, number];
   /** CPU budget per framing, size and repetition of the seal/open figure, ms. */
   microBudgetMs: number;
   watchdogMs: number;
@@ -57,6 +60,7 @@ const FULL: Preset = {
   throughputMs: 1000,
   maxWindow: 64,
   windowBytes: 8 * 2 ** 20,
+  sdk: [500, 50],
   microBudgetMs: 300,
   watchdogMs: 30 * 60_000,
 };
@@ -71,6 +75,7 @@ const QUICK: Preset = {
   throughputMs: 150,
   maxWindow: 32,
   windowBytes: 2 ** 20,
+  sdk: [60, 10],
   microBudgetMs: 40,
   watchdogMs: 120_000,
 };
@@ -223,12 +228,16 @@ async function main(): Promise<void> {
   };
   const windows: Record<string, number> = {};
 
-  const needShared = ['connect', 'rtt', 'throughput'].some((f) => opt.figures.has(f as Figure)) && modes.length > 0;
-  const shared = needShared ? await ServerProcess.start(serverConfig(serverModes), serverArgv('shared-server')) : undefined;
+  const wantSdk = opt.figures.has('sdk');
+  const needShared = (['connect', 'rtt', 'throughput'].some((f) => opt.figures.has(f as Figure)) && modes.length > 0) || wantSdk;
+  const shared = needShared ? await ServerProcess.start({ ...serverConfig(serverModes), sdk: wantSdk }, serverArgv('shared-server')) : undefined;
   try {
     if (shared) {
       ctx.serverNodeId = shared.nodeId;
-      for (const [id, why] of Object.entries(shared.failures)) fail(modeById(id), 'server start', new Error(why));
+      for (const [id, why] of Object.entries(shared.failures)) {
+        if (id === 'sdk') errors.push(`SDK-level server: ${why}`);
+        else fail(modeById(id), 'server start', new Error(why));
+      }
     }
     if (shared) {
       // Warm-up, not recorded: JIT-compile every mode's paths on both sides
@@ -327,6 +336,20 @@ async function main(): Promise<void> {
         for (const r of reqs.values()) await r.close();
       }
 
+      if (shared?.sdkPort !== undefined && wantSdk) {
+        const variants = [...SDK_VARIANTS.slice(rep % SDK_VARIANTS.length), ...SDK_VARIANTS.slice(0, rep % SDK_VARIANTS.length)];
+        for (const v of variants) {
+          try {
+            const s = await withTimeout(sdkRoundTrips(shared.sdkPort, v, ctx.identity, shared.nodeId, 1024, p.sdk[0], p.sdk[1]), 120_000, `SDK ${v.id}`);
+            c.add(`sdk.${v.id}.p50`, quantile(s, 0.5));
+            c.add(`sdk.${v.id}.p99`, quantile(s, 0.99));
+          } catch (err) {
+            errors.push(`SDK-level ${v.id}: ${(err as Error).message}`);
+          }
+        }
+        phase('sdk');
+      }
+
       if (opt.figures.has('burst')) {
         for (const mode of live(order)) {
           let server: ServerProcess | undefined;
@@ -366,7 +389,12 @@ async function main(): Promise<void> {
   }
 
   // Summaries.
-  const results: Results = { connect: {}, burst: {}, memory: {}, rtt: {}, throughput: {}, micro: {} };
+  const results: Results = { connect: {}, burst: {}, memory: {}, rtt: {}, throughput: {}, micro: {}, sdk: {} };
+  for (const v of SDK_VARIANTS) {
+    const p50 = c.get(`sdk.${v.id}.p50`);
+    const p99 = c.get(`sdk.${v.id}.p99`);
+    if (p50 && p99) results.sdk[v.id] = { label: v.label, p50, p99 };
+  }
   for (const mode of modes) {
     const id = mode.id;
     const p50 = c.get(`connect.${id}.p50`);

@@ -22,6 +22,7 @@ import { echoReply } from './payload.js';
 import { modeById, type Mode, type ModeId } from './modes.js';
 import { startEncryptedEchoServer } from './encrypted.js';
 import { enableCoalescingExperiment } from './coalesce.js';
+import { startSdkEchoServer } from './sdk.js';
 
 export interface ServerConfig {
   modes: ModeId[];
@@ -29,6 +30,8 @@ export interface ServerConfig {
   keyPath?: string;
   /** Validate incoming plaintext JSON-RPC with the SDK schema (as the SDK's transports do). */
   validate: boolean;
+  /** Also start the SDK-level echo server (McpServer over our transports). */
+  sdk?: boolean;
   /** EXPERIMENT: coalesce the encrypted connections' writes per event-loop turn (see coalesce.ts). */
   coalesce?: boolean;
 }
@@ -166,7 +169,7 @@ async function main(): Promise<void> {
   const identity = NodeIdentity.generate();
   const ports: Partial<Record<ModeId, number>> = {};
   const closers: Array<() => void> = [];
-  const failures: Partial<Record<ModeId, string>> = {};
+  const failures: Partial<Record<ModeId | 'sdk', string>> = {};
   for (const id of config.modes) {
     const mode = modeById(id);
     try {
@@ -175,6 +178,16 @@ async function main(): Promise<void> {
       closers.push(s.close);
     } catch (err) {
       failures[id] = (err as Error).message;
+    }
+  }
+  let sdkPort: number | undefined;
+  if (config.sdk) {
+    try {
+      const s = await startSdkEchoServer(identity);
+      sdkPort = s.port;
+      closers.push(() => void s.close());
+    } catch (err) {
+      failures.sdk = (err as Error).message;
     }
   }
   process.on('message', (raw) => {
@@ -190,7 +203,7 @@ async function main(): Promise<void> {
     })();
   });
   process.on('disconnect', () => process.exit(0));
-  process.send!({ ready: true, ports, nodeId: identity.nodeId, failures });
+  process.send!({ ready: true, ports, sdkPort, nodeId: identity.nodeId, failures });
 }
 
 main().catch((err: Error) => {
