@@ -5,6 +5,7 @@
  * grace period. `serve` kills its children when it is told to stop.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import type { Logger } from './log.js';
 import { LineSplitter, parseJsonLine } from './stdio.js';
 
@@ -23,6 +24,15 @@ export interface ChildServer {
 
 const live = new Set<ChildProcess>();
 
+/**
+ * On Linux, children are started through util-linux `setpriv --pdeathsig KILL`
+ * so the kernel kills them even if `serve` itself is killed with SIGKILL and
+ * can run no cleanup: no orphans, ever. Elsewhere, children see their stdin
+ * close and are expected to exit, as stdio MCP servers do.
+ */
+const SETPRIV = '/usr/bin/setpriv';
+const DEATH_SIGNAL_PREFIX = process.platform === 'linux' && existsSync(SETPRIV) ? [SETPRIV, '--pdeathsig', 'KILL', '--'] : [];
+
 /** SIGKILL every child still running (process exit path). */
 export function killAllChildren(): void {
   for (const c of live) c.kill('SIGKILL');
@@ -35,7 +45,7 @@ export function spawnChild(
   maxLineBytes: number,
   graceMs = CHILD_GRACE_MS,
 ): ChildServer {
-  const [file, ...args] = command;
+  const [file, ...args] = [...DEATH_SIGNAL_PREFIX, ...command];
   const child = spawn(file!, args, { stdio: ['pipe', 'pipe', 'pipe'], shell: false });
   live.add(child);
   const clog = log.child({ child: child.pid ?? 'none' });
@@ -56,7 +66,7 @@ export function spawnChild(
   const exited = new Promise<string>((resolve) => {
     child.on('error', (err) => {
       live.delete(child);
-      resolve(`could not start ${JSON.stringify(file)}: ${err.message}`);
+      resolve(`could not start ${JSON.stringify(command[0])}: ${err.message}`);
     });
     child.on('exit', (code, signal) => {
       live.delete(child);

@@ -69,6 +69,8 @@ export async function connectCommand(values: Values, urlText: string, paths: Hom
     };
     transport.onclose = () => {
       log.info('connection closed');
+      // Our MCP client may keep stdin open: stop reading so the process can end.
+      process.stdin.destroy();
       // Let stdout drain, then leave.
       process.stdout.write('', () => resolve(stdinEnded ? 0 : code || 1));
     };
@@ -76,7 +78,8 @@ export async function connectCommand(values: Values, urlText: string, paths: Hom
     process.stdin.on('end', () => {
       stdinEnded = true;
       log.debug('stdin closed; closing the connection');
-      void transport.close();
+      // Before the connection is ready, the early messages go out first.
+      if (ready) void transport.close();
     });
     transport.start().then(
       () => {
@@ -84,6 +87,7 @@ export async function connectCommand(values: Values, urlText: string, paths: Hom
         const peer = transport.peer;
         log.info(peer ? `connected to ${url.host} as ${peer.fingerprint}` : `connected to ${url.host} (plaintext)`, peer ? { node_id: peer.nodeId } : {});
         for (const m of early.splice(0)) send(m);
+        if (stdinEnded) void transport.close();
       },
       (err: Error) => {
         log.error(describe(err, url), err instanceof McpE2eError ? { code: err.code } : {});

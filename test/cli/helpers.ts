@@ -1,0 +1,107 @@
+/** Helpers for CLI tests: run the real `mcp-e2e` program as child processes. */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createInterface } from 'node:readline';
+import { NodeIdentity } from '../../src/identity/identity.js';
+
+export const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+export const CLI = join(ROOT, 'dist/src/cli/main.js');
+export const DEMO_SERVER = join(ROOT, 'dist/src/demo/demo-server.js');
+export const EVERYTHING = join(ROOT, 'node_modules/@modelcontextprotocol/server-everything/dist/index.js');
+
+export function tempDir(prefix = 'mcp-e2e-cli-'): string {
+  return mkdtempSync(join(tmpdir(), prefix));
+}
+
+/** A home directory with a fresh identity. */
+export function makeHome(): { home: string; identity: NodeIdentity } {
+  const home = tempDir();
+  const identity = NodeIdentity.generate();
+  identity.save(join(home, 'identity.json'));
+  return { home, identity };
+}
+
+export function runCli(args: string[], opts: { env?: NodeJS.ProcessEnv; input?: string } = {}) {
+  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', env: { ...process.env, ...opts.env }, input: opts.input ?? '', timeout: 30_000 });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+export interface Serve {
+  proc: ChildProcess;
+  url: string;
+  port: number;
+  log: string[];
+  /** Resolves with the first log entry matching `pred`. */
+  waitFor(pred: (entry: Record<string, unknown>) => boolean, timeoutMs?: number): Promise<Record<string, unknown>>;
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+}
+
+/** Start `mcp-e2e serve --json` and wait until it listens. */
+export async function startServe(args: string[], command: string[]): Promise<Serve> {
+  const proc = spawn(process.execPath, [CLI, 'serve', '--json', '--port', '0', ...args, '--', ...command], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const log: string[] = [];
+  const entries: Array<Record<string, unknown>> = [];
+  const waiters = new Set<{ pred: (e: Record<string, unknown>) => boolean; resolve: (e: Record<string, unknown>) => void }>();
+  createInterface({ input: proc.stderr! }).on('line', (line) => {
+    log.push(line);
+    let e: Record<string, unknown>;
+    try {
+      e = JSON.parse(line);
+    } catch {
+      return;
+    }
+    entries.push(e);
+    for (const w of waiters) if (w.pred(e)) (waiters.delete(w), w.resolve(e));
+  });
+  const exited = new Promise<number | null>((resolve) => proc.on('exit', (code) => resolve(code)));
+  const waitFor = (pred: (e: Record<string, unknown>) => boolean, timeoutMs = 15_000) =>
+    new Promise<Record<string, unknown>>((resolve, reject) => {
+      const hit = entries.find(pred);
+      if (hit) return resolve(hit);
+      const timer = setTimeout(() => reject(new Error(`timed out waiting for a serve log entry; log:\n${log.join('\n')}`)), timeoutMs);
+      waiters.add({ pred, resolve: (e) => (clearTimeout(timer), resolve(e)) });
+      void exited.then(() => reject(new Error(`serve exited; log:\n${log.join('\n')}`)));
+    });
+  const listening = await waitFor((e) => typeof e.url === 'string');
+  const url = listening.url as string;
+  return {
+    proc,
+    url,
+    port: Number(new URL(url).port),
+    log,
+    waitFor,
+    async stop(signal = 'SIGTERM') {
+      if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal);
+      return exited;
+    },
+  };
+}
+
+/** True while a process with this pid exists (and is not a zombie). */
+export function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch {
+    return false;
+  }
+  const stat = spawnSync('ps', ['-o', 'stat=', '-p', String(pid)], { encoding: 'utf8' }).stdout.trim();
+  return stat !== '' && !stat.startsWith('Z');
+}
+
+/** Wait until `pred` holds, polling (for process exits, which have no event we can subscribe to across processes). */
+export async function eventually(pred: () => boolean, timeoutMs = 10_000, what = 'condition'): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!pred()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** Pids of the processes whose parent is `ppid`. */
+export function childPids(ppid: number): number[] {
+  const out = spawnSync('ps', ['-o', 'pid=', '--ppid', String(ppid)], { encoding: 'utf8' }).stdout;
+  return out.split('\n').map((s) => Number(s.trim())).filter((n) => n > 0);
+}
