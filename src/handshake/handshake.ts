@@ -243,8 +243,9 @@ export class Handshake {
 
   #guard<T>(expected: State, fn: () => T): T {
     if (this.#state !== expected) {
+      const state = this.#state;
       this.#state = 'failed';
-      throw new McpE2eError('ERR_HANDSHAKE_UNEXPECTED_MESSAGE', `handshake step not allowed in state ${this.#state}`);
+      throw new McpE2eError('ERR_HANDSHAKE_UNEXPECTED_MESSAGE', `handshake step not allowed in state ${state}`);
     }
     try {
       return fn();

@@ -214,8 +214,8 @@ export class Session {
     if (this.signatures !== (record.signature !== undefined)) {
       throw new McpE2eError('ERR_FRAME_SIGNATURE', this.signatures ? 'frame signature missing' : 'unexpected frame signature');
     }
+    // An epoch beyond MAX_EPOCH cannot be decoded, so a rotation never overflows.
     const rotating = record.epoch === r.epoch + 1;
-    if (rotating && r.epoch === MAX_EPOCH) throw new McpE2eError('ERR_SESSION_EXHAUSTED', 'epoch space exhausted');
     const framesInEpoch = rotating ? 0 : r.framesInEpoch;
     const bytesInEpoch = rotating ? 0 : r.bytesInEpoch;
     // Counted as the sender counts: plaintext bytes including the content-type byte.
@@ -235,6 +235,7 @@ export class Session {
     }
     const contentType = plaintext[0];
     if (contentType !== ContentType.MCP && contentType !== ContentType.CONTROL) {
+      plaintext.fill(0);
       throw new McpE2eError('ERR_FRAME_CONTENT_TYPE', `unknown content type ${contentType}`);
     }
     if (rotating) {
