@@ -145,14 +145,18 @@ export class ServerProcess {
 
   #call(cmd: 'stats' | 'gc' | 'exit'): Promise<ServerStats> {
     const id = this.#nextId++;
+    const child = this.#child;
     return withTimeout(
       new Promise<ServerStats>((resolve) => {
         this.#pending.set(id, resolve);
-        this.#child.send({ id, cmd });
+        child.send({ id, cmd });
       }),
       30_000,
       `server ${cmd}`,
-    );
+    ).catch((err: Error) => {
+      this.#pending.delete(id);
+      throw new Error(`${err.message} (server pid ${child.pid}, exit code ${child.exitCode}, signal ${child.signalCode}, connected ${child.connected})`);
+    });
   }
 
   stats(): Promise<ServerStats> {
