@@ -77,11 +77,11 @@ async function closeAll(conns: BenchConnection[]): Promise<void> {
   for (let i = 0; i < conns.length; i += chunk) await Promise.all(conns.slice(i, i + chunk).map((c) => c.close()));
 }
 
-async function settle(server: ServerProcess, expected: number): Promise<Awaited<ReturnType<ServerProcess['gc']>>> {
+async function settle(server: ServerProcess, expected: number, idleMs: number): Promise<Awaited<ReturnType<ServerProcess['gc']>>> {
   // Let the server finish its side of the last handshakes, then let the connections idle.
   const deadline = Date.now() + 5000;
   while ((await server.stats()).connections < expected && Date.now() < deadline) await sleep(20);
-  await sleep(300);
+  await sleep(idleMs);
   return server.gc();
 }
 
@@ -97,16 +97,16 @@ async function settle(server: ServerProcess, expected: number): Promise<Awaited<
  * 2. burst: close them all, then, with the server now warm, open `count`
  *    connections with `concurrency` outstanding and time them.
  */
-export async function burstAndMemory(mode: Mode, server: ServerProcess, count: number, concurrency: number, ctx: ClientContext): Promise<BurstResult> {
+export async function burstAndMemory(mode: Mode, server: ServerProcess, count: number, concurrency: number, ctx: ClientContext, idleMs = 300): Promise<BurstResult> {
   const port = server.ports[mode.id]!;
   const half = Math.max(1, Math.floor(count / 2));
   const base = await server.gc();
   const first = await openMany(mode, port, half, concurrency, ctx);
-  const mid = await settle(server, first.conns.length);
+  const mid = await settle(server, first.conns.length, idleMs);
   const second = await openMany(mode, port, count - half, concurrency, ctx);
-  const idle = await settle(server, first.conns.length + second.conns.length);
+  const idle = await settle(server, first.conns.length + second.conns.length, idleMs);
   await closeAll([...first.conns, ...second.conns]);
-  await sleep(100);
+  await sleep(Math.min(100, idleMs));
   const before = await server.gc();
   const t0 = nowUs();
   const { conns, failed } = await openMany(mode, port, count, concurrency, ctx);
@@ -197,9 +197,9 @@ export interface ThroughputResult {
   window: number;
 }
 
-/** In-flight window for a message size: `maxWindow`, fewer for large messages (at most `windowBytes` in flight, at least 4 messages). */
-export function windowFor(bytes: number, maxWindow: number, windowBytes: number): number {
-  return Math.max(4, Math.min(maxWindow, Math.floor(windowBytes / bytes)));
+/** In-flight window for a message size: `maxWindow`, fewer for large messages (at most `windowBytes` in flight, at least `minWindow` messages). */
+export function windowFor(bytes: number, maxWindow: number, windowBytes: number, minWindow = 4): number {
+  return Math.max(minWindow, Math.min(maxWindow, Math.floor(windowBytes / bytes)));
 }
 
 /**

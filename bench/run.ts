@@ -43,6 +43,10 @@ interface Preset {
   maxWindow: number;
   /** Largest total of request bytes in flight in the pipelined figure (fewer in flight for large messages). */
   windowBytes: number;
+  /** Fewest requests in flight in the pipelined figure. */
+  minWindow: number;
+  /** How long connections idle before the memory reading, ms. */
+  idleMs: number;
   /** SDK-level 1 KB tools/call round trips: [samples, warm-up] per variant and repetition. */
   sdk: [number, number];
   /** CPU budget per framing, size and repetition of the seal/open figure, ms. */
@@ -60,6 +64,8 @@ const FULL: Preset = {
   throughputMs: 600,
   maxWindow: 64,
   windowBytes: 8 * 2 ** 20,
+  minWindow: 4,
+  idleMs: 300,
   sdk: [500, 50],
   microBudgetMs: 150,
   watchdogMs: 30 * 60_000,
@@ -68,13 +74,15 @@ const FULL: Preset = {
 const QUICK: Preset = {
   reps: 1,
   connectCount: 15,
-  burstCount: 60,
-  burstConcurrency: 30,
-  rtt: { '100 B': [150, 20], '1 KB': [150, 20], '64 KB': [15, 3], '1 MB': [3, 1] },
-  throughputWarmMs: 50,
-  throughputMs: 150,
+  burstCount: 40,
+  burstConcurrency: 20,
+  rtt: { '100 B': [100, 20], '1 KB': [100, 20], '64 KB': [10, 2], '1 MB': [3, 1] },
+  throughputWarmMs: 30,
+  throughputMs: 100,
   maxWindow: 32,
   windowBytes: 2 ** 20,
+  minWindow: 2,
+  idleMs: 50,
   sdk: [60, 10],
   microBudgetMs: 40,
   watchdogMs: 120_000,
@@ -250,7 +258,7 @@ async function main(): Promise<void> {
           const req = new Requester(conn);
           for (const size of opt.sizes.filter((s) => s.bytes <= (opt.quick ? 1024 : 64 * 1024))) {
             await roundTrips(req, size.bytes, opt.quick ? 20 : 50, 0);
-            await pipelined(req, mode, shared, size.bytes, windowFor(size.bytes, p.maxWindow, p.windowBytes), 0, opt.quick ? 30 : 200);
+            await pipelined(req, mode, shared, size.bytes, windowFor(size.bytes, p.maxWindow, p.windowBytes, p.minWindow), 0, opt.quick ? 30 : 200);
           }
           await conn.close();
         } catch (err) {
@@ -316,7 +324,7 @@ async function main(): Promise<void> {
         }
         if (opt.figures.has('throughput')) {
           for (const size of opt.sizes) {
-            const window = windowFor(size.bytes, p.maxWindow, p.windowBytes);
+            const window = windowFor(size.bytes, p.maxWindow, p.windowBytes, p.minWindow);
             windows[size.label] = window;
             for (const mode of live(order)) {
               const r = reqs.get(mode.id);
@@ -356,7 +364,7 @@ async function main(): Promise<void> {
           try {
             server = await ServerProcess.start(serverConfig([mode.id]), serverArgv(`burst-${mode.id}-${rep + 1}`));
             if (server.failures[mode.id]) throw new Error(server.failures[mode.id]);
-            const b: BurstResult = await burstAndMemory(mode, server, p.burstCount, p.burstConcurrency, { ...ctx, serverNodeId: server.nodeId });
+            const b: BurstResult = await burstAndMemory(mode, server, p.burstCount, p.burstConcurrency, { ...ctx, serverNodeId: server.nodeId }, p.idleMs);
             for (const k of ['connPerSec', 'serverCpuUsPerConn', 'rssKiBPerConn', 'heapKiBPerConn', 'rssKiBPerConnFirstHalf'] as const) c.add(`burst.${mode.id}.${k}`, b[k]);
             burstRaw[mode.id] = (burstRaw[mode.id] ?? 0) + b.failed;
             if (b.failed > 0) errors.push(`${mode.id}: ${b.failed} of ${p.burstCount} burst connections failed`);
