@@ -3,19 +3,12 @@
  * src/transport, measured at the transport level (send / onmessage with
  * JSON-RPC objects), without the MCP SDK's Client/Server on top.
  */
-import { existsSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 import { EncryptedWebSocketClientTransport } from '../src/transport/client.js';
 import { EncryptedWebSocketServer } from '../src/transport/server.js';
 import type { NodeIdentity } from '../src/identity/identity.js';
 import type { Framing } from '../src/protocol.js';
 import { echoReply } from './payload.js';
-
-/** True when the transport sources exist (the smoke test skips before). */
-export function transportSourcePresent(): boolean {
-  return existsSync(fileURLToPath(new URL('../../src/transport/', import.meta.url)));
-}
 
 export interface EncryptedEchoServer {
   port: number;

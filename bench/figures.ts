@@ -11,7 +11,7 @@ import type { Framing } from '../src/protocol.js';
 import { connect, withTimeout, type BenchConnection, type ClientContext, type ServerProcess } from './clients.js';
 import type { Mode } from './modes.js';
 import { makeArguments, request } from './payload.js';
-import { cpuUs, nowUs, quantile } from './stats.js';
+import { cpuUs, nowUs } from './stats.js';
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
