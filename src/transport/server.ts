@@ -357,7 +357,7 @@ export class EncryptedWebSocketServer {
       const handshake = transport.mode === 'encrypted'
         ? new Handshake('responder', this.#identity, { signatures: this.#options.signatures ?? false, framings: this.#framings })
         : undefined;
-      await transport.accept(handshake!, this.#identity, (peer) => this.#verifyPeer(peer));
+      await transport.accept(handshake, this.#identity, (peer) => this.#verifyPeer(peer));
     } catch (err) {
       this.#report(asMcpE2eError(err, 'ERR_HANDSHAKE_MALFORMED'), info);
       return;
