@@ -129,7 +129,9 @@ async function main(argv: string[]): Promise<number> {
 
 main(process.argv.slice(2)).then(
   (code) => {
-    process.exitCode = code;
+    // The relays are done once main resolves: exit even if a socket or timer
+    // of a half-closed connection would keep the event loop alive.
+    process.stdout.write('', () => process.stderr.write('', () => process.exit(code)));
   },
   (err: unknown) => {
     if (err instanceof UsageError) {

@@ -17,6 +17,8 @@ import { loadIdentity, type Values } from './main.js';
 import { UsageError } from './usage.js';
 
 export const DEFAULT_PORT = 8765;
+/** How long `serve` waits for connections and children to end after SIGINT/SIGTERM (ms). */
+const SHUTDOWN_GRACE_MS = 5000;
 
 function parsePort(value: string | undefined): number {
   if (value === undefined) return DEFAULT_PORT;
@@ -108,9 +110,10 @@ export async function serveCommand(values: Values, command: string[], paths: Hom
       unwatchFile(allowPath);
       // Closing the server closes every connection, which terminates every child.
       const force = setTimeout(() => {
+        log.error(`connections did not close within ${SHUTDOWN_GRACE_MS} ms; killing their server processes`);
         killAllChildren();
         resolve(1);
-      }, 5000);
+      }, SHUTDOWN_GRACE_MS);
       force.unref();
       void server
         .close()

@@ -13,6 +13,7 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { NodeIdentity } from '../../src/identity/identity.js';
 import { allowPeer } from '../../src/cli/peers.js';
+import { EncryptedWebSocketClientTransport } from '../../src/transport/client.js';
 import { CLI, DEMO_SERVER, EVERYTHING, ROOT, alive, childPids, eventually, makeHome, runCli, startServe, tempDir } from './helpers.js';
 
 const INSPECTOR = join(ROOT, 'node_modules/@modelcontextprotocol/inspector-cli/build/index.js');
@@ -217,6 +218,28 @@ test('no child process survives: client killed, serve stopped, serve killed, chi
     await serve.waitFor((e) => /server process exited with code 3/.test(String(e.msg)));
     await dClosed;
     assert.ok(!existsSync(`/proc/${d.transport.pid}`) || !alive(d.transport.pid!));
+  } finally {
+    await serve.stop();
+  }
+});
+
+test('a child that ignores SIGTERM is killed after the grace period', async () => {
+  const server = makeHome();
+  const client = makeHome();
+  allowPeer(join(server.home, 'allowed_peers'), client.identity.nodeId);
+  const stubborn = 'process.on("SIGTERM", () => console.error("ignoring SIGTERM")); setInterval(() => {}, 1000); process.stdin.resume(); console.error("ready");';
+  const serve = await startServe(['--home', server.home], [process.execPath, '-e', stubborn]);
+  try {
+    const t = new EncryptedWebSocketClientTransport(serve.url, { identity: client.identity, expectedPeer: server.identity.nodeId });
+    await t.start();
+    // Only once the child has installed its SIGTERM handler.
+    await serve.waitFor((e) => /\[child\] ready/.test(String(e.msg)));
+    const [pid] = childPids(serve.proc.pid!);
+    assert.ok(pid && alive(pid));
+    await t.close();
+    await serve.waitFor((e) => /ignoring SIGTERM/.test(String(e.msg)));
+    await serve.waitFor((e) => /did not exit within \d+ ms of SIGTERM; killing it/.test(String(e.msg)));
+    await eventually(() => !alive(pid!), 5000, 'the stubborn child to be killed');
   } finally {
     await serve.stop();
   }
