@@ -34,7 +34,7 @@ export async function startEncryptedEchoServer(
     framings: [framing],
     // Room for the 1,000-connection figures with connections of the previous
     // burst still closing; every per-connection limit stays at its default.
-    limits: { maxConnections: 4096 },
+    limits: { maxConnections: 4096, maxConnectionsPerAddress: 4096 },
     onConnection: async (transport) => {
       counters.connections++;
       transport.onclose = () => counters.connections--;

@@ -188,7 +188,8 @@ export class EncryptedWebSocketClientTransport extends WebSocketChannel implemen
           done(new McpE2eError('ERR_CONNECTION_CLOSED', 'the transport was closed while connecting', { cause: err }));
           return;
         }
-        const code = /subprotocol/i.test(err.message) ? 'ERR_SUBPROTOCOL' : 'ERR_CONNECT_FAILED';
+        // A server at its per-address limit answers the upgrade with HTTP 429.
+        const code = /subprotocol/i.test(err.message) ? 'ERR_SUBPROTOCOL' : /server response: 429\b/.test(err.message) ? 'ERR_LIMIT_REACHED' : 'ERR_CONNECT_FAILED';
         done(new McpE2eError(code, `cannot connect to ${this.url.origin}: ${err.message}`, { cause: err }));
       };
       const onClose = (): void => done(new McpE2eError('ERR_CONNECTION_CLOSED', 'the transport was closed while connecting'));

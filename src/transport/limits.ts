@@ -20,6 +20,18 @@ export const DEFAULT_UPGRADE_TIMEOUT_MS = 5_000;
 export const DEFAULT_MAX_CONNECTIONS = 1024;
 /** Server only: most connections at once that have upgraded but not yet finished the handshake. */
 export const DEFAULT_MAX_PENDING_HANDSHAKES = 128;
+/**
+ * Server only: most connections at once from one source address, counted from
+ * TCP accept (so stalled upgrades count) to close. With the defaults, no single
+ * address can take more than 1/16 of `maxConnections`.
+ */
+export const DEFAULT_MAX_CONNECTIONS_PER_ADDRESS = 64;
+/**
+ * Server only (`listen()`): largest HTTP request head (request line and
+ * headers) of the upgrade request, bytes. Node's parser refuses more with 431
+ * before anything is handed to us. A WebSocket upgrade needs a few hundred bytes.
+ */
+export const MAX_UPGRADE_HEADER_BYTES = 8 * 1024;
 /** Server default: ping interval (ms); a peer that has not answered by the next ping is dropped. 0 disables. */
 export const DEFAULT_SERVER_KEEPALIVE_INTERVAL_MS = 30_000;
 /** Client default: the client answers the server's pings; its own pings are off unless asked for. */
@@ -70,6 +82,14 @@ export interface ServerLimits extends ConnectionLimits {
   maxConnections?: number;
   /** Most unauthenticated connections in the handshake at once; more are closed with 1013 `ERR_LIMIT_REACHED`. Default 128. */
   maxPendingHandshakes?: number;
+  /**
+   * Most connections at once from one source IP address (IPv4-mapped IPv6
+   * counts as IPv4), from TCP accept to close, whatever their stage. More are
+   * refused with HTTP 429 before the upgrade (the client reports
+   * `ERR_LIMIT_REACHED`). Behind a reverse proxy every client shares the
+   * proxy's address: raise it to `maxConnections`. Default 64.
+   */
+  maxConnectionsPerAddress?: number;
 }
 
 export type ResolvedConnectionLimits = Required<Omit<ConnectionLimits, 'session'>> & { session: SessionOptions };
@@ -105,5 +125,6 @@ export function resolveServerLimits(limits: ServerLimits = {}): ResolvedServerLi
     upgradeTimeoutMs: pick(limits.upgradeTimeoutMs, DEFAULT_UPGRADE_TIMEOUT_MS, 1, MAX_TIMER_MS, 'upgradeTimeoutMs'),
     maxConnections: pick(limits.maxConnections, DEFAULT_MAX_CONNECTIONS, 1, 2 ** 24, 'maxConnections'),
     maxPendingHandshakes: pick(limits.maxPendingHandshakes, DEFAULT_MAX_PENDING_HANDSHAKES, 1, 2 ** 24, 'maxPendingHandshakes'),
+    maxConnectionsPerAddress: pick(limits.maxConnectionsPerAddress, DEFAULT_MAX_CONNECTIONS_PER_ADDRESS, 1, 2 ** 24, 'maxConnectionsPerAddress'),
   };
 }

@@ -6,7 +6,10 @@
  *
  * Defence against unauthenticated load, in order of arrival:
  * - TCP accept (servers started with `listen()`): at most `maxConnections +
- *   maxPendingHandshakes` sockets; the HTTP upgrade must arrive within
+ *   maxPendingHandshakes` sockets; at most `maxConnectionsPerAddress` from one
+ *   source address (more get an immediate HTTP 429, nothing of theirs is
+ *   read); the HTTP request head is at most MAX_UPGRADE_HEADER_BYTES (Node's
+ *   parser answers 431 beyond); the HTTP upgrade must arrive within
  *   `upgradeTimeoutMs`, and the socket is destroyed at accept +
  *   `upgradeTimeoutMs` + `handshakeTimeoutMs` (15 s by default) unless
  *   authenticated by then, whatever stage it is stuck in.
@@ -27,7 +30,7 @@ import { NodeIdentity, type PeerIdentity } from '../identity/identity.js';
 import { PeerAllowList, type TrustPolicy } from '../identity/trust.js';
 import { FRAMINGS, MAX_HANDSHAKE_MESSAGE_BYTES, type Framing } from '../protocol.js';
 import { asMcpE2eError, closeWithError } from './closing.js';
-import { CLOSE_GRACE_MS, resolveServerLimits, type ResolvedServerLimits, type ServerLimits } from './limits.js';
+import { CLOSE_GRACE_MS, MAX_UPGRADE_HEADER_BYTES, resolveServerLimits, type ResolvedServerLimits, type ServerLimits } from './limits.js';
 import { EncryptedWebSocketServerTransport } from './server-transport.js';
 import { modeOfServerConnection, selectSubprotocol } from './subprotocol.js';
 
@@ -86,6 +89,12 @@ function httpReject(socket: Duplex, status: number, text: string): void {
   socket.destroy();
 }
 
+/** The key of the per-address limit: an IPv4-mapped IPv6 address counts as its IPv4 address. */
+export function addressKey(address: string | undefined): string {
+  if (address === undefined) return '';
+  return address.startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address;
+}
+
 /**
  * A WebSocket server for MCP over mcp-e2e. Start it with `listen()` or
  * `attach()` to an existing HTTP(S) server; stop it with `close()`.
@@ -108,6 +117,11 @@ export class EncryptedWebSocketServer {
   readonly #pending = new Set<EncryptedWebSocketServerTransport>();
   /** Sockets not yet authenticated, with the timer that destroys them. */
   readonly #deadlines = new Map<Socket, Deadline>();
+  /** Open sockets per source address (see `maxConnectionsPerAddress`). */
+  readonly #perAddress = new Map<string, number>();
+  readonly #counted = new WeakSet<Socket>();
+  /** Sockets refused at accept: answered with 429, never upgraded. */
+  readonly #refused = new WeakSet<Socket>();
 
   /**
    * @throws TypeError for a missing identity or `onConnection`, or when no
@@ -159,6 +173,11 @@ export class EncryptedWebSocketServer {
     return this.#pending.size;
   }
 
+  /** Open sockets per source address, any stage (a copy; for monitoring and tests). */
+  get connectionsPerAddress(): Map<string, number> {
+    return new Map(this.#perAddress);
+  }
+
   /** The address the server listens on (`listen()` only). */
   address(): AddressInfo | undefined {
     const a = this.#http?.address();
@@ -175,13 +194,17 @@ export class EncryptedWebSocketServer {
    */
   async listen(port = 0, host = '127.0.0.1'): Promise<AddressInfo> {
     this.#checkIdle();
-    const server = createServer();
+    const server = createServer({ maxHeaderSize: MAX_UPGRADE_HEADER_BYTES });
     this.#http = server;
     this.#owned = true;
     // net.Server drops sockets beyond this at accept, before any parsing.
     server.maxConnections = this.limits.maxConnections + this.limits.maxPendingHandshakes;
     server.on('connection', (socket: Socket) => this.#onTcpConnection(socket));
-    server.on('request', (_req, res) => {
+    server.on('request', (req, res) => {
+      if (this.#refused.has(req.socket)) {
+        req.socket.destroy();
+        return;
+      }
       res.writeHead(426, { Connection: 'close', Upgrade: 'websocket', 'Content-Type': 'text/plain' });
       res.end('mcp-e2e: WebSocket upgrade required\n');
     });
@@ -271,9 +294,47 @@ export class EncryptedWebSocketServer {
     for (const policy of this.#policies) policy.verify(peer);
   }
 
+  /**
+   * Count `socket` against its address until it closes.
+   * @returns false (nothing counted) when the address is at its limit.
+   */
+  #claimAddress(socket: Socket): boolean {
+    if (this.#counted.has(socket)) return true;
+    if (socket.destroyed) return false;
+    const key = addressKey(socket.remoteAddress);
+    const n = this.#perAddress.get(key) ?? 0;
+    if (n >= this.limits.maxConnectionsPerAddress) return false;
+    this.#perAddress.set(key, n + 1);
+    this.#counted.add(socket);
+    socket.once('close', () => {
+      const left = (this.#perAddress.get(key) ?? 1) - 1;
+      if (left > 0) this.#perAddress.set(key, left);
+      else this.#perAddress.delete(key);
+    });
+    return true;
+  }
+
+  #addressRefusal(socket: Socket): McpE2eError {
+    const err = new McpE2eError('ERR_LIMIT_REACHED', `connection refused: ${this.limits.maxConnectionsPerAddress} connections already open from this address`);
+    this.#report(err, { remoteAddress: socket.remoteAddress });
+    return err;
+  }
+
   #onTcpConnection(socket: Socket): void {
     if (this.#closing) {
       socket.destroy();
+      return;
+    }
+    if (!this.#claimAddress(socket)) {
+      // Answer at once, before reading a byte: the request head is never
+      // parsed for us (the upgrade and request handlers drop refused sockets).
+      this.#refused.add(socket);
+      this.#addressRefusal(socket);
+      socket.on('error', () => {});
+      socket.end('HTTP/1.1 429 Too Many Requests\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+      const timer = setTimeout(() => socket.destroy(), Math.min(CLOSE_GRACE_MS, this.limits.upgradeTimeoutMs));
+      timer.unref();
+      socket.once('close', () => clearTimeout(timer));
       return;
     }
     const acceptedAt = Date.now();
@@ -310,6 +371,10 @@ export class EncryptedWebSocketServer {
   }
 
   #onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
+    if (this.#refused.has(req.socket)) {
+      socket.destroy();
+      return;
+    }
     const path = this.#options.path;
     if (path !== undefined) {
       const url = req.url ?? '/';
@@ -322,6 +387,12 @@ export class EncryptedWebSocketServer {
     }
     if (this.#closing) {
       httpReject(socket, 503, 'Service Unavailable');
+      return;
+    }
+    // attach(): we never saw the accept, so the address is counted from here.
+    if (!this.#claimAddress(req.socket)) {
+      this.#addressRefusal(req.socket);
+      httpReject(socket, 429, 'Too Many Requests');
       return;
     }
     this.#armHandshakeDeadline(req.socket);
