@@ -59,20 +59,27 @@ export async function connectCommand(values: Values, urlText: string, paths: Hom
   );
 
   return new Promise<number>((resolve) => {
-    let code = 0;
+    let failed = false;
+    let reported: Error | undefined;
+    const report = (err: Error) => {
+      failed = true;
+      if (err === reported) return; // start() rejects with the error onerror already showed
+      reported = err;
+      log.error(describe(err, url), err instanceof McpE2eError ? { code: err.code } : {});
+    };
     transport.onmessage = (msg) => {
       process.stdout.write(JSON.stringify(msg) + '\n');
     };
-    transport.onerror = (err) => {
-      code = 1;
-      log.error(describe(err, url), err instanceof McpE2eError ? { code: err.code } : {});
-    };
+    transport.onerror = report;
     transport.onclose = () => {
-      log.info('connection closed');
+      if (ready) log.info('connection closed');
       // Our MCP client may keep stdin open: stop reading so the process can end.
       process.stdin.destroy();
       // Let stdout drain, then leave.
-      process.stdout.write('', () => resolve(stdinEnded ? 0 : code || 1));
+      // A failed start() settles after onclose and decides the exit code there.
+      if (!ready) return;
+      // Success only when our MCP client ended the session and nothing failed.
+      process.stdout.write('', () => resolve(stdinEnded && !failed ? 0 : 1));
     };
     process.stdin.on('data', (c: Buffer) => lines.push(c));
     process.stdin.on('end', () => {
@@ -90,7 +97,7 @@ export async function connectCommand(values: Values, urlText: string, paths: Hom
         if (stdinEnded) void transport.close();
       },
       (err: Error) => {
-        log.error(describe(err, url), err instanceof McpE2eError ? { code: err.code } : {});
+        report(err);
         resolve(1);
       },
     );
@@ -104,7 +111,7 @@ function describe(err: Error, url: URL): string {
     case 'ERR_PEER_REJECTED':
       return `the server at ${url.host} refused our identity: ask its operator to run \`mcp-e2e peers allow <our node id>\` (see \`mcp-e2e id\`)`;
     case 'ERR_CONNECT_FAILED':
-      return `cannot reach ${url.host}: ${err.message}`;
+      return `${err.message}; is \`mcp-e2e serve\` running at ${url.host}?`;
     default:
       return err.message;
   }

@@ -75,6 +75,15 @@ test('every user mistake gives one clear line', async () => {
     assert.match(r.stderr, re);
     assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
   }
+  // Nobody listening: exit 1, one line that says what to check.
+  const closedPort = createServer();
+  await new Promise<void>((r) => closedPort.listen(0, '127.0.0.1', r));
+  const freePort = (closedPort.address() as { port: number }).port;
+  await new Promise((r) => closedPort.close(r));
+  const unreachable = runCli(['connect', `ws://127.0.0.1:${freePort}`, '--home', home]);
+  assert.equal(unreachable.code, 1, unreachable.stderr);
+  assert.match(unreachable.stderr, /ECONNREFUSED.*is `mcp-e2e serve` running/);
+  assert.equal(unreachable.stderr.trim().split('\n').length, 1, unreachable.stderr);
   // A port in use.
   const blocker = createServer();
   await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', r));
