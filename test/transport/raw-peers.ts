@@ -5,7 +5,7 @@
  * oversized frames) and watch how the transport under test reacts.
  */
 import { once } from 'node:events';
-import type { AddressInfo } from 'node:net';
+import { connect, type AddressInfo, type Socket } from 'node:net';
 import { WebSocket, WebSocketServer, type ClientOptions, type RawData } from 'ws';
 import { Handshake, NodeIdentity, Session, SUBPROTOCOL_ENCRYPTED, type Framing } from '../../src/index.js';
 import { deferred, within } from './helpers.js';
@@ -111,4 +111,100 @@ export async function startSilentServer(): Promise<{ url: string; connected: Pro
       await done.promise;
     },
   };
+}
+
+/** A WebSocket frame as a client sends it (masked, RFC 6455 §5.2), or with any header bits a test wants. */
+export function clientFrame(opcode: number, payload: Buffer | string, options: { fin?: boolean; rsv?: number; mask?: boolean; declaredLength?: bigint } = {}): Buffer {
+  const body = Buffer.from(payload);
+  const { fin = true, rsv = 0, mask = true } = options;
+  const len = options.declaredLength ?? BigInt(body.length);
+  const head = [(fin ? 0x80 : 0) | ((rsv & 7) << 4) | (opcode & 0x0f)];
+  let ext = Buffer.alloc(0);
+  if (len < 126n) head.push((mask ? 0x80 : 0) | Number(len));
+  else if (len < 65536n) {
+    head.push((mask ? 0x80 : 0) | 126);
+    ext = Buffer.alloc(2);
+    ext.writeUInt16BE(Number(len));
+  } else {
+    head.push((mask ? 0x80 : 0) | 127);
+    ext = Buffer.alloc(8);
+    ext.writeBigUInt64BE(len);
+  }
+  const key = mask ? Buffer.from([0x12, 0x34, 0x56, 0x78]) : Buffer.alloc(0);
+  if (mask) for (let i = 0; i < body.length; i++) body[i] = body[i]! ^ key[i % 4]!;
+  return Buffer.concat([Buffer.from(head), ext, key, body]);
+}
+
+/** The upgrade request of a raw TCP client. */
+export function upgradeRequest(path = '/mcp', protocol: string | undefined = SUBPROTOCOL_ENCRYPTED, extraHeaders = ''): string {
+  return (
+    `GET ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+    `Sec-WebSocket-Key: ${Buffer.alloc(16, 7).toString('base64')}\r\nSec-WebSocket-Version: 13\r\n` +
+    (protocol === undefined ? '' : `Sec-WebSocket-Protocol: ${protocol}\r\n`) +
+    extraHeaders +
+    '\r\n'
+  );
+}
+
+/**
+ * A raw TCP peer: everything the server sends is collected in `received`;
+ * `closed` resolves when the TCP connection ends, with the close frame the
+ * server sent (if any).
+ */
+export interface RawTcpPeer {
+  socket: Socket;
+  received: () => Buffer;
+  /** The HTTP status line of the server's answer, once it has arrived. */
+  status: Promise<string>;
+  closed: Promise<{ close: CloseEvent | undefined; bytes: Buffer }>;
+}
+
+/** Open a TCP connection to 127.0.0.1:port, optionally from another loopback address. */
+export async function rawTcp(port: number, localAddress?: string): Promise<RawTcpPeer> {
+  const socket = connect({ port, host: '127.0.0.1', ...(localAddress ? { localAddress } : {}) });
+  socket.on('error', () => {});
+  const chunks: Buffer[] = [];
+  const status = deferred<string>();
+  socket.on('data', (c: Buffer) => {
+    chunks.push(c);
+    const all = Buffer.concat(chunks);
+    const eol = all.indexOf('\r\n');
+    if (eol >= 0) status.resolve(all.subarray(0, eol).toString('latin1'));
+  });
+  // Not events.once: a reset ('error' before 'close') is a normal way for the server to cut us.
+  const closed = new Promise<void>((resolve) => socket.once('close', () => resolve())).then(() => {
+    const bytes = Buffer.concat(chunks);
+    return { close: closeFrameOf(bytes), bytes };
+  });
+  void closed.then(() => status.resolve(''));
+  await within(once(socket, 'connect'), 5000, 'the TCP connection');
+  return { socket, received: () => Buffer.concat(chunks), status: status.promise, closed };
+}
+
+/** The first close frame the server sent after its 101 response (server frames are unmasked). */
+export function closeFrameOf(bytes: Buffer): CloseEvent | undefined {
+  const end = bytes.indexOf('\r\n\r\n');
+  if (end < 0 || !bytes.subarray(0, 12).toString('latin1').includes('101')) return undefined;
+  let i = end + 4;
+  while (i + 2 <= bytes.length) {
+    const opcode = bytes[i]! & 0x0f;
+    let len = bytes[i + 1]! & 0x7f;
+    let off = i + 2;
+    if (len === 126) {
+      if (off + 2 > bytes.length) return undefined;
+      len = bytes.readUInt16BE(off);
+      off += 2;
+    } else if (len === 127) {
+      if (off + 8 > bytes.length) return undefined;
+      len = Number(bytes.readBigUInt64BE(off));
+      off += 8;
+    }
+    if (off + len > bytes.length) return undefined;
+    if (opcode === 0x8) {
+      const payload = bytes.subarray(off, off + len);
+      return payload.length >= 2 ? { code: payload.readUInt16BE(0), reason: payload.subarray(2).toString('utf8') } : { code: 1005, reason: '' };
+    }
+    i = off + len;
+  }
+  return undefined;
 }
