@@ -18,6 +18,7 @@ import {
   createSecretKey,
   diffieHellman,
   generateKeyPairSync,
+  hash,
   hkdfSync,
   randomBytes,
   sign,
@@ -159,6 +160,11 @@ export function sha256(...parts: Uint8Array[]): Buffer {
   return h.digest();
 }
 
+/** SHA-256 of one contiguous input, without a Hash object (one native call). */
+export function sha256Once(data: Uint8Array): Buffer {
+  return hash('sha256', data, 'buffer');
+}
+
 export function hmacSha256(key: Uint8Array, ...parts: Uint8Array[]): Buffer {
   const h = createHmac('sha256', key);
   for (const p of parts) h.update(p);
@@ -189,6 +195,20 @@ export function secureRandom(length: number): Buffer {
 export function aesKey(raw: Uint8Array): KeyObject {
   assertBytes(raw, KEY_BYTES, 'AES-256 key');
   return createSecretKey(raw);
+}
+
+/**
+ * AES-256-GCM encrypt of `plaintext` (one `update`, so one ciphertext
+ * buffer): returns the ciphertext and the 16-byte tag separately, so the
+ * caller copies them once, straight into the frame it builds.
+ */
+export function aesGcmEncrypt(key: KeyObject, nonce: Uint8Array, aad: Uint8Array, plaintext: Uint8Array): { ciphertext: Buffer; tag: Buffer } {
+  const cipher = createCipheriv('aes-256-gcm', key, nonce, { authTagLength: GCM_TAG_BYTES });
+  cipher.setAAD(aad);
+  const ciphertext = cipher.update(plaintext);
+  // GCM is a stream mode: final() returns no bytes, it only computes the tag.
+  const rest = cipher.final();
+  return { ciphertext: rest.length === 0 ? ciphertext : Buffer.concat([ciphertext, rest]), tag: cipher.getAuthTag() };
 }
 
 /** AES-256-GCM encrypt of the concatenated plaintext parts; returns ciphertext || 16-byte tag. */

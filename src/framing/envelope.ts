@@ -52,6 +52,21 @@ export function nonceOf(counter: number): Buffer {
   return nonce;
 }
 
+/** Write the nonce of `counter` into `out` (12 bytes, the first four zero); returns `out`. */
+export function writeNonce(out: Buffer, counter: number): Buffer {
+  out.writeUInt32BE(0, 0);
+  out.writeUInt32BE(Math.floor(counter / 2 ** 32), 4);
+  out.writeUInt32BE(counter >>> 0, 8);
+  return out;
+}
+
+/** The nonce of `counter` as 24 lowercase hex digits, without a buffer. */
+function nonceHexOf(counter: number): string {
+  const hi = Math.floor(counter / 2 ** 32).toString(16).padStart(8, '0');
+  const lo = (counter >>> 0).toString(16).padStart(8, '0');
+  return `00000000${hi}${lo}`;
+}
+
 function malformed(why: string): McpE2eError {
   return new McpE2eError('ERR_FRAME_MALFORMED', `malformed frame: ${why}`);
 }
@@ -63,7 +78,7 @@ function tooLarge(size: number, max: number): McpE2eError {
 export function encodeJsonEnvelope(r: SealedRecord): string {
   // Field order is fixed for readability; decoders accept any order.
   const sig = r.signature ? `,"signature":"${r.signature.toString('hex')}"` : '';
-  return `{"type":"encrypted","epoch":${r.epoch},"nonce":"${nonceOf(r.counter).toString('hex')}","ciphertext":"${r.sealed.toString('hex')}"${sig},"sender":"${r.sender}"}`;
+  return `{"type":"encrypted","epoch":${r.epoch},"nonce":"${nonceHexOf(r.counter)}","ciphertext":"${r.sealed.toString('hex')}"${sig},"sender":"${r.sender}"}`;
 }
 
 const JSON_KEYS = ['type', 'epoch', 'nonce', 'ciphertext', 'sender'];
@@ -97,14 +112,19 @@ export function decodeJsonEnvelope(text: string, maxBytes: number): SealedRecord
   return signature ? { epoch, counter, sealed, signature, sender: doc.sender } : { epoch, counter, sealed, sender: doc.sender };
 }
 
+/** Write the 14-byte binary frame header into `out`. */
+export function writeBinaryHeader(out: Buffer, epoch: number, counter: number, signed: boolean): void {
+  out[0] = BINARY_FRAME_TYPE;
+  out[1] = signed ? BINARY_FLAG_SIGNED : 0;
+  out.writeUInt32BE(epoch, 2);
+  out.writeUInt32BE(Math.floor(counter / 2 ** 32), 6);
+  out.writeUInt32BE(counter >>> 0, 10);
+}
+
 export function encodeBinaryFrame(r: SealedRecord): Buffer {
   const sigLen = r.signature ? SIGNATURE_BYTES : 0;
   const out = Buffer.allocUnsafe(BINARY_HEADER_BYTES + sigLen + r.sealed.length);
-  out[0] = BINARY_FRAME_TYPE;
-  out[1] = r.signature ? BINARY_FLAG_SIGNED : 0;
-  out.writeUInt32BE(r.epoch, 2);
-  out.writeUInt32BE(Math.floor(r.counter / 2 ** 32), 6);
-  out.writeUInt32BE(r.counter >>> 0, 10);
+  writeBinaryHeader(out, r.epoch, r.counter, r.signature !== undefined);
   if (r.signature) r.signature.copy(out, BINARY_HEADER_BYTES);
   r.sealed.copy(out, BINARY_HEADER_BYTES + sigLen);
   return out;

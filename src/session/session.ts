@@ -9,22 +9,22 @@
  * truncated ends the session.
  */
 import type { KeyObject } from 'node:crypto';
-import { createHash } from 'node:crypto';
 import { McpE2eError } from '../errors.js';
-import { aesGcmOpen, aesGcmSeal, aesKey, ed25519Verify, GCM_TAG_BYTES, hkdfSha256 } from '../crypto/primitives.js';
+import { aesGcmEncrypt, aesGcmOpen, aesKey, ed25519Verify, GCM_NONCE_BYTES, GCM_TAG_BYTES, hkdfSha256, SIGNATURE_BYTES, sha256Once } from '../crypto/primitives.js';
 import type { NodeIdentity, PeerIdentity } from '../identity/identity.js';
 import type { HandshakeResult } from '../handshake/handshake.js';
 import {
   decodeBinaryFrame,
   decodeJsonEnvelope,
-  encodeBinaryFrame,
   encodeJsonEnvelope,
   maxFrameBytes,
   MIN_SEALED_BYTES,
-  nonceOf,
+  writeBinaryHeader,
+  writeNonce,
   type SealedRecord,
 } from '../framing/envelope.js';
 import {
+  BINARY_HEADER_BYTES,
   ContentType,
   DEFAULT_MAX_MESSAGE_BYTES,
   DEFAULT_REKEY_AFTER_BYTES,
@@ -77,6 +77,19 @@ interface DirectionState {
 }
 
 const CONTEXT_BYTES = 16 + 1 + 1 + 4 + 8;
+const DIGEST_BYTES = 32;
+
+// Per-frame scratch, shared by all sessions: "label || context || digest",
+// the frame signature input, whose middle part is also the frame's AAD; and
+// the nonce. Safe to share because every use is synchronous and node:crypto
+// copies what it is given (nothing keeps a reference past the call). Saves
+// three small allocations per frame and keeps them out of each session.
+const CONTEXT_OFFSET = LABEL.FRAME_SIGNATURE.length;
+const DIGEST_OFFSET = CONTEXT_OFFSET + CONTEXT_BYTES;
+const SIGNATURE_INPUT = Buffer.alloc(DIGEST_OFFSET + DIGEST_BYTES);
+LABEL.FRAME_SIGNATURE.copy(SIGNATURE_INPUT, 0);
+const CONTEXT = SIGNATURE_INPUT.subarray(CONTEXT_OFFSET, DIGEST_OFFSET);
+const NONCE = Buffer.alloc(GCM_NONCE_BYTES);
 
 /** Next epoch's key: HKDF-SHA256(ikm = current key, salt = session id, info = "mcp-e2e/1 key update"). */
 export function nextEpochKey(current: Uint8Array, sessionId: Uint8Array): Buffer {
@@ -100,7 +113,8 @@ export class Session {
   readonly maxFrameBytes: number;
 
   readonly #identity: NodeIdentity;
-  readonly #peerKey: KeyObject;
+  /** The peer's identity key, kept only when frames are signed (a KeyObject holds native memory). */
+  readonly #peerKey: KeyObject | undefined;
   readonly #send: DirectionState;
   readonly #recv: DirectionState;
   readonly #sendDir: number;
@@ -125,7 +139,7 @@ export class Session {
     this.#rekeyMs = checkLimit(options.rekeyAfterMs, DEFAULT_REKEY_AFTER_MS, 2 ** 31 - 1, 'rekeyAfterMs');
     this.#now = options.now ?? Date.now;
     this.#identity = identity;
-    this.#peerKey = result.peerKey;
+    this.#peerKey = result.signatures ? result.peerKey : undefined;
     const initiator = result.role === 'initiator';
     this.#sendDir = initiator ? DIRECTION.INITIATOR_TO_RESPONDER : DIRECTION.RESPONDER_TO_INITIATOR;
     this.#recvDir = initiator ? DIRECTION.RESPONDER_TO_INITIATOR : DIRECTION.INITIATOR_TO_RESPONDER;
@@ -152,25 +166,48 @@ export class Session {
    */
   seal(payload: string | Uint8Array, contentType: ContentTypeCode = ContentType.MCP): WireFrame {
     this.#checkOpen();
-    const body = typeof payload === 'string' ? Buffer.from(payload, 'utf8') : payload;
-    if (body.length > this.maxMessageBytes) {
-      throw new McpE2eError('ERR_FRAME_TOO_LARGE', `message of ${body.length} bytes exceeds the limit of ${this.maxMessageBytes} bytes`);
+    const size = typeof payload === 'string' ? Buffer.byteLength(payload, 'utf8') : payload.length;
+    if (size > this.maxMessageBytes) {
+      throw new McpE2eError('ERR_FRAME_TOO_LARGE', `message of ${size} bytes exceeds the limit of ${this.maxMessageBytes} bytes`);
     }
     const s = this.#send;
     if (s.counter > MAX_COUNTER) throw new McpE2eError('ERR_SESSION_EXHAUSTED', 'frame counter exhausted; start a new session');
-    if (s.framesInEpoch >= this.#rekeyFrames || s.bytesInEpoch + body.length + 1 > this.#rekeyBytes || this.#now() - s.epochStartMs >= this.#rekeyMs) {
+    if (s.framesInEpoch >= this.#rekeyFrames || s.bytesInEpoch + size + 1 > this.#rekeyBytes || this.#now() - s.epochStartMs >= this.#rekeyMs) {
       if (s.framesInEpoch > 0) this.#advance(s);
     }
-    const context = this.#context(this.#sendDir, s.epoch, s.counter);
-    const sealed = aesGcmSeal(s.key, nonceOf(s.counter), context, Buffer.of(contentType), body);
-    const record: SealedRecord = { epoch: s.epoch, counter: s.counter, sealed };
-    if (this.signatures) record.signature = this.#identity.sign(signatureInput(context, sealed));
+    // content type || payload in one buffer (a string is encoded straight
+    // into it): one cipher.update, one ciphertext buffer.
+    const plain = Buffer.allocUnsafe(1 + size);
+    plain[0] = contentType;
+    if (typeof payload === 'string') plain.write(payload, 1, 'utf8');
+    else plain.set(payload, 1);
+    const context = this.#writeContext(this.#sendDir, s.epoch, s.counter);
+    const { ciphertext, tag } = aesGcmEncrypt(s.key, writeNonce(NONCE, s.counter), context, plain);
+    plain.fill(0);
+    const sealedBytes = ciphertext.length + GCM_TAG_BYTES;
+    let frame: WireFrame;
+    if (this.framing === 'binary') {
+      // Ciphertext and tag are copied once, into the frame; the signature
+      // digest is taken over the frame's own bytes.
+      const sealedAt = BINARY_HEADER_BYTES + (this.signatures ? SIGNATURE_BYTES : 0);
+      const out = Buffer.allocUnsafe(sealedAt + sealedBytes);
+      writeBinaryHeader(out, s.epoch, s.counter, this.signatures);
+      ciphertext.copy(out, sealedAt);
+      tag.copy(out, sealedAt + ciphertext.length);
+      if (this.signatures) this.#identity.sign(signatureInput(out.subarray(sealedAt))).copy(out, BINARY_HEADER_BYTES);
+      frame = out;
+    } else {
+      const sealed = Buffer.allocUnsafe(sealedBytes);
+      ciphertext.copy(sealed, 0);
+      tag.copy(sealed, ciphertext.length);
+      const record: SealedRecord = { epoch: s.epoch, counter: s.counter, sealed, sender: this.#identity.nodeId };
+      if (this.signatures) record.signature = this.#identity.sign(signatureInput(sealed));
+      frame = encodeJsonEnvelope(record);
+    }
     s.counter++;
     s.framesInEpoch++;
-    s.bytesInEpoch += body.length + 1;
-    if (this.framing === 'binary') return encodeBinaryFrame(record);
-    record.sender = this.#identity.nodeId;
-    return encodeJsonEnvelope(record);
+    s.bytesInEpoch += size + 1;
+    return frame;
   }
 
   /**
@@ -225,11 +262,11 @@ export class Session {
     }
     const rawKey = rotating ? nextEpochKey(r.rawKey, this.sessionId) : r.rawKey;
     const key = rotating ? aesKey(rawKey) : r.key;
-    const context = this.#context(this.#recvDir, record.epoch, record.counter);
+    const context = this.#writeContext(this.#recvDir, record.epoch, record.counter);
     // The GCM tag is checked first (cheap); the plaintext is released only
     // after the signature verifies too.
-    const plaintext = aesGcmOpen(key, nonceOf(record.counter), context, record.sealed);
-    if (record.signature && !ed25519Verify(this.#peerKey, signatureInput(context, record.sealed), record.signature)) {
+    const plaintext = aesGcmOpen(key, writeNonce(NONCE, record.counter), context, record.sealed);
+    if (record.signature && !ed25519Verify(this.#peerKey!, signatureInput(record.sealed), record.signature)) {
       plaintext.fill(0);
       throw new McpE2eError('ERR_FRAME_SIGNATURE', 'frame signature does not verify');
     }
@@ -280,9 +317,12 @@ export class Session {
     s.epochStartMs = this.#now();
   }
 
-  /** session_id || direction || framing || epoch (u32) || counter (u64): the AAD and signed context. */
-  #context(direction: number, epoch: number, counter: number): Buffer {
-    const c = Buffer.allocUnsafe(CONTEXT_BYTES);
+  /**
+   * session_id || direction || framing || epoch (u32) || counter (u64): the
+   * AAD and signed context, written into the shared scratch (see CONTEXT).
+   */
+  #writeContext(direction: number, epoch: number, counter: number): Buffer {
+    const c = CONTEXT;
     this.sessionId.copy(c, 0);
     c[16] = direction;
     c[17] = FRAMING_CODE[this.framing];
@@ -293,8 +333,12 @@ export class Session {
   }
 }
 
-/** "mcp-e2e/1 frame signature\0" || context || SHA-256(ciphertext || tag). */
-function signatureInput(context: Buffer, sealed: Buffer): Buffer {
-  const digest = createHash('sha256').update(sealed).digest();
-  return Buffer.concat([LABEL.FRAME_SIGNATURE, context, digest]);
+/**
+ * "mcp-e2e/1 frame signature\0" || context || SHA-256(ciphertext || tag),
+ * in the shared scratch; the context part must have been written by
+ * `#writeContext` for this frame just before.
+ */
+function signatureInput(sealed: Uint8Array): Buffer {
+  sha256Once(sealed).copy(SIGNATURE_INPUT, DIGEST_OFFSET);
+  return SIGNATURE_INPUT;
 }

@@ -18,6 +18,9 @@ export function assertInteger(value: unknown, min: number, max: number, name: st
 
 // A single character class, so matching never backtracks or grows a stack on large input.
 const NON_HEX_RE = /[^0-9a-f]/;
+/** Below this many characters the regex is cheapest; above it, decoding first is (5x at 2 KiB, 5x at 2 MiB). */
+const HEX_REGEX_MAX_CHARS = 256;
+const UPPERCASE_HEX_DIGITS = ['A', 'B', 'C', 'D', 'E', 'F'];
 
 /**
  * Decode lowercase hex of an exact byte length (or any length when
@@ -27,8 +30,22 @@ const NON_HEX_RE = /[^0-9a-f]/;
 export function decodeHex(text: unknown, length?: number): Buffer | undefined {
   if (typeof text !== 'string') return undefined;
   if (length !== undefined && text.length !== length * 2) return undefined;
-  if (text.length % 2 !== 0 || NON_HEX_RE.test(text)) return undefined;
-  return Buffer.from(text, 'hex');
+  if (text.length % 2 !== 0) return undefined;
+  if (text.length <= HEX_REGEX_MAX_CHARS) return NON_HEX_RE.test(text) ? undefined : Buffer.from(text, 'hex');
+  // Long input: a regex costs ~4 ns per character, five times the decoding
+  // itself. Instead, in this order:
+  // 1. ASCII only (UTF-8 length = UTF-16 length). Required before decoding:
+  //    Node's hex decoder truncates UTF-16 code units to their low byte, so
+  //    "\u0161" would read as the digit "a".
+  if (Buffer.byteLength(text, 'utf8') !== text.length) return undefined;
+  // 2. Node's decoder stops at the first pair that is not [0-9a-fA-F]
+  //    (documented truncation), so a full-length result means every
+  //    character is a hex digit of either case...
+  const bytes = Buffer.from(text, 'hex');
+  if (bytes.length * 2 !== text.length) return undefined;
+  // 3. ...and none is uppercase (six memchr scans).
+  for (const digit of UPPERCASE_HEX_DIGITS) if (text.includes(digit)) return undefined;
+  return bytes;
 }
 
 /** True when `value` is a plain JSON object whose keys are exactly `required` plus any of `optional`. */
