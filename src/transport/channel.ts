@@ -30,7 +30,7 @@ import { ContentType, type Framing } from '../protocol.js';
 import { asMcpE2eError, closeSocket, closeWithError, errorFromPeerClose, errorFromWsError } from './closing.js';
 import { performHandshake } from './handshake-driver.js';
 import { Inbox } from './inbox.js';
-import { decodeJson, decodeJsonRpcMessage, encodeJson } from './json-rpc.js';
+import { decodeJson, decodeJsonRpcMessage, encodeJsonText } from './json-rpc.js';
 import { MAX_QUEUED_INBOUND_FRAMES, type ResolvedConnectionLimits } from './limits.js';
 import { SendQueue } from './send-queue.js';
 import { setMaxPayload } from './ws-internals.js';
@@ -275,22 +275,27 @@ export abstract class WebSocketChannel {
     if (!session && contentType === ContentType.CONTROL) {
       return Promise.reject(new McpE2eError('ERR_PLAINTEXT_REFUSED', 'the control channel exists only on encrypted connections'));
     }
-    let body: Buffer;
+    // The JSON text goes to the session as a string: it is UTF-8-encoded
+    // once, straight into the buffer that is encrypted.
+    let text: string;
     try {
-      body = encodeJson(message);
+      text = encodeJsonText(message);
     } catch (err) {
       return Promise.reject(err);
     }
     if (contentType === ContentType.MCP) this.#idle?.refresh();
     if (!session) {
-      if (body.length > this.limits.maxMessageBytes) {
-        return Promise.reject(new McpE2eError('ERR_FRAME_TOO_LARGE', `message of ${body.length} bytes exceeds the limit of ${this.limits.maxMessageBytes} bytes`));
+      const bytes = Buffer.byteLength(text, 'utf8');
+      if (bytes > this.limits.maxMessageBytes) {
+        return Promise.reject(new McpE2eError('ERR_FRAME_TOO_LARGE', `message of ${bytes} bytes exceeds the limit of ${this.limits.maxMessageBytes} bytes`));
       }
-      return queue.push(body.length, () => body, true);
+      return queue.push(bytes, () => text, true);
     }
-    return queue.push(body.length, () => {
+    // text.length is the byte count for ASCII JSON, a close estimate otherwise
+    // (the session checks the exact size against maxMessageBytes).
+    return queue.push(text.length, () => {
       try {
-        return session.seal(body, contentType);
+        return session.seal(text, contentType);
       } catch (err) {
         // Too large leaves the session intact (nothing was sealed); anything
         // else (counter space exhausted) means the session is finished.

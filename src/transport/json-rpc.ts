@@ -35,6 +35,13 @@ export function decodeJsonRpcMessage(bytes: Uint8Array): JSONRPCMessage {
   return parsed.data;
 }
 
+/** Encode one message as JSON text. @throws TypeError when `value` cannot be serialised. */
+export function encodeJsonText(value: unknown): string {
+  const text = JSON.stringify(value);
+  if (typeof text !== 'string') throw new TypeError('"message" expected a JSON-serialisable value');
+  return text;
+}
+
 /** Encode one message as UTF-8 JSON. @throws TypeError when `value` cannot be serialised. */
 export function encodeJson(value: unknown): Buffer {
   const text = JSON.stringify(value);

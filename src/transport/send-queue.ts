@@ -8,10 +8,34 @@
  * The room check happens before the frame is built: a sealed frame consumes a
  * session counter, so a frame refused after sealing would leave a gap the
  * peer treats as a dropped frame.
+ *
+ * Write coalescing: the first frame of an event-loop turn corks the socket
+ * and a `process.nextTick` uncorks it, so all frames sent in one turn (e.g.
+ * the replies to every request of one received TCP chunk, delivered one per
+ * microtask) leave in one `writev` instead of one write each. A turn that
+ * sends more than COALESCE_FLUSH_BYTES flushes every time that much has
+ * gathered: the peer can start on the first replies while we seal the rest
+ * (one write for the whole turn would make the two ends take turns instead
+ * of working in parallel). Frames keep their order (corking only delays the
+ * flush) and backpressure is unchanged: corked bytes count in
+ * `ws.bufferedAmount`, and their write callbacks fire after the flush.
  */
 import { WebSocket } from 'ws';
 import { McpE2eError } from '../errors.js';
 import type { WireFrame } from '../session/session.js';
+import { socketOf, type CorkableSocket } from './ws-internals.js';
+
+/** Shared by every send that went straight to the socket. */
+const RESOLVED: Promise<void> = Promise.resolve();
+const BINARY_FRAME = Object.freeze({ binary: true });
+const TEXT_FRAME = Object.freeze({ binary: false });
+/**
+ * Flush a corked socket once this many frame bytes have gathered (see the
+ * header). Measured with 64 pipelined 1 KB and 100 B requests on 2 cores:
+ * 4 KiB gave the most messages per second; 16 KiB and more let the two ends
+ * fall into taking turns, and 1.5 KiB saved too few writes.
+ */
+export const COALESCE_FLUSH_BYTES = 4 * 1024;
 
 interface Pending {
   frame: WireFrame;
@@ -32,6 +56,11 @@ export interface SendQueueOptions {
 export class SendQueue {
   readonly #ws: WebSocket;
   readonly #options: SendQueueOptions;
+  readonly #socket: CorkableSocket | undefined;
+  #corked = false;
+  /** Frame bytes written since the socket was corked. */
+  #corkedBytes = 0;
+  #uncorkScheduled = false;
   #queue: Pending[] = [];
   #queuedBytes = 0;
   /** Frames handed to ws whose write callback has not fired: the wake-ups we can count on. */
@@ -41,6 +70,7 @@ export class SendQueue {
   constructor(ws: WebSocket, options: SendQueueOptions) {
     this.#ws = ws;
     this.#options = options;
+    this.#socket = socketOf(ws);
   }
 
   /** Bytes of frames waiting behind the high-water mark. */
@@ -73,6 +103,12 @@ export class SendQueue {
     } catch (err) {
       return Promise.reject(err);
     }
+    // The common case: nothing waits and there is room, so the frame goes
+    // to the socket now, with no Promise or queue entry of its own.
+    if (this.#queue.length === 0 && this.#ws.readyState === WebSocket.OPEN && this.#hasRoom()) {
+      this.#write(frame, text);
+      return RESOLVED;
+    }
     // JSON-framed sessions produce ASCII strings, so length is the byte count.
     const bytes = frame.length;
     return new Promise<void>((resolve, reject) => {
@@ -91,6 +127,15 @@ export class SendQueue {
     for (const p of queue) p.reject(this.#failure);
   }
 
+  /**
+   * Below the high-water mark; or above it with no write callback of ours
+   * pending (the buffered bytes are not ours), where we send anyway rather
+   * than stall forever.
+   */
+  #hasRoom(): boolean {
+    return this.#ws.bufferedAmount < this.#options.highWaterMarkBytes || this.#inFlight === 0;
+  }
+
   #pump(): void {
     const ws = this.#ws;
     while (this.#queue.length > 0) {
@@ -98,18 +143,48 @@ export class SendQueue {
         this.fail(new McpE2eError('ERR_CONNECTION_CLOSED', 'the connection closed before the message was sent'));
         return;
       }
-      // Wait for a write callback to wake us; if none is pending (the buffered
-      // bytes are not ours), send anyway rather than stall forever.
-      if (ws.bufferedAmount >= this.#options.highWaterMarkBytes && this.#inFlight > 0) return;
+      // Wait for a write callback to wake us.
+      if (!this.#hasRoom()) return;
       const p = this.#queue.shift()!;
       this.#queuedBytes -= p.bytes;
-      this.#inFlight++;
-      ws.send(p.frame, { binary: typeof p.frame !== 'string' && !p.text }, (err) => {
-        this.#inFlight--;
-        if (err) this.fail(new McpE2eError('ERR_CONNECTION_CLOSED', `socket write failed: ${err.message}`, { cause: err }));
-        else this.#pump();
-      });
+      this.#write(p.frame, p.text);
       p.resolve();
     }
   }
+
+  #write(frame: WireFrame, text: boolean): void {
+    const socket = this.#socket;
+    if (!this.#corked && socket) {
+      this.#corked = true;
+      socket.cork();
+      if (!this.#uncorkScheduled) {
+        this.#uncorkScheduled = true;
+        process.nextTick(this.#endOfTurn);
+      }
+    }
+    this.#inFlight++;
+    this.#ws.send(frame, typeof frame !== 'string' && !text ? BINARY_FRAME : TEXT_FRAME, this.#onWritten);
+    if (this.#corked) {
+      this.#corkedBytes += frame.length;
+      if (this.#corkedBytes >= COALESCE_FLUSH_BYTES) this.#flush();
+    }
+  }
+
+  /** Write out every frame gathered since the cork, in one write. */
+  #flush(): void {
+    this.#corked = false;
+    this.#corkedBytes = 0;
+    this.#socket!.uncork();
+  }
+
+  #endOfTurn = (): void => {
+    this.#uncorkScheduled = false;
+    if (this.#corked) this.#flush();
+  };
+
+  #onWritten = (err?: Error | null): void => {
+    this.#inFlight--;
+    if (err) this.fail(new McpE2eError('ERR_CONNECTION_CLOSED', `socket write failed: ${err.message}`, { cause: err }));
+    else if (this.#queue.length > 0) this.#pump();
+  };
 }

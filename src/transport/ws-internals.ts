@@ -42,3 +42,23 @@ export function setMaxPayload(ws: WebSocket, bytes: number): void {
 export function getMaxPayload(ws: WebSocket): number {
   return receiverOf(ws)._maxPayload;
 }
+
+/** The parts of a net.Socket that write coalescing uses. */
+export interface CorkableSocket {
+  cork(): void;
+  uncork(): void;
+  readonly destroyed: boolean;
+}
+
+/**
+ * The TCP (or TLS) socket under `ws` (`ws._socket`, set once the connection
+ * is open), for corking. Undefined when the installed `ws` keeps it
+ * elsewhere: writes then simply go out uncoalesced (a performance
+ * optimisation, not a security property, so failing open is fine here).
+ */
+export function socketOf(ws: WebSocket): CorkableSocket | undefined {
+  const socket = (ws as unknown as { _socket?: unknown })._socket;
+  if (typeof socket !== 'object' || socket === null) return undefined;
+  const s = socket as Partial<CorkableSocket>;
+  return typeof s.cork === 'function' && typeof s.uncork === 'function' ? (socket as CorkableSocket) : undefined;
+}
