@@ -31,7 +31,7 @@ import { asMcpE2eError, closeSocket, closeWithError, errorFromPeerClose, errorFr
 import { performHandshake } from './handshake-driver.js';
 import { Inbox } from './inbox.js';
 import { decodeJson, decodeJsonRpcMessage, encodeJsonText } from './json-rpc.js';
-import { MAX_QUEUED_INBOUND_FRAMES, type ResolvedConnectionLimits } from './limits.js';
+import { CLOSE_GRACE_MS, MAX_QUEUED_INBOUND_FRAMES, type ResolvedConnectionLimits } from './limits.js';
 import { SendQueue } from './send-queue.js';
 import { setMaxPayload } from './ws-internals.js';
 
@@ -80,6 +80,10 @@ export abstract class WebSocketChannel {
   /** Decoded messages waiting for their turn (see `#deliverNext`). */
   #deliveries: JSONRPCMessage[] = [];
   #delivering = false;
+  /** The socket closed while messages still waited for delivery: `onclose` follows the last one. */
+  #closeAfterDeliveries = false;
+  /** The most recent `send()`: the queue is FIFO, so once it settles every earlier frame has been handed to the socket. */
+  #lastSend: Promise<void> | undefined;
   #keepalive: NodeJS.Timeout | undefined;
   #idle: NodeJS.Timeout | undefined;
   readonly #closed: Promise<void>;
@@ -145,20 +149,65 @@ export abstract class WebSocketChannel {
     return this.#sendPayload(message, ContentType.CONTROL);
   }
 
-  /** Close the connection (close code 1000). Resolves after `onclose` has fired. Idempotent. */
+  /**
+   * Close the connection (close code 1000). Everything `send()` accepted
+   * goes out first, then the close frame: the peer receives it all, in
+   * order, before its `onclose` (a peer that stops reading is dropped after
+   * CLOSE_GRACE_MS without progress, and the loss is reported to `onerror`).
+   * Later `send()`s fail with `ERR_CONNECTION_CLOSED`. Resolves after
+   * `onclose` has fired. Idempotent.
+   */
   async close(): Promise<void> {
     if (this.#state === 'closed') {
       this.#fireClose();
       return;
     }
+    const first = !this.#closeRequested;
     this.#closeRequested = true;
     const ws = this.#ws;
     if (!ws) {
       this.#onSocketClosed();
       return;
     }
-    closeSocket(ws, 1000, '');
+    if (first) {
+      if (this.#state === 'open') await this.#flush(ws);
+      closeSocket(ws, 1000, '', CLOSE_GRACE_MS, (bytes) =>
+        this.report(new McpE2eError('ERR_CONNECTION_CLOSED', `the peer stopped reading during close: ${bytes} bytes already sent by send() were not delivered`)),
+      );
+    }
     await this.#closed;
+  }
+
+  /**
+   * Wait until every accepted frame is handed to `ws`, as long as the socket
+   * makes progress (its buffer drains at least once per CLOSE_GRACE_MS).
+   * Frames still queued after that fail with ERR_CONNECTION_CLOSED (their
+   * `send()` rejects): lost, but not silently.
+   */
+  async #flush(ws: WebSocket): Promise<void> {
+    const last = this.#lastSend;
+    if (!last) return;
+    let settled = false;
+    const done = last.then(
+      () => (settled = true),
+      () => (settled = true),
+    );
+    let buffered = Number.POSITIVE_INFINITY;
+    let queued = Number.POSITIVE_INFINITY;
+    while (!settled && ws.readyState === WebSocket.OPEN) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([done, new Promise<void>((resolve) => (timer = setTimeout(resolve, CLOSE_GRACE_MS)))]);
+      clearTimeout(timer);
+      if (settled) return;
+      const nowBuffered = ws.bufferedAmount;
+      const nowQueued = this.#queue?.queuedBytes ?? 0;
+      if (nowBuffered >= buffered && nowQueued >= queued) {
+        this.#queue?.fail(new McpE2eError('ERR_CONNECTION_CLOSED', 'closed before the message could be sent: the peer stopped reading'));
+        return;
+      }
+      buffered = nowBuffered;
+      queued = nowQueued;
+    }
   }
 
   /** Extra information handed to `onmessage` with each message. */
@@ -289,11 +338,11 @@ export abstract class WebSocketChannel {
       if (bytes > this.limits.maxMessageBytes) {
         return Promise.reject(new McpE2eError('ERR_FRAME_TOO_LARGE', `message of ${bytes} bytes exceeds the limit of ${this.limits.maxMessageBytes} bytes`));
       }
-      return queue.push(bytes, () => text, true);
+      return (this.#lastSend = queue.push(bytes, () => text, true));
     }
     // text.length is the byte count for ASCII JSON, a close estimate otherwise
     // (the session checks the exact size against maxMessageBytes).
-    return queue.push(text.length, () => {
+    return (this.#lastSend = queue.push(text.length, () => {
       try {
         return session.seal(text, contentType);
       } catch (err) {
@@ -302,7 +351,7 @@ export abstract class WebSocketChannel {
         if (!isMcpE2eError(err, 'ERR_FRAME_TOO_LARGE')) this.fail(asMcpE2eError(err, 'ERR_SESSION_EXHAUSTED'));
         throw err;
       }
-    });
+    }));
   }
 
   #onFrame = (data: Buffer, isBinary: boolean): void => {
@@ -358,7 +407,10 @@ export abstract class WebSocketChannel {
     }
     // Queued only now, behind whatever microtask the SDK queued for this message.
     if (this.#deliveries.length > 0) queueMicrotask(this.#deliverNext);
-    else this.#delivering = false;
+    else {
+      this.#delivering = false;
+      if (this.#closeAfterDeliveries) this.#fireClose();
+    }
   };
 
   #onControl(payload: Buffer): void {
@@ -414,7 +466,9 @@ export abstract class WebSocketChannel {
       const err = errorFromPeerClose(code, reason ?? '');
       if (err) this.report(err);
     }
-    this.#fireClose();
+    // Messages that arrived before the close are delivered before `onclose`.
+    if (this.#delivering) this.#closeAfterDeliveries = true;
+    else this.#fireClose();
   }
 
   #fireClose(): void {

@@ -18,15 +18,34 @@ const ORDERLY: ReadonlySet<string> = new Set<ErrorCode>(['ERR_CONNECTION_CLOSED'
  * Send a close frame with `code` and `reason`, then drop the TCP connection
  * if the peer has not completed the closing handshake after `graceMs`: a
  * hostile peer must not keep a half-closed socket alive. Safe in any state.
+ *
+ * The close frame goes out behind every frame already handed to `ws`. While
+ * those bytes still drain (the socket's buffer shrinks from one check to the
+ * next), the grace is renewed, so a slow but reading peer still gets
+ * everything; a peer that stops reading is dropped after `graceMs` without
+ * progress. `onUndelivered` is told how many bytes were still unsent when
+ * the socket had to be dropped.
  */
-export function closeSocket(ws: WebSocket, code: number, reason: string, graceMs = CLOSE_GRACE_MS): void {
+export function closeSocket(ws: WebSocket, code: number, reason: string, graceMs = CLOSE_GRACE_MS, onUndelivered?: (bytes: number) => void): void {
   if (ws.readyState === WebSocket.CLOSED) return;
   if (ws.readyState === WebSocket.CONNECTING) {
     ws.terminate();
     return;
   }
   if (ws.readyState === WebSocket.OPEN) ws.close(code, reason);
-  const timer = setTimeout(() => ws.terminate(), graceMs);
+  let buffered = ws.bufferedAmount;
+  const expire = (): void => {
+    const now = ws.bufferedAmount;
+    if (now > 0 && now < buffered) {
+      buffered = now;
+      timer = setTimeout(expire, graceMs);
+      timer.unref();
+      return;
+    }
+    if (now > 0) onUndelivered?.(now);
+    ws.terminate();
+  };
+  let timer = setTimeout(expire, graceMs);
   timer.unref();
   ws.once('close', () => clearTimeout(timer));
 }
