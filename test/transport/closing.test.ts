@@ -137,3 +137,33 @@ for (const mode of ['binary', 'json', 'plaintext'] as Array<Framing | 'plaintext
     });
   });
 }
+
+describe('close() against a peer that stops reading', () => {
+  test('is bounded (no progress for CLOSE_GRACE_MS), and what was not delivered is reported, never silently dropped', async () => {
+    const got = deferred<EncryptedWebSocketServerTransport>();
+    const srv = await startServer({ onConnection: (t) => got.resolve(t), limits: { sendHighWaterMarkBytes: 16 * 1024 } });
+    const proxy = await startStallingProxy(srv.port);
+    try {
+      const client = new EncryptedWebSocketClientTransport(proxy.url, { identity: NodeIdentity.generate(), allowAnyPeer: true });
+      await client.start();
+      const st = await within(got.promise, 5000, 'the server connection');
+      await st.start();
+      const errors: Error[] = [];
+      st.onerror = (e) => errors.push(e);
+      proxy.pause(); // and never resumed
+      const outcomes = Array.from({ length: COUNT }, (_, i) => st.send(note(i)).then(() => 'sent', (e: Error) => (e as { code?: string }).code));
+      const started = Date.now();
+      await within(st.close(), 10_000, 'close() to give up on the stalled peer');
+      assert.ok(Date.now() - started < 6000, `close() took ${Date.now() - started} ms`);
+      const results = await Promise.all(outcomes);
+      const failed = results.filter((r) => r !== 'sent');
+      assert.ok(failed.length > 0 && failed.every((r) => r === 'ERR_CONNECTION_CLOSED'), `outcomes: ${[...new Set(results)]}`);
+      // Frames already handed to the socket but never taken by the peer are reported too.
+      assert.ok(errors.some((e) => /not delivered/.test(e.message)), `errors: ${errors.map((e) => e.message)}`);
+      await client.close();
+    } finally {
+      await proxy.close();
+      await srv.close();
+    }
+  });
+});
