@@ -55,3 +55,11 @@ export {
   type ServerLimits,
 } from './transport/limits.js';
 export type { ConnectionMode } from './transport/subprotocol.js';
+export {
+  connectWithRetry,
+  backoffDelay,
+  isRetryableError,
+  DEFAULT_RECONNECT,
+  type ReconnectOptions,
+  type ConnectWithRetryOptions,
+} from './transport/reconnect.js';
