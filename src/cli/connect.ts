@@ -2,11 +2,24 @@
  * `mcp-e2e connect URL`: a stdio MCP server for any MCP client (an IDE or
  * desktop app launches it as its server command) that relays every message
  * to an encrypted `serve` endpoint. stdout carries only protocol data.
+ *
+ * With `--reconnect`, a lost link is re-established with exponential backoff
+ * and jitter (src/transport/reconnect.ts): every attempt is a new connection
+ * and a new handshake, never a resumed session. The server on the other side
+ * is then a new MCP session that has not been initialised, while our MCP
+ * client believes it has: the relay replays the client's original
+ * `initialize` request and `notifications/initialized`, swallows the
+ * duplicate `initialize` response, and carries on. Requests in flight when
+ * the link dropped get a JSON-RPC error response (the client must not wait
+ * forever; whether the server carried them out is unknown), and responses
+ * to requests the previous server made are dropped. Authentication and
+ * trust failures end the relay as without `--reconnect`.
  */
 import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 import { McpE2eError } from '../errors.js';
 import { KnownPeersStore } from '../identity/trust.js';
 import { EncryptedWebSocketClientTransport } from '../transport/client.js';
+import { connectWithRetry, isRetryableError } from '../transport/reconnect.js';
 import { DEFAULT_MAX_MESSAGE_BYTES } from '../protocol.js';
 import type { HomePaths } from './home.js';
 import type { Logger } from './log.js';
@@ -14,8 +27,12 @@ import { loadIdentity, type Values } from './main.js';
 import { LineSplitter, parseJsonLine } from './stdio.js';
 import { UsageError } from './usage.js';
 
-/** Messages from stdin held while the connection is being set up. */
-const MAX_EARLY_MESSAGES = 256;
+/** Messages from stdin held while no link is ready (connecting or reconnecting). */
+const MAX_HELD_MESSAGES = 256;
+/** JSON-RPC error code of the responses we make up for requests lost with a link (implementation-defined server error range). */
+export const LINK_LOST_ERROR_CODE = -32000;
+
+type Message = Record<string, unknown>;
 
 function parseUrl(text: string): URL {
   let url: URL;
@@ -28,79 +45,202 @@ function parseUrl(text: string): URL {
   return url;
 }
 
+const hasId = (m: Message) => typeof m.id === 'string' || typeof m.id === 'number';
+const isRequest = (m: Message) => typeof m.method === 'string' && hasId(m);
+const isResponse = (m: Message) => m.method === undefined && hasId(m) && ('result' in m || 'error' in m);
+/** Map key of a JSON-RPC id (1 and "1" are different ids). */
+const idKey = (m: Message) => JSON.stringify(m.id);
+
 export async function connectCommand(values: Values, urlText: string, paths: HomePaths, log: Logger): Promise<number> {
   const url = parseUrl(urlText);
   const plaintext = values.plaintext ?? false;
+  const reconnect = values.reconnect ?? false;
   if (plaintext && values.peer) throw new UsageError('--peer has no meaning with --plaintext (nothing is authenticated)');
-  const transport = plaintext
-    ? new EncryptedWebSocketClientTransport(url, { enableEncryption: false })
-    : new EncryptedWebSocketClientTransport(url, {
-        identity: loadIdentity(paths),
-        ...(values.peer ? { expectedPeer: values.peer } : { trust: new KnownPeersStore(paths.knownPeers) }),
-      });
+  const identity = plaintext ? undefined : loadIdentity(paths);
+  const trust = plaintext || values.peer ? undefined : new KnownPeersStore(paths.knownPeers);
+  const newTransport = () =>
+    identity
+      ? new EncryptedWebSocketClientTransport(url, { identity, ...(values.peer ? { expectedPeer: values.peer } : { trust: trust! }) })
+      : new EncryptedWebSocketClientTransport(url, { enableEncryption: false });
   if (plaintext) log.warn('--plaintext: messages travel unencrypted and the server is not authenticated');
 
+  /** The current link, once started. */
+  let link: EncryptedWebSocketClientTransport | undefined;
+  /** How many links have been established (the first is 1). */
+  let generation = 0;
+  /** A link has been lost at least once: answers to the old server's requests may still come. */
+  let lostLink = false;
+  /** Messages flow to `link` only when ready; otherwise they are held. */
   let ready = false;
   let stdinEnded = false;
-  const early: JSONRPCMessage[] = [];
-  const send = (msg: JSONRPCMessage) => {
-    transport.send(msg).catch((err: Error) => log.debug('send failed', { error: err.message }));
+  let finished = false;
+  const held: Message[] = [];
+  /** The client's `initialize` request and `notifications/initialized`, replayed after a reconnection. */
+  let initialize: Message | undefined;
+  let initialized: Message | undefined;
+  /** Requests of the client sent on the current link and not yet answered. */
+  const inFlight = new Map<string, unknown>();
+  /** Requests of the server on the current link that the client has not answered yet. */
+  const serverRequests = new Set<string>();
+  /** The replayed `initialize` whose response the client must not see. */
+  let swallow: { key: string; done: () => void } | undefined;
+
+  const write = (msg: unknown) => void process.stdout.write(JSON.stringify(msg) + '\n');
+  const answerLost = (id: unknown, why: string) => write({ jsonrpc: '2.0', id, error: { code: LINK_LOST_ERROR_CODE, message: `mcp-e2e: ${why}` } });
+
+  const send = (t: EncryptedWebSocketClientTransport, msg: Message) => {
+    if (isRequest(msg)) inFlight.set(idKey(msg), msg.id);
+    t.send(msg as JSONRPCMessage).catch((err: Error) => log.debug('send failed', { error: err.message }));
   };
+
+  const hold = (msg: Message) => {
+    if (held.length < MAX_HELD_MESSAGES) return void held.push(msg);
+    if (isRequest(msg)) answerLost(msg.id, 'too many messages while not connected to the server; request dropped');
+    log.warn('stdin: too many messages while not connected; dropped one');
+  };
+
+  const fromClient = (msg: Message) => {
+    if (msg.method === 'initialize' && hasId(msg) && !initialize) initialize = msg;
+    if (msg.method === 'notifications/initialized' && !initialized) initialized = msg;
+    if (isResponse(msg) && lostLink && !serverRequests.has(idKey(msg))) {
+      // An answer to a request of a server we are no longer connected to.
+      log.debug('dropped a response to a request of a previous connection', { id: msg.id as string | number });
+      return;
+    }
+    if (isResponse(msg)) serverRequests.delete(idKey(msg));
+    if (ready && link) send(link, msg);
+    else hold(msg);
+  };
+
   const lines = new LineSplitter(
     DEFAULT_MAX_MESSAGE_BYTES,
     (line) => {
       const msg = parseJsonLine(line);
       if (!msg) return log.warn('stdin: a line that is not a JSON object was dropped');
-      if (ready) send(msg as JSONRPCMessage);
-      else if (early.length < MAX_EARLY_MESSAGES) early.push(msg as JSONRPCMessage);
-      else log.warn('stdin: too many messages before the connection was ready; dropped one');
+      fromClient(msg);
     },
     (bytes) => log.warn(`stdin: a message of more than ${DEFAULT_MAX_MESSAGE_BYTES} bytes was dropped`, { bytes }),
   );
 
   return new Promise<number>((resolve) => {
+    /** The current link reported a failure: the exit code is 1 even if our client then ends the session. */
     let failed = false;
-    let reported: Error | undefined;
-    const report = (err: Error) => {
-      failed = true;
-      if (err === reported) return; // start() rejects with the error onerror already showed
-      reported = err;
-      log.error(describe(err, url), err instanceof McpE2eError ? { code: err.code } : {});
-    };
-    transport.onmessage = (msg) => {
-      process.stdout.write(JSON.stringify(msg) + '\n');
-    };
-    transport.onerror = report;
-    transport.onclose = () => {
-      if (ready) log.info('connection closed');
+    const finish = (exitCode: number) => {
+      if (finished) return;
+      finished = true;
       // Our MCP client may keep stdin open: stop reading so the process can end.
       process.stdin.destroy();
+      for (const m of held.splice(0)) if (isRequest(m)) answerLost(m.id, 'no connection to the server');
       // Let stdout drain, then leave.
-      // A failed start() settles after onclose and decides the exit code there.
-      if (!ready) return;
-      // Success only when our MCP client ended the session and nothing failed.
-      process.stdout.write('', () => resolve(stdinEnded && !failed ? 0 : 1));
+      process.stdout.write('', () => resolve(exitCode));
     };
+
+    /** Wire a new transport's callbacks; events of an older link are ignored. */
+    const wire = (t: EncryptedWebSocketClientTransport) => {
+      let linkError: Error | undefined;
+      t.onmessage = (raw) => {
+        if (t !== link) return;
+        const msg = raw as unknown as Message;
+        if (isResponse(msg)) {
+          if (swallow && idKey(msg) === swallow.key) {
+            swallow.done();
+            if ('error' in msg) log.warn('the new server refused the replayed initialize', { error: JSON.stringify(msg.error) });
+            return;
+          }
+          inFlight.delete(idKey(msg));
+        } else if (isRequest(msg)) serverRequests.add(idKey(msg));
+        write(msg);
+      };
+      t.onerror = (err) => {
+        const fields = err instanceof McpE2eError ? { code: err.code } : {};
+        // A failed attempt is reported once, by whoever gives up on it.
+        if (t !== link) return log.debug(describe(err, url), fields);
+        linkError ??= err;
+        failed = true;
+        log.error(describe(err, url), fields);
+      };
+      t.onclose = () => {
+        // Attempts that never became the link end in establish().
+        if (t !== link) return;
+        log.info('connection closed');
+        ready = false;
+        if (finished) return;
+        if (!reconnect || stdinEnded || (linkError && !isRetryableError(linkError))) {
+          // Success only when our MCP client ended the session and nothing failed.
+          finish(stdinEnded && !failed ? 0 : 1);
+          return;
+        }
+        for (const id of inFlight.values()) answerLost(id, 'the connection to the server was lost before the response arrived; the request may or may not have been carried out');
+        inFlight.clear();
+        serverRequests.clear();
+        swallow?.done();
+        swallow = undefined;
+        failed = false;
+        lostLink = true;
+        log.warn('connection lost; reconnecting');
+        void establish();
+      };
+    };
+
+    const establish = async (): Promise<void> => {
+      let t: EncryptedWebSocketClientTransport;
+      try {
+        t = reconnect
+          ? await connectWithRetry(
+              () => {
+                const fresh = newTransport();
+                wire(fresh);
+                return fresh;
+              },
+              { onRetry: ({ attempt, delayMs, error }) => log.info(`attempt ${attempt} failed: ${(error as Error).message}; next in ${delayMs} ms`) },
+            )
+          : await (async () => {
+              const fresh = newTransport();
+              wire(fresh);
+              await fresh.start();
+              return fresh;
+            })();
+      } catch (err) {
+        const e = err as Error;
+        log.error(describe(e, url), e instanceof McpE2eError ? { code: e.code } : {});
+        finish(1);
+        return;
+      }
+      if (finished) {
+        await t.close();
+        return;
+      }
+      link = t;
+      generation++;
+      const peer = t.peer;
+      log.info(peer ? `connected to ${url.host} as ${peer.fingerprint}` : `connected to ${url.host} (plaintext)`, {
+        ...(peer ? { node_id: peer.nodeId, session: t.e2eSessionId } : {}),
+        ...(generation > 1 ? { reconnection: generation - 1 } : {}),
+      });
+      if (generation > 1 && initialize) {
+        // The new server has a new, uninitialised MCP session: initialise it as our client did.
+        const replayed = new Promise<void>((done) => (swallow = { key: idKey(initialize!), done }));
+        t.send(initialize as JSONRPCMessage).catch(() => {});
+        await replayed;
+        swallow = undefined;
+        if (t !== link || t.closed) return;
+        if (initialized) t.send(initialized as JSONRPCMessage).catch(() => {});
+        log.info('MCP session re-initialised on the new connection');
+      }
+      ready = true;
+      for (const m of held.splice(0)) send(t, m);
+      if (stdinEnded) void t.close();
+    };
+
     process.stdin.on('data', (c: Buffer) => lines.push(c));
     process.stdin.on('end', () => {
       stdinEnded = true;
       log.debug('stdin closed; closing the connection');
-      // Before the connection is ready, the early messages go out first.
-      if (ready) void transport.close();
+      // Before the connection is ready, the held messages go out first.
+      // Otherwise the link being established closes once the held messages are out.
+      if (ready && link) void link.close();
     });
-    transport.start().then(
-      () => {
-        ready = true;
-        const peer = transport.peer;
-        log.info(peer ? `connected to ${url.host} as ${peer.fingerprint}` : `connected to ${url.host} (plaintext)`, peer ? { node_id: peer.nodeId } : {});
-        for (const m of early.splice(0)) send(m);
-        if (stdinEnded) void transport.close();
-      },
-      (err: Error) => {
-        report(err);
-        resolve(1);
-      },
-    );
+    void establish();
   });
 }
 

@@ -27,6 +27,7 @@ const OPTIONS = {
   'allow-plaintext': { type: 'boolean' },
   peer: { type: 'string' },
   plaintext: { type: 'boolean' },
+  reconnect: { type: 'boolean' },
 } as const;
 
 const GLOBAL = ['home', 'json', 'verbose', 'help', 'version'];
@@ -35,7 +36,7 @@ const PER_COMMAND: Record<string, string[]> = {
   id: [],
   peers: [],
   serve: ['host', 'port', 'allow', 'allow-any-peer', 'allow-plaintext'],
-  connect: ['peer', 'plaintext'],
+  connect: ['peer', 'plaintext', 'reconnect'],
 };
 
 export type Values = { [K in keyof typeof OPTIONS]?: (typeof OPTIONS)[K]['type'] extends 'string' ? string : boolean };

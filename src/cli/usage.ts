@@ -15,9 +15,11 @@ Commands:
       --allow FILE            allowlist of node ids (default: HOME/allowed_peers)
       --allow-any-peer        accept any authenticated peer
       --allow-plaintext       also accept plain MCP over WebSocket (unauthenticated!)
-  connect URL [--peer NODE_ID] [--plaintext]
+  connect URL [--peer NODE_ID] [--plaintext] [--reconnect]
                               be a stdio MCP server for an MCP client, relaying to URL;
-                              without --peer, trust on first use (known_peers.json)
+                              without --peer, trust on first use (known_peers.json);
+                              --reconnect: retry a lost connection (backoff with jitter,
+                              a new handshake each time) and re-initialise the MCP session
   peers list                  show allowed and known peers
   peers allow NODE_ID [LABEL] allow a node to connect to serve
   peers deny NODE_ID          remove a node from the allowlist
