@@ -23,9 +23,9 @@ import { McpE2eError } from '../errors.js';
 import {
   constantTimeEqual,
   ed25519Verify,
-  generateX25519,
   hkdfSha256,
   hmacSha256,
+  importIdentityKey,
   importPrivateKey,
   importPublicKey,
   rawPublicKey,
@@ -52,6 +52,7 @@ import {
   type ResponseMessage,
   type Selection,
 } from './messages.js';
+import { takeEphemeralPair } from './ephemeral.js';
 
 export type { Offer, Selection } from './messages.js';
 
@@ -142,12 +143,11 @@ function deriveFinishedKeys(dh: Buffer, h2: Buffer): { responder: Buffer; initia
 }
 
 function deriveSessionKeys(dh: Buffer, h3: Buffer): { i2r: Buffer; r2i: Buffer; sessionId: Buffer } {
+  // Views of the HKDF output, which has an ArrayBuffer of its own: copies
+  // (Buffer.from) would be slices of Node's shared 8 KiB pool, and a
+  // long-lived slice keeps its whole pool chunk alive.
   const okm = hkdfSha256(dh, h3, LABEL.SESSION_KEYS, 64 + SESSION_ID_BYTES);
-  return {
-    i2r: Buffer.from(okm.subarray(0, 32)),
-    r2i: Buffer.from(okm.subarray(32, 64)),
-    sessionId: Buffer.from(okm.subarray(64)),
-  };
+  return { i2r: okm.subarray(0, 32), r2i: okm.subarray(32, 64), sessionId: okm.subarray(64) };
 }
 
 function checkNodeId(identityKey: Buffer, claimed: string): void {
@@ -182,9 +182,15 @@ export class Handshake {
     if (this.#framings.length === 0 || this.#framings.some((f) => !(f in FRAMING_CODE)) || new Set(this.#framings).size !== this.#framings.length) {
       throw new RangeError('"framings" expected a non-empty list of distinct framings (json, binary)');
     }
-    const eph = config.ephemeralPrivateKey ? importPrivateKey('x25519', config.ephemeralPrivateKey) : generateX25519().privateKey;
-    this.#ephemeralPrivate = eph;
-    this.#ephemeralPublic = rawPublicKey(eph);
+    if (config.ephemeralPrivateKey) {
+      const eph = importPrivateKey('x25519', config.ephemeralPrivateKey);
+      this.#ephemeralPrivate = eph;
+      this.#ephemeralPublic = rawPublicKey(eph);
+    } else {
+      const pair = takeEphemeralPair();
+      this.#ephemeralPrivate = pair.privateKey;
+      this.#ephemeralPublic = pair.publicKey;
+    }
     if (config.random !== undefined && config.random.length !== RANDOM_BYTES) {
       throw new RangeError(`"random" expected ${RANDOM_BYTES} bytes, got ${config.random.length}`);
     }
@@ -302,7 +308,7 @@ export class Handshake {
       throw new McpE2eError('ERR_HANDSHAKE_REFLECTION', 'the peer sent our own random back');
     }
     checkNodeId(resp.identityKey, resp.nodeId);
-    const peerKey = importPublicKey('ed25519', resp.identityKey);
+    const peerKey = importIdentityKey(resp.identityKey);
     const dh = this.#computeDh(resp.ephemeralKey);
     const t2 = transcriptThroughResponse(init, resp);
     const h2 = sha256(t2);
@@ -343,7 +349,7 @@ export class Handshake {
   #onConfirm(confirm: ConfirmMessage): HandshakeResult {
     const s = this.#secrets!;
     checkNodeId(confirm.identityKey, confirm.nodeId);
-    const peerKey = importPublicKey('ed25519', confirm.identityKey);
+    const peerKey = importIdentityKey(confirm.identityKey);
     const h3 = sha256(s.t2, confirm.identityKey, Buffer.from(confirm.nodeId, 'hex'));
     if (!ed25519Verify(peerKey, Buffer.concat([LABEL.INITIATOR_SIGNATURE, h3]), confirm.signature)) {
       throw new McpE2eError('ERR_HANDSHAKE_BAD_SIGNATURE', 'the initiator\'s handshake signature does not verify');
