@@ -37,6 +37,9 @@ import { setMaxPayload } from './ws-internals.js';
 
 type State = 'new' | 'connecting' | 'open' | 'closed';
 
+/** The inbox handler of a connection that is going away: frames are read and dropped. */
+const discardFrame = (): void => {};
+
 /** Something that can fail: an Error for `onerror`. */
 function asError(err: unknown): Error {
   return err instanceof Error ? err : new Error(String(err));
@@ -170,7 +173,11 @@ export abstract class WebSocketChannel {
       return;
     }
     if (first) {
-      if (this.#state === 'open') await this.#flush(ws);
+      if (this.#state === 'open') {
+        // Incoming frames are dropped from now on; keep reading so the peer's close frame is seen.
+        this.#inbox?.setHandler(discardFrame);
+        await this.#flush(ws);
+      }
       closeSocket(ws, 1000, '', CLOSE_GRACE_MS, (bytes) =>
         this.report(new McpE2eError('ERR_CONNECTION_CLOSED', `the peer stopped reading during close: ${bytes} bytes already sent by send() were not delivered`)),
       );
@@ -261,6 +268,13 @@ export abstract class WebSocketChannel {
       verifyPeer,
       sessionOptions: this.limits.session,
     });
+    // ws may have failed the socket right behind the last handshake message
+    // (e.g. an oversized frame in the same TCP chunk), before anyone listens
+    // to this transport: that failure is the outcome of setting it up.
+    if (this.#earlyError) {
+      session.close();
+      throw this.#earlyError;
+    }
     if (this.#state !== 'connecting') {
       session.close();
       throw new McpE2eError('ERR_CONNECTION_CLOSED', 'the connection closed during the handshake');
@@ -291,6 +305,8 @@ export abstract class WebSocketChannel {
     this.report(err);
     this.#queue?.fail(err);
     this.#inbox?.clear();
+    // Keep reading (and dropping) so the peer's answer to our close frame is seen.
+    if (this.#state === 'open') this.#inbox?.setHandler(discardFrame);
     if (this.#ws) closeWithError(this.#ws, err);
     else this.#onSocketClosed();
   }

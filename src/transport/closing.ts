@@ -74,8 +74,12 @@ export function errorFromPeerClose(code: number, reason: Buffer | string): McpE2
 export function errorFromWsError(err: Error): McpE2eError {
   const code = (err as { code?: unknown }).code;
   if (err instanceof McpE2eError) return err;
-  if (code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') {
+  // ws closes these itself, with 1009 (sizes) or 1008 (too many fragments or buffered chunks).
+  if (code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH' || code === 'WS_ERR_UNSUPPORTED_DATA_PAYLOAD_LENGTH') {
     return new McpE2eError('ERR_FRAME_TOO_LARGE', 'the peer sent a WebSocket message above the current size limit', { cause: err });
+  }
+  if (code === 'WS_ERR_TOO_MANY_BUFFERED_PARTS') {
+    return new McpE2eError('ERR_FRAME_TOO_LARGE', 'the peer split a WebSocket message into too many fragments', { cause: err });
   }
   if (code === 'WS_ERR_INVALID_UTF8') return new McpE2eError('ERR_INVALID_MESSAGE', 'the peer sent a text frame that is not UTF-8', { cause: err });
   if (typeof code === 'string' && code.startsWith('WS_ERR_')) {

@@ -35,6 +35,8 @@ export interface HandshakeDriverOptions {
   sessionOptions: SessionOptions;
 }
 
+const discard = (): void => {};
+
 function wipe(result: HandshakeResult): void {
   result.sendKey.fill(0);
   result.recvKey.fill(0);
@@ -61,12 +63,16 @@ export function performHandshake(ws: WebSocket, inbox: Inbox, handshake: Handsha
       clearTimeout(timer);
       ws.off('close', onClose);
       ws.off('error', onError);
-      inbox.setHandler(undefined);
       if (err) {
-        inbox.clear();
+        // Keep reading and dropping what still comes: a paused socket would
+        // never see the peer's answer to our close frame, and hold the
+        // connection for the whole close grace period.
+        inbox.setHandler(discard);
         closeWithError(ws, err);
         reject(err);
       } else {
+        // Frames behind the last handshake message wait for the channel.
+        inbox.setHandler(undefined);
         resolve(session!);
       }
     };

@@ -15,18 +15,8 @@ import { Handshake } from '../../src/handshake/handshake.js';
 import { McpE2eError } from '../../src/errors.js';
 import { CLI, DEMO_SERVER, makeHome, startServe } from '../cli/helpers.js';
 import { handshakePair, flipBit, flipBitText } from '../helpers/pair.js';
+import { assertClean } from './scan.js';
 
-/** Every common text form of a secret. */
-function forms(secret: Buffer): string[] {
-  return [secret.toString('hex'), secret.toString('hex').toUpperCase(), secret.toString('base64'), secret.toString('base64url'), secret.toString('latin1')].filter((s) => s.length >= 16);
-}
-
-function assertClean(text: string, secrets: Record<string, Buffer | string>) {
-  for (const [name, s] of Object.entries(secrets)) {
-    const list = typeof s === 'string' ? [s] : forms(s);
-    for (const f of list) assert.ok(!text.includes(f), `${name} appears in the output`);
-  }
-}
 
 test('a verbose serve/connect run never prints private keys or message plaintext', async () => {
   const server = makeHome();
