@@ -31,9 +31,9 @@ import { asMcpE2eError, closeSocket, closeWithError, errorFromPeerClose, errorFr
 import { performHandshake } from './handshake-driver.js';
 import { Inbox } from './inbox.js';
 import { decodeJson, decodeJsonRpcMessage, encodeJsonText } from './json-rpc.js';
-import { CLOSE_GRACE_MS, MAX_QUEUED_INBOUND_FRAMES, type ResolvedConnectionLimits } from './limits.js';
+import { CLOSE_GRACE_MS, MAX_FRAGMENTS_PER_MESSAGE, MAX_QUEUED_INBOUND_FRAMES, type ResolvedConnectionLimits } from './limits.js';
 import { SendQueue } from './send-queue.js';
-import { setMaxPayload } from './ws-internals.js';
+import { setMaxFragments, setMaxPayload } from './ws-internals.js';
 
 type State = 'new' | 'connecting' | 'open' | 'closed';
 
@@ -286,6 +286,7 @@ export abstract class WebSocketChannel {
   /** Switch the adopted, open socket to plain MCP. */
   protected openPlaintext(): void {
     setMaxPayload(this.#ws!, this.limits.maxMessageBytes);
+    setMaxFragments(this.#ws!, MAX_FRAGMENTS_PER_MESSAGE);
     this.#open();
   }
 

@@ -17,7 +17,7 @@ import { allowAnyPeer, pinnedPeer, type TrustPolicy } from '../identity/trust.js
 import { FRAMINGS, MAX_HANDSHAKE_MESSAGE_BYTES, type Framing } from '../protocol.js';
 import { WebSocketChannel } from './channel.js';
 import { asMcpE2eError, closeWithError } from './closing.js';
-import { DEFAULT_CLIENT_KEEPALIVE_INTERVAL_MS, resolveConnectionLimits, type ConnectionLimits } from './limits.js';
+import { DEFAULT_CLIENT_KEEPALIVE_INTERVAL_MS, MAX_FRAGMENTS_PER_MESSAGE, PRE_AUTH_MAX_FRAGMENTS, resolveConnectionLimits, type ConnectionLimits } from './limits.js';
 import { checkNegotiated, subprotocolFor, type ConnectionMode } from './subprotocol.js';
 
 /** Options of `EncryptedWebSocketClientTransport`. Limits: see `ConnectionLimits`. */
@@ -137,6 +137,7 @@ export class EncryptedWebSocketClientTransport extends WebSocketChannel implemen
     const ws = new WebSocket(this.url, [subprotocol], {
       // Until the server is authenticated, nothing larger than a handshake message is accepted.
       maxPayload: this.mode === 'encrypted' ? MAX_HANDSHAKE_MESSAGE_BYTES : this.limits.maxMessageBytes,
+      maxFragments: this.mode === 'encrypted' ? PRE_AUTH_MAX_FRAGMENTS : MAX_FRAGMENTS_PER_MESSAGE,
       // Compressing ciphertext gains nothing; compressing secrets next to attacker data leaks (CRIME).
       perMessageDeflate: false,
       followRedirects: false,

@@ -18,7 +18,8 @@ import type { NodeIdentity, PeerIdentity } from '../identity/identity.js';
 import { Session, type SessionOptions } from '../session/session.js';
 import { asMcpE2eError, closeWithError, errorFromPeerClose, errorFromWsError } from './closing.js';
 import type { Inbox } from './inbox.js';
-import { setMaxPayload } from './ws-internals.js';
+import { MAX_FRAGMENTS_PER_MESSAGE } from './limits.js';
+import { setMaxFragments, setMaxPayload } from './ws-internals.js';
 
 export interface HandshakeDriverOptions {
   /** Our identity (signs our handshake message and, later, frames). */
@@ -97,6 +98,7 @@ export function performHandshake(ws: WebSocket, inbox: Inbox, handshake: Handsha
       const session = new Session(result, options.identity, options.sessionOptions);
       // Raised only now, after authentication and the trust decision.
       setMaxPayload(ws, session.maxFrameBytes);
+      setMaxFragments(ws, MAX_FRAGMENTS_PER_MESSAGE);
       return session;
     };
 

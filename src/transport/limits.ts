@@ -45,6 +45,14 @@ export const DEFAULT_SEND_HIGH_WATER_MARK_BYTES = 1024 * 1024;
  * always accepted when nothing waits, so one maximum-size message always fits.
  */
 export const DEFAULT_MAX_SEND_BUFFER_BYTES = 64 * 1024 * 1024;
+/**
+ * Most WebSocket fragments one message may arrive in before the peer is
+ * authenticated. Honest peers send each handshake message in one frame; a
+ * hostile one must not make us hold thousands of tiny fragment buffers.
+ */
+export const PRE_AUTH_MAX_FRAGMENTS = 8;
+/** Most fragments per message afterwards (ws's own default since 8.21.1). */
+export const MAX_FRAGMENTS_PER_MESSAGE = 16 * 1024;
 /** After sending a close frame, how long to wait for the peer's before dropping the TCP connection (ms). */
 export const CLOSE_GRACE_MS = 1_000;
 /**

@@ -30,7 +30,7 @@ import { NodeIdentity, type PeerIdentity } from '../identity/identity.js';
 import { PeerAllowList, type TrustPolicy } from '../identity/trust.js';
 import { FRAMINGS, MAX_HANDSHAKE_MESSAGE_BYTES, type Framing } from '../protocol.js';
 import { asMcpE2eError, closeWithError } from './closing.js';
-import { CLOSE_GRACE_MS, MAX_UPGRADE_HEADER_BYTES, resolveServerLimits, type ResolvedServerLimits, type ServerLimits } from './limits.js';
+import { CLOSE_GRACE_MS, MAX_UPGRADE_HEADER_BYTES, PRE_AUTH_MAX_FRAGMENTS, resolveServerLimits, type ResolvedServerLimits, type ServerLimits } from './limits.js';
 import { EncryptedWebSocketServerTransport } from './server-transport.js';
 import { modeOfServerConnection, selectSubprotocol } from './subprotocol.js';
 
@@ -157,6 +157,7 @@ export class EncryptedWebSocketServer {
       noServer: true,
       // Until a client is authenticated, nothing larger than a handshake message is read.
       maxPayload: MAX_HANDSHAKE_MESSAGE_BYTES,
+      maxFragments: PRE_AUTH_MAX_FRAGMENTS,
       perMessageDeflate: false,
       clientTracking: false,
       handleProtocols: (offered) => selectSubprotocol(offered),

@@ -62,3 +62,30 @@ export function socketOf(ws: WebSocket): CorkableSocket | undefined {
   const s = socket as Partial<CorkableSocket>;
   return typeof s.cork === 'function' && typeof s.uncork === 'function' ? (socket as CorkableSocket) : undefined;
 }
+
+interface FragmentInternals {
+  _maxFragments: number;
+}
+
+/**
+ * Set the most fragments (frames) one message may arrive in, from the next
+ * message on. ws (8.21 and later) keeps a Buffer view per fragment, about
+ * 128 bytes of heap each whatever the payload, so before authentication we
+ * allow only a few (an honest peer sends each handshake message in one
+ * frame) and ws's own default afterwards.
+ * @throws RangeError unless `count` is a positive integer (0 would mean "no limit" to ws).
+ * @throws Error when the installed `ws` has no such limit.
+ */
+export function setMaxFragments(ws: WebSocket, count: number): void {
+  if (!Number.isInteger(count) || count < 1) throw new RangeError(`"count" expected a positive integer, got ${count}`);
+  const receiver = (ws as unknown as { _receiver?: Partial<FragmentInternals> })._receiver;
+  if (typeof receiver?._maxFragments !== 'number') {
+    throw new Error('unsupported ws version: ws._receiver._maxFragments not found (ws 8.21 or later is required)');
+  }
+  receiver._maxFragments = count;
+}
+
+/** The fragment limit `ws` currently enforces on `ws`. */
+export function getMaxFragments(ws: WebSocket): number {
+  return (ws as unknown as { _receiver: FragmentInternals })._receiver._maxFragments;
+}

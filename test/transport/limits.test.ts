@@ -7,6 +7,7 @@
  */
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import {
@@ -16,12 +17,15 @@ import {
   Handshake,
   MAX_UPGRADE_HEADER_BYTES,
   NodeIdentity,
+  Session,
   SUBPROTOCOL_ENCRYPTED,
   type EncryptedWebSocketServerTransport,
 } from '../../src/index.js';
 import { addressKey } from '../../src/transport/server.js';
+import { MAX_FRAGMENTS_PER_MESSAGE, PRE_AUTH_MAX_FRAGMENTS } from '../../src/transport/limits.js';
+import { getMaxFragments } from '../../src/transport/ws-internals.js';
 import { codeOf, connectClient, deferred, startServer, textOf, within } from './helpers.js';
-import { clientFrame, closeOf, openRaw, rawClientHandshake, rawTcp, upgradeRequest } from './raw-peers.js';
+import { clientFrame, closeOf, openRaw, rawClientHandshake, rawTcp, serverFramesOf, upgradeRequest } from './raw-peers.js';
 
 const id = () => NodeIdentity.generate();
 const tick = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -252,6 +256,82 @@ describe('limits: a peer that stops reading', () => {
       assert.ok(errors.some((e) => codeOf(e) === 'ERR_IDLE_TIMEOUT'), `server saw ${errors.map(codeOf)}`);
       await Promise.all(pending);
       ws.terminate();
+    } finally {
+      await srv.close();
+    }
+  });
+});
+
+describe('limits: fragments and the switch to the session', () => {
+  /** A raw TCP client that upgrades and completes the initiator handshake; returns the socket, the session and the pending step 3. */
+  async function rawTcpHandshake(port: number) {
+    const me = id();
+    const peer = await rawTcp(port);
+    peer.socket.write(upgradeRequest());
+    const hs = new Handshake('initiator', me, { framings: ['binary'] });
+    peer.socket.write(clientFrame(0x1, hs.start()));
+    const step2 = await within(
+      (async () => {
+        for (;;) {
+          const text = serverFramesOf(peer.received()).find((f) => f.opcode === 0x1);
+          if (text) return text.payload.toString('utf8');
+          await once(peer.socket, 'data');
+        }
+      })(),
+      5000,
+      'step 2',
+    );
+    const step = hs.receive(step2);
+    return { peer, me, step3: clientFrame(0x1, step.send!), session: new Session(step.result!, me) };
+  }
+
+  test(`before authentication a message may come in at most ${PRE_AUTH_MAX_FRAGMENTS} fragments (1008, ERR_FRAME_TOO_LARGE)`, async () => {
+    const srv = await startServer();
+    try {
+      const peer = await rawTcp(srv.port);
+      peer.socket.write(upgradeRequest());
+      const fragments = [clientFrame(0x1, '{', { fin: false }), ...Array.from({ length: 4000 }, () => clientFrame(0x0, ' ', { fin: false }))];
+      peer.socket.write(Buffer.concat(fragments));
+      const { close } = await within(peer.closed, 5000, 'the server to refuse the fragment flood');
+      assert.equal(close?.code, 1008);
+      assert.equal(codeOf(await srv.nextError()), 'ERR_FRAME_TOO_LARGE');
+    } finally {
+      await srv.close();
+    }
+  });
+
+  test(`after authentication the limit is ${MAX_FRAGMENTS_PER_MESSAGE} fragments; a flood beyond it ends only that connection`, async () => {
+    const got = deferred<EncryptedWebSocketServerTransport>();
+    const srv = await startServer({ onConnection: async (t) => got.resolve(t) });
+    try {
+      const { ws } = await rawClientHandshake(srv.url, id());
+      const st = await within(got.promise, 5000, 'the connection');
+      assert.equal(getMaxFragments(st.socket), MAX_FRAGMENTS_PER_MESSAGE);
+      const errors: Error[] = [];
+      st.onerror = (e) => errors.push(e);
+      await st.start();
+      const raw = (ws as unknown as { _socket: import('node:net').Socket })._socket;
+      const closed = closeOf(ws);
+      raw.write(Buffer.concat([clientFrame(0x2, Buffer.alloc(1), { fin: false }), ...Array.from({ length: MAX_FRAGMENTS_PER_MESSAGE + 10 }, () => clientFrame(0x0, Buffer.alloc(1), { fin: false }))]));
+      assert.equal((await closed).code, 1008);
+      assert.ok(errors.some((e) => codeOf(e) === 'ERR_FRAME_TOO_LARGE'), `server saw ${errors.map(codeOf)}`);
+    } finally {
+      await srv.close();
+    }
+  });
+
+  test('a ws-level failure right behind step 3 (same TCP chunk) is the outcome of the handshake: reported to onError, onConnection never called', async () => {
+    let connections = 0;
+    const srv = await startServer({ onConnection: () => void connections++ });
+    try {
+      const { peer, step3 } = await rawTcpHandshake(srv.port);
+      // Step 3, then the header of a frame far above the session limit, in one write.
+      peer.socket.write(Buffer.concat([step3, clientFrame(0x2, Buffer.alloc(0), { declaredLength: 2n ** 40n })]));
+      const { close } = await within(peer.closed, 5000, 'the server to close');
+      assert.equal(close?.code, 1009);
+      assert.equal(codeOf(await srv.nextError()), 'ERR_FRAME_TOO_LARGE');
+      assert.equal(connections, 0);
+      assert.equal(srv.server.connections.length, 0);
     } finally {
       await srv.close();
     }

@@ -181,30 +181,35 @@ export async function rawTcp(port: number, localAddress?: string): Promise<RawTc
   return { socket, received: () => Buffer.concat(chunks), status: status.promise, closed };
 }
 
-/** The first close frame the server sent after its 101 response (server frames are unmasked). */
-export function closeFrameOf(bytes: Buffer): CloseEvent | undefined {
+/** The frames the server sent after its 101 response (server frames are unmasked); a partial last frame is left out. */
+export function serverFramesOf(bytes: Buffer): Array<{ opcode: number; payload: Buffer }> {
   const end = bytes.indexOf('\r\n\r\n');
-  if (end < 0 || !bytes.subarray(0, 12).toString('latin1').includes('101')) return undefined;
+  if (end < 0 || !bytes.subarray(0, 12).toString('latin1').includes('101')) return [];
+  const frames: Array<{ opcode: number; payload: Buffer }> = [];
   let i = end + 4;
   while (i + 2 <= bytes.length) {
     const opcode = bytes[i]! & 0x0f;
     let len = bytes[i + 1]! & 0x7f;
     let off = i + 2;
     if (len === 126) {
-      if (off + 2 > bytes.length) return undefined;
+      if (off + 2 > bytes.length) break;
       len = bytes.readUInt16BE(off);
       off += 2;
     } else if (len === 127) {
-      if (off + 8 > bytes.length) return undefined;
+      if (off + 8 > bytes.length) break;
       len = Number(bytes.readBigUInt64BE(off));
       off += 8;
     }
-    if (off + len > bytes.length) return undefined;
-    if (opcode === 0x8) {
-      const payload = bytes.subarray(off, off + len);
-      return payload.length >= 2 ? { code: payload.readUInt16BE(0), reason: payload.subarray(2).toString('utf8') } : { code: 1005, reason: '' };
-    }
+    if (off + len > bytes.length) break;
+    frames.push({ opcode, payload: bytes.subarray(off, off + len) });
     i = off + len;
   }
-  return undefined;
+  return frames;
+}
+
+/** The first close frame the server sent after its 101 response. */
+export function closeFrameOf(bytes: Buffer): CloseEvent | undefined {
+  const close = serverFramesOf(bytes).find((f) => f.opcode === 0x8);
+  if (!close) return undefined;
+  return close.payload.length >= 2 ? { code: close.payload.readUInt16BE(0), reason: close.payload.subarray(2).toString('utf8') } : { code: 1005, reason: '' };
 }
