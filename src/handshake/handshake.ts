@@ -98,27 +98,26 @@ type State = 'start' | 'wait_response' | 'wait_init' | 'wait_confirm' | 'done' |
 
 const DEFAULT_FRAMINGS: Framing[] = ['binary', 'json'];
 
-function u8(n: number): Buffer {
-  return Buffer.of(n);
-}
-
-/** Transcript bytes up to and including step 2 (PROTOCOL.md §5.1). */
+/** Transcript bytes up to and including step 2 (PROTOCOL.md §5.1), written into one buffer. */
 function transcriptThroughResponse(init: InitMessage, resp: Omit<ResponseMessage, 'signature' | 'mac'>): Buffer {
-  return Buffer.concat([
-    LABEL.TRANSCRIPT,
-    u8(PROTOCOL_VERSION),
-    init.ephemeralKey,
-    init.random,
-    u8(init.offer.signatures ? 1 : 0),
-    u8(init.offer.framings.length),
-    Buffer.from(init.offer.framings.map((f) => FRAMING_CODE[f])),
-    resp.ephemeralKey,
-    resp.random,
-    resp.identityKey,
-    Buffer.from(resp.nodeId, 'hex'),
-    u8(resp.selection.signatures ? 1 : 0),
-    u8(FRAMING_CODE[resp.selection.framing]),
-  ]);
+  const n = init.offer.framings.length;
+  const t = Buffer.allocUnsafe(LABEL.TRANSCRIPT.length + 1 + 32 + 32 + 2 + n + 32 + 32 + 32 + 32 + 2);
+  let at = LABEL.TRANSCRIPT.copy(t, 0);
+  t[at++] = PROTOCOL_VERSION;
+  at += init.ephemeralKey.copy(t, at);
+  at += init.random.copy(t, at);
+  t[at++] = init.offer.signatures ? 1 : 0;
+  t[at++] = n;
+  for (const f of init.offer.framings) t[at++] = FRAMING_CODE[f];
+  at += resp.ephemeralKey.copy(t, at);
+  at += resp.random.copy(t, at);
+  at += resp.identityKey.copy(t, at);
+  at += t.write(resp.nodeId, at, 'hex');
+  t[at++] = resp.selection.signatures ? 1 : 0;
+  t[at++] = FRAMING_CODE[resp.selection.framing];
+  // Every field has a fixed size (checked when decoded); a short one would leave a gap.
+  if (at !== t.length) throw new McpE2eError('ERR_HANDSHAKE_MALFORMED', 'transcript field of unexpected size');
+  return t;
 }
 
 /** The responder's choice from an offer (PROTOCOL.md §4.2). */

@@ -58,7 +58,12 @@ export interface PeerIdentity {
 /** Build a PeerIdentity from a raw public key (the node id is derived, never trusted). */
 export function peerIdentityFromPublicKey(publicKey: Uint8Array): PeerIdentity {
   const nodeId = nodeIdFromPublicKey(publicKey);
-  return Object.freeze({ nodeId, publicKey: Buffer.from(publicKey), fingerprint: fingerprintOf(nodeId) });
+  // A copy with an ArrayBuffer of its own: it lives as long as the connection,
+  // and a small Buffer.from() copy would be a slice of Node's shared 8 KiB
+  // pool, keeping the whole pool chunk alive.
+  const own = Buffer.alloc(publicKey.length);
+  own.set(publicKey);
+  return Object.freeze({ nodeId, publicKey: own, fingerprint: fingerprintOf(nodeId) });
 }
 
 /**
