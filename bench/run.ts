@@ -3,7 +3,7 @@
  *
  *   node dist/bench/run.js [--quick] [--reps N] [--modes ws,wss,...]
  *        [--figures connect,rtt,throughput,burst,micro] [--sizes 100B,1KB,64KB,1MB]
- *        [--out FILE] [--profile] [--no-validate] [--experiment-coalesce]
+ *        [--out FILE] [--profile] [--no-validate]
  *
  * The client is this process; echo servers run in a child process on
  * 127.0.0.1 (one shared server for connect/round trip/throughput, a fresh
@@ -22,7 +22,6 @@ import { ServerProcess, connect, withTimeout, type ClientContext } from './clien
 import { burstAndMemory, pipelined, Requester, roundTrips, sealOpenCost, sequentialConnects, windowFor, type BurstResult, type ThroughputResult } from './figures.js';
 import { machineFacts } from './machine.js';
 import { SDK_VARIANTS, sdkRoundTrips } from './sdk.js';
-import { enableCoalescingExperiment } from './coalesce.js';
 import { MODES, modeById, type Mode, type ModeId } from './modes.js';
 import { SIZES, type SizeSpec } from './payload.js';
 import { judgeTargets, renderMarkdown, type Results } from './report.js';
@@ -97,19 +96,17 @@ interface Options {
   out?: string;
   profile: boolean;
   validate: boolean;
-  /** EXPERIMENT: coalesce encrypted writes per event-loop turn in both processes. */
-  coalesce: boolean;
 }
 
 function usage(message: string): never {
-  process.stderr.write(`${message}\nusage: node dist/bench/run.js [--quick] [--reps N] [--modes ${MODES.map((m) => m.id).join(',')}] [--figures ${FIGURES.join(',')}] [--sizes 100B,1KB,64KB,1MB] [--out FILE] [--profile] [--no-validate] [--experiment-coalesce]\n`);
+  process.stderr.write(`${message}\nusage: node dist/bench/run.js [--quick] [--reps N] [--modes ${MODES.map((m) => m.id).join(',')}] [--figures ${FIGURES.join(',')}] [--sizes 100B,1KB,64KB,1MB] [--out FILE] [--profile] [--no-validate]\n`);
   process.exit(64);
 }
 
 function parseArgs(argv: string[]): Options {
   const quick = argv.includes('--quick');
   const preset = { ...(quick ? QUICK : FULL) };
-  const o: Options = { quick, preset, modes: [...MODES], figures: new Set(FIGURES), sizes: [...SIZES], profile: false, validate: true, coalesce: false };
+  const o: Options = { quick, preset, modes: [...MODES], figures: new Set(FIGURES), sizes: [...SIZES], profile: false, validate: true };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     const value = () => argv[++i] ?? usage(`${a} needs a value`);
@@ -146,7 +143,6 @@ function parseArgs(argv: string[]): Options {
       case '--out': o.out = value(); break;
       case '--profile': o.profile = true; break;
       case '--no-validate': o.validate = false; break;
-      case '--experiment-coalesce': o.coalesce = true; break;
       default: usage(`unknown option ${a}`);
     }
   }
@@ -203,11 +199,7 @@ async function main(): Promise<void> {
   const serverModes = modes.map((m) => m.id);
   const profileDir = join(REPO, 'bench', 'results', 'profiles', machine.date.replace(/[:.]/g, '-'));
   const serverArgv = (name: string) => (opt.profile ? ['--cpu-prof', '--cpu-prof-dir', profileDir, '--cpu-prof-name', `${name}.cpuprofile`] : []);
-  const serverConfig = (ids: ModeId[]) => ({ modes: ids, certPath: cert?.certPath, keyPath: cert?.keyPath, validate: opt.validate, coalesce: opt.coalesce });
-  if (opt.coalesce) {
-    enableCoalescingExperiment();
-    notes.push('EXPERIMENT --experiment-coalesce: the encrypted connections\' writes were coalesced per event-loop turn by the benchmark (cork/uncork around ws.send), in both processes; these are not the transport\'s own figures');
-  }
+  const serverConfig = (ids: ModeId[]) => ({ modes: ids, certPath: cert?.certPath, keyPath: cert?.keyPath, validate: opt.validate });
 
   const c = new Collector();
   const ctx: ClientContext = {
@@ -452,7 +444,7 @@ async function main(): Promise<void> {
     }
   }
   if (uncoalesced.length) {
-    notes.push(`no write coalescing: with ${windowFor(1024, p.maxWindow, p.windowBytes, p.minWindow)} requests in flight the encrypted server made about one socket write per reply (${uncoalesced.join('; ')}); plain ws does the same, wss coalesces inside TLS`);
+    notes.push(`no write coalescing: with ${windowFor(1024, p.maxWindow, p.windowBytes, p.minWindow)} requests in flight the encrypted server made about one socket write per reply (${uncoalesced.join('; ')}); plain ws does the same, wss coalesces inside TLS; the transport's SendQueue should coalesce (see src/transport/send-queue.ts)`);
   }
   for (const [id, why] of unavailable) if (!notes.some((n) => n.includes(why))) notes.push(`${id} skipped: ${why}`);
   if (errors.length) notes.push(...errors.map((e) => `error: ${e}`));
@@ -471,7 +463,7 @@ async function main(): Promise<void> {
   const json = {
     command,
     machine,
-    options: { quick: opt.quick, coalesceExperiment: opt.coalesce, ...p, modes: opt.modes.map((m) => m.id), figures: [...opt.figures], sizes: opt.sizes.map((s) => s.label), validate: opt.validate },
+    options: { quick: opt.quick, ...p, modes: opt.modes.map((m) => m.id), figures: [...opt.figures], sizes: opt.sizes.map((s) => s.label), validate: opt.validate },
     modes: opt.modes.map((m) => ({ ...m, available: !unavailable.has(m.id) && !failed.has(m.id), reason: unavailable.get(m.id) })),
     results,
     raw: c.toJSON(),

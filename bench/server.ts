@@ -21,7 +21,6 @@ import { NodeIdentity } from '../src/identity/identity.js';
 import { echoReply } from './payload.js';
 import { modeById, type Mode, type ModeId } from './modes.js';
 import { startEncryptedEchoServer } from './encrypted.js';
-import { enableCoalescingExperiment } from './coalesce.js';
 import { startSdkEchoServer } from './sdk.js';
 
 export interface ServerConfig {
@@ -32,8 +31,6 @@ export interface ServerConfig {
   validate: boolean;
   /** Also start the SDK-level echo server (McpServer over our transports). */
   sdk?: boolean;
-  /** EXPERIMENT: coalesce the encrypted connections' writes per event-loop turn (see coalesce.ts). */
-  coalesce?: boolean;
 }
 
 export interface ServerStats {
@@ -165,7 +162,6 @@ async function fullGc(): Promise<void> {
 
 async function main(): Promise<void> {
   const config = JSON.parse(process.argv[2] ?? '{}') as ServerConfig;
-  if (config.coalesce) enableCoalescingExperiment();
   const identity = NodeIdentity.generate();
   const ports: Partial<Record<ModeId, number>> = {};
   const closers: Array<() => void> = [];
