@@ -138,6 +138,8 @@ export class EncryptedWebSocketClientTransport extends WebSocketChannel implemen
       // Until the server is authenticated, nothing larger than a handshake message is accepted.
       maxPayload: this.mode === 'encrypted' ? MAX_HANDSHAKE_MESSAGE_BYTES : this.limits.maxMessageBytes,
       maxFragments: this.mode === 'encrypted' ? PRE_AUTH_MAX_FRAGMENTS : MAX_FRAGMENTS_PER_MESSAGE,
+      // UTF-8 is checked where text is used, in order (see server.ts).
+      skipUTF8Validation: true,
       // Compressing ciphertext gains nothing; compressing secrets next to attacker data leaks (CRIME).
       perMessageDeflate: false,
       followRedirects: false,

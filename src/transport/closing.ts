@@ -55,10 +55,20 @@ export function closeWithError(ws: WebSocket, err: McpE2eError): void {
   closeSocket(ws, err.closeCode, err.code);
 }
 
+/** RFC 6455 close codes with a meaning of their own, when the reason is not one of our codes. */
+const RFC6455_CODES: Readonly<Record<number, ErrorCode>> = Object.freeze({
+  1002: 'ERR_FRAME_MALFORMED',
+  1007: 'ERR_INVALID_MESSAGE',
+  1009: 'ERR_FRAME_TOO_LARGE',
+  1013: 'ERR_LIMIT_REACHED',
+});
+
 /**
  * The error a peer signalled with its close frame, or undefined for an
- * orderly close (1000/1001, or an orderly reason). Unknown reasons become
- * `ERR_CONNECTION_CLOSED` without echoing the peer's text.
+ * orderly close (1000/1001, or an orderly reason). Without one of our codes
+ * as the reason, 1002, 1007, 1009 and 1013 map to ERR_FRAME_MALFORMED,
+ * ERR_INVALID_MESSAGE, ERR_FRAME_TOO_LARGE and ERR_LIMIT_REACHED; anything
+ * else becomes `ERR_CONNECTION_CLOSED`, never echoing the peer's text.
  */
 export function errorFromPeerClose(code: number, reason: Buffer | string): McpE2eError | undefined {
   const text = typeof reason === 'string' ? reason : reason.toString('utf8');
@@ -67,6 +77,10 @@ export function errorFromPeerClose(code: number, reason: Buffer | string): McpE2
     return new McpE2eError(text as ErrorCode, `the peer closed the connection: ${text} (close code ${code})`);
   }
   if (code === 1000 || code === 1001 || code === 1005) return undefined;
+  // A peer's WebSocket library closes protocol violations itself, with an
+  // RFC 6455 code and no reason of ours: read the code.
+  const byCode = RFC6455_CODES[code];
+  if (byCode) return new McpE2eError(byCode, `the peer closed the connection with close code ${code}`);
   return new McpE2eError('ERR_CONNECTION_CLOSED', `the connection closed abnormally (close code ${code})`);
 }
 

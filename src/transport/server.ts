@@ -37,6 +37,8 @@ import { modeOfServerConnection, selectSubprotocol } from './subprotocol.js';
 /** Where a connection-level failure happened, for `onError`. */
 export interface ConnectionInfo {
   remoteAddress: string | undefined;
+  /** The client's TCP port (tells connections from one address apart in logs). */
+  remotePort?: number | undefined;
   /** The authenticated peer, when the failure came after the handshake. */
   peer?: PeerIdentity;
 }
@@ -158,6 +160,11 @@ export class EncryptedWebSocketServer {
       // Until a client is authenticated, nothing larger than a handshake message is read.
       maxPayload: MAX_HANDSHAKE_MESSAGE_BYTES,
       maxFragments: PRE_AUTH_MAX_FRAGMENTS,
+      // Text is checked where it is used, in order with everything else:
+      // strict decoders for handshake messages and envelopes, a fatal UTF-8
+      // decoder for MCP payloads (json-rpc.ts). ws's own check would close
+      // with 1007 out of turn, dropping valid frames queued before the bad one.
+      skipUTF8Validation: true,
       perMessageDeflate: false,
       clientTracking: false,
       handleProtocols: (offered) => selectSubprotocol(offered),
@@ -401,7 +408,7 @@ export class EncryptedWebSocketServer {
   };
 
   #onWebSocket(ws: WebSocket, req: IncomingMessage): void {
-    const info: ConnectionInfo = { remoteAddress: req.socket.remoteAddress };
+    const info: ConnectionInfo = { remoteAddress: req.socket.remoteAddress, remotePort: req.socket.remotePort };
     const refuse = (err: McpE2eError): void => {
       ws.on('error', () => {});
       this.#report(err, info);

@@ -17,8 +17,13 @@ export interface Frame {
   isBinary: boolean;
 }
 
-/** Rewrites one frame; returns the frames to forward instead (none, one or several). */
-export type FrameHook = (frame: Frame, index: number) => Frame[];
+/**
+ * Rewrites one frame; returns the frames to forward instead (none, one or
+ * several). `index` counts the frames of this connection in this direction;
+ * `request` is the client's upgrade request (its URL can tell concurrent
+ * connections apart).
+ */
+export type FrameHook = (frame: Frame, index: number, request: IncomingMessage) => Frame[];
 
 export interface RelayOptions {
   /** URL of the real server. */
@@ -31,6 +36,8 @@ export interface RelayOptions {
   toServer?: FrameHook;
   /** Server → client frames. Default: pass through. */
   toClient?: FrameHook;
+  /** Called when the upstream connection of a client is open (e.g. to learn its local port). */
+  onUpstreamOpen?: (request: IncomingMessage, upstream: WebSocket) => void;
 }
 
 export interface Relay {
@@ -78,6 +85,7 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
     upstream.on('message', onEarlyMessage);
     upstream.on('close', onEarlyClose);
     upstream.once('open', () => {
+      options.onUpstreamOpen?.(req, upstream);
       upstreamOf.set(req, upstream);
       wss.handleUpgrade(req, socket, head, (client) => {
         sockets.add(client);
@@ -89,10 +97,10 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
         const toServer = options.toServer ?? pass;
         const toClient = options.toClient ?? pass;
         const forwardDown = (f: Frame) => {
-          for (const out of toClient(f, down++)) if (client.readyState === WebSocket.OPEN) client.send(out.data, { binary: out.isBinary });
+          for (const out of toClient(f, down++, req)) if (client.readyState === WebSocket.OPEN) client.send(out.data, { binary: out.isBinary });
         };
         client.on('message', (data: Buffer, isBinary) => {
-          for (const out of toServer({ data, isBinary }, up++)) if (upstream.readyState === WebSocket.OPEN) upstream.send(out.data, { binary: out.isBinary });
+          for (const out of toServer({ data, isBinary }, up++, req)) if (upstream.readyState === WebSocket.OPEN) upstream.send(out.data, { binary: out.isBinary });
         });
         upstream.on('message', (data: Buffer, isBinary) => forwardDown({ data, isBinary }));
         client.on('close', (code, reason) => mirrorClose(upstream, code, reason));
