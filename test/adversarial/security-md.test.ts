@@ -1,0 +1,51 @@
+/**
+ * SECURITY.md stays in step with the code: every error code with its close
+ * code, and every default limit with its value.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { ERROR_CODES, McpE2eError } from '../../src/errors.js';
+import * as limits from '../../src/transport/limits.js';
+import { DEFAULT_RECONNECT } from '../../src/transport/reconnect.js';
+
+const text = readFileSync(fileURLToPath(new URL('../../../SECURITY.md', import.meta.url)), 'utf8');
+const LOCAL_ONLY = new Set(['ERR_KEY_FILE_PERMISSIONS', 'ERR_KEY_FILE_CORRUPT', 'ERR_KEY_FILE_NOT_FOUND', 'ERR_KEY_FILE_EXISTS', 'ERR_INVALID_NODE_ID']);
+
+test('SECURITY.md lists every error code with its close code', () => {
+  for (const code of ERROR_CODES) {
+    const row = text.split('\n').find((l) => l.startsWith(`| \`${code}\` |`));
+    assert.ok(row, `${code} is missing from the error table`);
+    const close = row.split('|')[2]!.trim();
+    assert.equal(close, LOCAL_ONLY.has(code) ? '—' : String(new McpE2eError(code, '').closeCode), `${code}: close code in SECURITY.md`);
+  }
+});
+
+test('SECURITY.md states the default of every limit', () => {
+  const mib = (n: number) => `${n / 1024 / 1024} MiB`;
+  const expect: Array<[string, string]> = [
+    ['maxConnectionsPerAddress', String(limits.DEFAULT_MAX_CONNECTIONS_PER_ADDRESS)],
+    ['maxPendingHandshakes', String(limits.DEFAULT_MAX_PENDING_HANDSHAKES)],
+    ['maxConnections', limits.DEFAULT_MAX_CONNECTIONS.toLocaleString('en-US')],
+    ['upgradeTimeoutMs', `${limits.DEFAULT_UPGRADE_TIMEOUT_MS / 1000} s`],
+    ['handshakeTimeoutMs', `${limits.DEFAULT_HANDSHAKE_TIMEOUT_MS / 1000} s`],
+    ['sendHighWaterMarkBytes', mib(limits.DEFAULT_SEND_HIGH_WATER_MARK_BYTES)],
+    ['maxSendBufferBytes', mib(limits.DEFAULT_MAX_SEND_BUFFER_BYTES)],
+    ['keepaliveIntervalMs', `${limits.DEFAULT_SERVER_KEEPALIVE_INTERVAL_MS / 1000} s on servers`],
+    ['MAX_UPGRADE_HEADER_BYTES', `${limits.MAX_UPGRADE_HEADER_BYTES / 1024} KiB`],
+    ['PRE_AUTH_MAX_FRAGMENTS', String(limits.PRE_AUTH_MAX_FRAGMENTS)],
+    ['MAX_FRAGMENTS_PER_MESSAGE', limits.MAX_FRAGMENTS_PER_MESSAGE.toLocaleString('en-US')],
+    ['CLOSE_GRACE_MS', `${limits.CLOSE_GRACE_MS / 1000} s`],
+    ['`connect --reconnect` backoff', `${DEFAULT_RECONNECT.initialDelayMs} ms doubling to ${DEFAULT_RECONNECT.maxDelayMs / 1000} s`],
+  ];
+  for (const [name, value] of expect) {
+    const rows = text.split('\n').filter((l) => l.startsWith('|') && (l.split('|')[1] ?? '').includes(name));
+    const row = rows.find((l) => l.split('|')[1]!.trim().startsWith(`\`${name}\``)) ?? rows[0];
+    assert.ok(row, `${name} is missing from the limits table`);
+    assert.ok(row.includes(value), `${name}: expected ${value} in "${row.slice(0, 160)}"`);
+  }
+  assert.equal(limits.DEFAULT_IDLE_TIMEOUT_MS, 0, 'SECURITY.md says idleTimeoutMs is off by default');
+  assert.equal(limits.DEFAULT_CLIENT_KEEPALIVE_INTERVAL_MS, 0, 'SECURITY.md says client keepalive is off by default');
+  assert.equal(limits.DEFAULT_MAX_CONNECTIONS + limits.DEFAULT_MAX_PENDING_HANDSHAKES, 1152);
+});
