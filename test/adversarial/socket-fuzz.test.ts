@@ -21,6 +21,7 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { inspect } from 'node:util';
 import { runInNewContext } from 'node:vm';
@@ -160,7 +161,15 @@ interface ServerErrorRecord {
 let server: EncryptedWebSocketServer;
 let url: string;
 let port: number;
+/** Errors the server reported since the last `forgetErrors()`; `errorCount()` counts all of them. */
 const serverErrors: ServerErrorRecord[] = [];
+let errorsForgotten = 0;
+const errorCount = () => errorsForgotten + serverErrors.length;
+/** Drop the test's own references to checked errors, so that the heap check measures the server. */
+function forgetErrors(): void {
+  errorsForgotten += serverErrors.length;
+  serverErrors.length = 0;
+}
 let errorWaiters: Array<() => void> = [];
 /** Messages the MCP layer saw on hostile connections, by the hostile client's node id. */
 const deliveredToMcp = new Map<string, unknown[]>();
@@ -183,11 +192,11 @@ function recordServerError(error: Error, peer?: string): void {
 /** Resolves once the server has reported more than `n` errors (bounded). */
 async function serverErrorsBeyond(n: number): Promise<ServerErrorRecord[]> {
   const deadline = Date.now() + 5000;
-  while (serverErrors.length <= n) {
+  while (errorCount() <= n) {
     if (Date.now() > deadline) throw new Error('the server reported no error for a refused connection');
     await within(new Promise<void>((resolve) => errorWaiters.push(resolve)), 5000, 'a server error');
   }
-  return serverErrors.slice(n);
+  return serverErrors.slice(n - errorsForgotten);
 }
 
 function gc(): void {
@@ -307,6 +316,7 @@ async function checkRefusal(mark: number, close: CloseEvent | undefined, secrets
   assert.ok(closing, `${name}: closed ${close?.code} ${JSON.stringify(close?.reason)} after ${reported.map((r) => (r.error as McpE2eError).code)}`);
   const code = (closing.error as McpE2eError).code;
   count(`${name}:${code}`);
+  forgetErrors();
   return code;
 }
 
@@ -336,7 +346,7 @@ describe('socket fuzz: hostile input against a live server with honest clients',
     const message = fc.oneof(garbageMessage, mutation.map((m) => textMsg('mutated-step1')(applyMutation(step1, m))));
     await fc.assert(
       fc.asyncProperty(fc.array(message, { minLength: 1, maxLength: 3 }), async (msgs) => {
-        const mark = serverErrors.length;
+        const mark = errorCount();
         const close = await hostileWs((ws) => {
           for (const m of msgs) ws.send(m.data, { binary: m.binary });
         });
@@ -356,10 +366,11 @@ describe('socket fuzz: hostile input against a live server with honest clients',
     );
     await fc.assert(
       fc.asyncProperty(attack, fc.constantFrom<Framing[]>(['binary'], ['json'], ['binary', 'json']), fc.boolean(), async (a, framings, signatures) => {
-        const seed = Buffer.from(Array.from({ length: 32 }, (_, i) => (i * 7 + serverErrors.length) & 0xff));
+        // A fresh identity per case: what its MCP layer saw belongs to this case alone.
+        const seed = randomBytes(32);
         const me = NodeIdentity.fromPrivateKey(seed);
         const hs = new Handshake('initiator', me, { framings, signatures });
-        const mark = serverErrors.length;
+        const mark = errorCount();
         const close = await hostileWs(async (ws) => {
           const step2 = once(ws, 'message');
           const m1 = hs.start();
@@ -373,6 +384,7 @@ describe('socket fuzz: hostile input against a live server with honest clients',
         await checkRefusal(mark, close, { serverKey: SERVER_SEED, clientKey: seed }, `mid-${a.kind}`);
         // Whatever was accepted as step 3, nothing reached the MCP layer.
         assert.deepEqual(deliveredToMcp.get(me.nodeId) ?? [], []);
+        deliveredToMcp.delete(me.nodeId);
       }),
       params,
     );
@@ -399,10 +411,11 @@ describe('socket fuzz: hostile input against a live server with honest clients',
     );
     await fc.assert(
       fc.asyncProperty(attack, fc.constantFrom<Framing>('binary', 'json'), fc.boolean(), fc.integer({ min: 0, max: 2 }), async (a, framing, signatures, prefix) => {
-        const seed = Buffer.from(Array.from({ length: 32 }, (_, i) => (i * 13 + serverErrors.length) & 0xff));
+        // A fresh identity per case: what its MCP layer saw belongs to this case alone.
+        const seed = randomBytes(32);
         const me = NodeIdentity.fromPrivateKey(seed);
         const hs = new Handshake('initiator', me, { framings: [framing], signatures });
-        const mark = serverErrors.length;
+        const mark = errorCount();
         const secrets: Record<string, Buffer | string> = { serverKey: SERVER_SEED, clientKey: seed, marker: MARKER };
         let delivered = prefix;
         const close = await hostileWs(async (ws) => {
@@ -480,6 +493,7 @@ describe('socket fuzz: hostile input against a live server with honest clients',
         const seen = deliveredToMcp.get(me.nodeId) ?? [];
         assert.ok(seen.length <= delivered, `${a.kind}: the MCP layer saw ${seen.length} messages, at most ${delivered} were valid (${code})`);
         for (const m of seen) assert.notEqual((m as { method?: string }).method, 'notifications/big');
+        deliveredToMcp.delete(me.nodeId);
       }),
       params,
     );
@@ -501,7 +515,7 @@ describe('socket fuzz: hostile input against a live server with honest clients',
     );
     await fc.assert(
       fc.asyncProperty(fc.array(frame, { minLength: 1, maxLength: 3 }), async (frames) => {
-        const mark = serverErrors.length;
+        const mark = errorCount();
         const peer = await rawTcp(port);
         peer.socket.write(upgradeRequest());
         peer.socket.write(Buffer.concat([...frames, clientFrame(0x2, TERMINATOR)]));
@@ -527,6 +541,6 @@ describe('socket fuzz: hostile input against a live server with honest clients',
     process.stdout.write(`# socket fuzz cases: ${total} (FUZZ_SOCKET_RUNS=${SOCKET_RUNS} per property, FUZZ_SEED=${SEED}); honest calls ${honestCalls}; heap growth ${(growth / 1024 / 1024).toFixed(1)} MB\n`);
     process.stdout.write(`# socket fuzz outcomes: ${JSON.stringify(Object.fromEntries(Object.entries(socketFuzzCounts).sort()))}\n`);
     assert.ok(total >= SOCKET_RUNS * 4, `only ${total} cases ran`);
-    assert.ok(growth < 32 * 1024 * 1024, `heap grew by ${growth} bytes over ${total} hostile connections`);
+    assert.ok(growth < 16 * 1024 * 1024, `heap grew by ${growth} bytes over ${total} hostile connections`);
   });
 });
