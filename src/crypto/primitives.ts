@@ -248,17 +248,19 @@ export function aesKey(raw: Uint8Array): KeyObject {
 }
 
 /**
- * AES-256-GCM encrypt of `plaintext` (one `update`, so one ciphertext
- * buffer): returns the ciphertext and the 16-byte tag separately, so the
- * caller copies them once, straight into the frame it builds.
+ * AES-256-GCM encrypt of the concatenated `plaintext` parts, one `update`
+ * per part: returns the ciphertext parts (same lengths, GCM is a stream
+ * mode) and the 16-byte tag separately, so the caller copies them once,
+ * straight into the frame it builds.
  */
-export function aesGcmEncrypt(key: KeyObject, nonce: Uint8Array, aad: Uint8Array, plaintext: Uint8Array): { ciphertext: Buffer; tag: Buffer } {
+export function aesGcmEncrypt(key: KeyObject, nonce: Uint8Array, aad: Uint8Array, plaintext: readonly Uint8Array[]): { ciphertext: Buffer[]; tag: Buffer } {
   const cipher = createCipheriv('aes-256-gcm', key, nonce, { authTagLength: GCM_TAG_BYTES });
   cipher.setAAD(aad);
-  const ciphertext = cipher.update(plaintext);
-  // GCM is a stream mode: final() returns no bytes, it only computes the tag.
+  const ciphertext = plaintext.map((p) => cipher.update(p));
+  // final() returns no bytes in GCM (it only computes the tag); kept if it ever does.
   const rest = cipher.final();
-  return { ciphertext: rest.length === 0 ? ciphertext : Buffer.concat([ciphertext, rest]), tag: cipher.getAuthTag() };
+  if (rest.length > 0) ciphertext.push(rest);
+  return { ciphertext, tag: cipher.getAuthTag() };
 }
 
 /** AES-256-GCM encrypt of the concatenated plaintext parts; returns ciphertext || 16-byte tag. */

@@ -90,6 +90,19 @@ const SIGNATURE_INPUT = Buffer.alloc(DIGEST_OFFSET + DIGEST_BYTES);
 LABEL.FRAME_SIGNATURE.copy(SIGNATURE_INPUT, 0);
 const CONTEXT = SIGNATURE_INPUT.subarray(CONTEXT_OFFSET, DIGEST_OFFSET);
 const NONCE = Buffer.alloc(GCM_NONCE_BYTES);
+/**
+ * Messages up to this many characters (or bytes) are sealed from one buffer
+ * (content type || payload); larger ones as two cipher updates. Measured at
+ * 1 MB: measuring a string (byteLength) before writing it costs ~0.4 ms more
+ * than Buffer.from; at 1 KB one update beats two.
+ */
+const SINGLE_UPDATE_MAX_CHARS = 16 * 1024;
+
+/** Copy ciphertext parts and then the tag into `out` at `at`. */
+function copyParts(out: Buffer, at: number, parts: readonly Buffer[], tag: Buffer): void {
+  for (const p of parts) at += p.copy(out, at);
+  tag.copy(out, at);
+}
 
 /** Next epoch's key: HKDF-SHA256(ikm = current key, salt = session id, info = "mcp-e2e/1 key update"). */
 export function nextEpochKey(current: Uint8Array, sessionId: Uint8Array): Buffer {
@@ -166,7 +179,19 @@ export class Session {
    */
   seal(payload: string | Uint8Array, contentType: ContentTypeCode = ContentType.MCP): WireFrame {
     this.#checkOpen();
-    const size = typeof payload === 'string' ? Buffer.byteLength(payload, 'utf8') : payload.length;
+    // Small messages: content type || payload in one buffer (a string is
+    // encoded straight into it), one cipher.update. Large ones: the content
+    // type and the payload as two updates, so the payload is neither measured
+    // twice (byteLength, then write) nor copied behind the type byte.
+    let body: Uint8Array | undefined;
+    let size: number;
+    if (typeof payload === 'string') {
+      if (payload.length <= SINGLE_UPDATE_MAX_CHARS) size = Buffer.byteLength(payload, 'utf8');
+      else size = (body = Buffer.from(payload, 'utf8')).length;
+    } else {
+      size = payload.length;
+      if (size > SINGLE_UPDATE_MAX_CHARS) body = payload;
+    }
     if (size > this.maxMessageBytes) {
       throw new McpE2eError('ERR_FRAME_TOO_LARGE', `message of ${size} bytes exceeds the limit of ${this.maxMessageBytes} bytes`);
     }
@@ -175,16 +200,19 @@ export class Session {
     if (s.framesInEpoch >= this.#rekeyFrames || s.bytesInEpoch + size + 1 > this.#rekeyBytes || this.#now() - s.epochStartMs >= this.#rekeyMs) {
       if (s.framesInEpoch > 0) this.#advance(s);
     }
-    // content type || payload in one buffer (a string is encoded straight
-    // into it): one cipher.update, one ciphertext buffer.
-    const plain = Buffer.allocUnsafe(1 + size);
-    plain[0] = contentType;
-    if (typeof payload === 'string') plain.write(payload, 1, 'utf8');
-    else plain.set(payload, 1);
+    let plain: Buffer | undefined;
+    if (body === undefined) {
+      plain = Buffer.allocUnsafe(1 + size);
+      plain[0] = contentType;
+      if (typeof payload === 'string') plain.write(payload, 1, 'utf8');
+      else plain.set(payload, 1);
+    }
     const context = this.#writeContext(this.#sendDir, s.epoch, s.counter);
-    const { ciphertext, tag } = aesGcmEncrypt(s.key, writeNonce(NONCE, s.counter), context, plain);
-    plain.fill(0);
-    const sealedBytes = ciphertext.length + GCM_TAG_BYTES;
+    const { ciphertext, tag } = aesGcmEncrypt(s.key, writeNonce(NONCE, s.counter), context, plain ? [plain] : [Buffer.of(contentType), body!]);
+    // Our own copies of the plaintext (never the caller's buffer) are wiped.
+    plain?.fill(0);
+    if (body !== undefined && body !== payload) body.fill(0);
+    const sealedBytes = 1 + size + GCM_TAG_BYTES;
     let frame: WireFrame;
     if (this.framing === 'binary') {
       // Ciphertext and tag are copied once, into the frame; the signature
@@ -192,14 +220,12 @@ export class Session {
       const sealedAt = BINARY_HEADER_BYTES + (this.signatures ? SIGNATURE_BYTES : 0);
       const out = Buffer.allocUnsafe(sealedAt + sealedBytes);
       writeBinaryHeader(out, s.epoch, s.counter, this.signatures);
-      ciphertext.copy(out, sealedAt);
-      tag.copy(out, sealedAt + ciphertext.length);
+      copyParts(out, sealedAt, ciphertext, tag);
       if (this.signatures) this.#identity.sign(signatureInput(out.subarray(sealedAt))).copy(out, BINARY_HEADER_BYTES);
       frame = out;
     } else {
       const sealed = Buffer.allocUnsafe(sealedBytes);
-      ciphertext.copy(sealed, 0);
-      tag.copy(sealed, ciphertext.length);
+      copyParts(sealed, 0, ciphertext, tag);
       const record: SealedRecord = { epoch: s.epoch, counter: s.counter, sealed, sender: this.#identity.nodeId };
       if (this.signatures) record.signature = this.#identity.sign(signatureInput(sealed));
       frame = encodeJsonEnvelope(record);

@@ -204,3 +204,21 @@ test('close wipes the keys and later use fails', () => {
   throwsCode(() => s.seal('x'), 'ERR_SESSION_CLOSED');
   throwsCode(() => s.open('x'), 'ERR_SESSION_CLOSED');
 });
+
+test('messages on both sides of the one-buffer limit (16 KiB) round trip, as strings and as bytes, and the caller\'s bytes are left alone', () => {
+  for (const mode of MODES) {
+    const { client, server } = sessionPair(cfg(mode), cfg(mode));
+    for (const n of [0, 1, 16 * 1024 - 1, 16 * 1024, 16 * 1024 + 1, 200_000]) {
+      const text = JSON.stringify({ pad: 'é'.repeat(Math.floor(n / 4)) + 'x'.repeat(n - Math.floor(n / 4)) });
+      const got = server.open(client.seal(text, ContentType.CONTROL));
+      assert.equal(got.contentType, ContentType.CONTROL);
+      assert.equal(got.payload.toString('utf8'), text, `${modeName(mode)} string of ${n}`);
+      const bytes = Buffer.from(text, 'utf8');
+      const copy = Buffer.from(bytes);
+      const back = client.open(server.seal(bytes));
+      assert.equal(back.contentType, ContentType.MCP);
+      assert.ok(back.payload.equals(copy), `${modeName(mode)} bytes of ${n}`);
+      assert.ok(bytes.equals(copy), 'seal must not modify the caller\'s buffer');
+    }
+  }
+});
