@@ -30,6 +30,19 @@ export type Framing = 'json' | 'binary';
 /** One-byte codes of the framings, used in the transcript and frame context. */
 export const FRAMING_CODE: Readonly<Record<Framing, number>> = Object.freeze({ json: 0x01, binary: 0x02 });
 export const FRAMINGS: readonly Framing[] = Object.freeze(['json', 'binary'] as Framing[]);
+/** Local preference when none is configured: binary (faster) first, the seed's JSON envelope as fallback. */
+export const DEFAULT_FRAMINGS: readonly Framing[] = Object.freeze(['binary', 'json'] as Framing[]);
+
+/**
+ * A copy of a configured framing list, checked once at configuration time.
+ * @throws RangeError unless it is a non-empty list of distinct known framings.
+ */
+export function checkFramings(framings: readonly Framing[] = DEFAULT_FRAMINGS): Framing[] {
+  if (!Array.isArray(framings) || framings.length === 0 || new Set(framings).size !== framings.length || framings.some((f) => !FRAMINGS.includes(f))) {
+    throw new RangeError('"framings" expected a non-empty list of distinct framings (json, binary)');
+  }
+  return [...framings];
+}
 
 export type Role = 'initiator' | 'responder';
 /** Direction codes of the frame context. */

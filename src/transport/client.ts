@@ -14,7 +14,7 @@ import { McpE2eError } from '../errors.js';
 import { Handshake } from '../handshake/handshake.js';
 import { NodeIdentity, type PeerIdentity } from '../identity/identity.js';
 import { allowAnyPeer, pinnedPeer, type TrustPolicy } from '../identity/trust.js';
-import { FRAMINGS, MAX_HANDSHAKE_MESSAGE_BYTES, type Framing } from '../protocol.js';
+import { checkFramings, MAX_HANDSHAKE_MESSAGE_BYTES, type Framing } from '../protocol.js';
 import { WebSocketChannel } from './channel.js';
 import { asMcpE2eError, closeWithError } from './closing.js';
 import { DEFAULT_CLIENT_KEEPALIVE_INTERVAL_MS, MAX_FRAGMENTS_PER_MESSAGE, PRE_AUTH_MAX_FRAGMENTS, resolveConnectionLimits, type ConnectionLimits } from './limits.js';
@@ -38,13 +38,6 @@ export interface EncryptedWebSocketClientTransportOptions extends ConnectionLimi
   framings?: Framing[];
   /** Extra HTTP headers for the upgrade request. */
   headers?: Record<string, string>;
-}
-
-function checkFramings(framings: Framing[]): Framing[] {
-  if (!Array.isArray(framings) || framings.length === 0 || new Set(framings).size !== framings.length || framings.some((f) => !FRAMINGS.includes(f))) {
-    throw new RangeError('"framings" expected a non-empty list of distinct framings (json, binary)');
-  }
-  return [...framings];
 }
 
 /**
@@ -91,7 +84,7 @@ export class EncryptedWebSocketClientTransport extends WebSocketChannel implemen
     }
     this.mode = options.enableEncryption === false ? 'plaintext' : 'encrypted';
     this.#signatures = options.signatures ?? true;
-    this.#framings = checkFramings(options.framings ?? ['binary', 'json']);
+    this.#framings = checkFramings(options.framings);
     this.#headers = options.headers;
     if (this.mode === 'plaintext') {
       if (options.expectedPeer !== undefined || options.trust !== undefined) {

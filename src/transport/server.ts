@@ -28,7 +28,7 @@ import { McpE2eError } from '../errors.js';
 import { Handshake } from '../handshake/handshake.js';
 import { NodeIdentity, type PeerIdentity } from '../identity/identity.js';
 import { PeerAllowList, type TrustPolicy } from '../identity/trust.js';
-import { FRAMINGS, MAX_HANDSHAKE_MESSAGE_BYTES, type Framing } from '../protocol.js';
+import { checkFramings, MAX_HANDSHAKE_MESSAGE_BYTES, type Framing } from '../protocol.js';
 import { asMcpE2eError, closeWithError } from './closing.js';
 import { CLOSE_GRACE_MS, MAX_UPGRADE_HEADER_BYTES, PRE_AUTH_MAX_FRAGMENTS, resolveServerLimits, type ResolvedServerLimits, type ServerLimits } from './limits.js';
 import { EncryptedWebSocketServerTransport } from './server-transport.js';
@@ -138,11 +138,7 @@ export class EncryptedWebSocketServer {
     this.#options = options;
     this.#identity = options.identity;
     this.limits = resolveServerLimits(options.limits);
-    const framings = options.framings ?? ['binary', 'json'];
-    if (!Array.isArray(framings) || framings.length === 0 || new Set(framings).size !== framings.length || framings.some((f) => !FRAMINGS.includes(f))) {
-      throw new RangeError('"framings" expected a non-empty list of distinct framings (json, binary)');
-    }
-    this.#framings = [...framings];
+    this.#framings = checkFramings(options.framings);
     const policies: TrustPolicy[] = [];
     if (options.allowedPeers !== undefined) {
       this.allowList = options.allowedPeers instanceof PeerAllowList ? options.allowedPeers : new PeerAllowList(options.allowedPeers);
