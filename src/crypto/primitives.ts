@@ -19,6 +19,7 @@ import {
   diffieHellman,
   generateKeyPairSync,
   hash,
+  hkdfSync,
   randomBytes,
   sign,
   timingSafeEqual,
@@ -194,36 +195,14 @@ export function hmacSha256(key: Uint8Array, ...parts: Uint8Array[]): Buffer {
   return h.digest();
 }
 
-const SHA256_BYTES = 32;
-
 /**
- * HKDF-SHA256 (RFC 5869) extract-then-expand, written out over HMAC-SHA256:
- * 1 + ceil(length / 32) HMACs (~3.5 µs each) cost less than one `hkdfSync`
- * (~25 µs: a crypto job per call). An empty salt is the same HMAC key as
- * 32 zero bytes (HMAC pads its key with zeros), as RFC 5869 §2.2 asks.
- * Returns a buffer with an ArrayBuffer of its own (never a pool slice).
+ * HKDF-SHA256 (RFC 5869) extract-then-expand, from OpenSSL. A hand-written
+ * HKDF over HMAC measured ~11 µs faster per call (two calls per handshake
+ * side), not worth writing a primitive of our own. The result has an
+ * ArrayBuffer of its own (never a slice of Node's shared pool).
  */
 export function hkdfSha256(ikm: Uint8Array, salt: Uint8Array, info: Uint8Array, length: number): Buffer {
-  if (!Number.isInteger(length) || length < 1 || length > 255 * SHA256_BYTES) {
-    throw new RangeError(`"length" expected 1..${255 * SHA256_BYTES}, got ${length}`);
-  }
-  const prk = createHmac('sha256', salt).update(ikm).digest();
-  const blocks = Math.ceil(length / SHA256_BYTES);
-  const okm = Buffer.alloc(blocks * SHA256_BYTES);
-  const counter = Buffer.alloc(1);
-  let previous: Buffer | undefined;
-  for (let i = 1; i <= blocks; i++) {
-    const h = createHmac('sha256', prk);
-    if (previous) h.update(previous);
-    counter[0] = i;
-    const block = h.update(info).update(counter).digest();
-    block.copy(okm, (i - 1) * SHA256_BYTES);
-    previous?.fill(0);
-    previous = block;
-  }
-  previous?.fill(0);
-  prk.fill(0);
-  return okm.length === length ? okm : okm.subarray(0, length);
+  return Buffer.from(hkdfSync('sha256', ikm, salt, info, length));
 }
 
 /** Constant-time equality of two byte strings (false on length mismatch). */

@@ -35,6 +35,7 @@ import {
 } from '../crypto/primitives.js';
 import { nodeIdFromPublicKey, peerIdentityFromPublicKey, type NodeIdentity, type PeerIdentity } from '../identity/identity.js';
 import {
+  checkFramings,
   FRAMING_CODE,
   LABEL,
   PROTOCOL_VERSION,
@@ -96,7 +97,6 @@ export interface HandshakeStep {
 
 type State = 'start' | 'wait_response' | 'wait_init' | 'wait_confirm' | 'done' | 'failed';
 
-const DEFAULT_FRAMINGS: Framing[] = ['binary', 'json'];
 
 /** Transcript bytes up to and including step 2 (PROTOCOL.md §5.1), written into one buffer. */
 function transcriptThroughResponse(init: InitMessage, resp: Omit<ResponseMessage, 'signature' | 'mac'>): Buffer {
@@ -177,10 +177,7 @@ export class Handshake {
     this.role = role;
     this.#identity = identity;
     this.#signatures = config.signatures ?? true;
-    this.#framings = [...(config.framings ?? DEFAULT_FRAMINGS)];
-    if (this.#framings.length === 0 || this.#framings.some((f) => !(f in FRAMING_CODE)) || new Set(this.#framings).size !== this.#framings.length) {
-      throw new RangeError('"framings" expected a non-empty list of distinct framings (json, binary)');
-    }
+    this.#framings = checkFramings(config.framings);
     if (config.ephemeralPrivateKey) {
       const eph = importPrivateKey('x25519', config.ephemeralPrivateKey);
       this.#ephemeralPrivate = eph;
