@@ -184,11 +184,6 @@ export function sha256(...parts: Uint8Array[]): Buffer {
   return hash('sha256', parts.length === 1 ? parts[0]! : Buffer.concat(parts), 'buffer');
 }
 
-/** SHA-256 of one contiguous input, without a Hash object (one native call). */
-export function sha256Once(data: Uint8Array): Buffer {
-  return hash('sha256', data, 'buffer');
-}
-
 export function hmacSha256(key: Uint8Array, ...parts: Uint8Array[]): Buffer {
   const h = createHmac('sha256', key);
   for (const p of parts) h.update(p);
@@ -240,15 +235,6 @@ export function aesGcmEncrypt(key: KeyObject, nonce: Uint8Array, aad: Uint8Array
   const rest = cipher.final();
   if (rest.length > 0) ciphertext.push(rest);
   return { ciphertext, tag: cipher.getAuthTag() };
-}
-
-/** AES-256-GCM encrypt of the concatenated plaintext parts; returns ciphertext || 16-byte tag. */
-export function aesGcmSeal(key: KeyObject, nonce: Uint8Array, aad: Uint8Array, ...plaintext: Uint8Array[]): Buffer {
-  const cipher = createCipheriv('aes-256-gcm', key, nonce, { authTagLength: GCM_TAG_BYTES });
-  cipher.setAAD(aad);
-  const out = plaintext.map((p) => cipher.update(p));
-  out.push(cipher.final(), cipher.getAuthTag());
-  return Buffer.concat(out);
 }
 
 /**

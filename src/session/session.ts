@@ -10,7 +10,7 @@
  */
 import type { KeyObject } from 'node:crypto';
 import { McpE2eError } from '../errors.js';
-import { aesGcmEncrypt, aesGcmOpen, aesKey, ed25519Verify, GCM_NONCE_BYTES, GCM_TAG_BYTES, hkdfSha256, SIGNATURE_BYTES, sha256Once } from '../crypto/primitives.js';
+import { aesGcmEncrypt, aesGcmOpen, aesKey, ed25519Verify, GCM_NONCE_BYTES, GCM_TAG_BYTES, hkdfSha256, SIGNATURE_BYTES, sha256 } from '../crypto/primitives.js';
 import type { NodeIdentity, PeerIdentity } from '../identity/identity.js';
 import type { HandshakeResult } from '../handshake/handshake.js';
 import {
@@ -365,6 +365,6 @@ export class Session {
  * `#writeContext` for this frame just before.
  */
 function signatureInput(sealed: Uint8Array): Buffer {
-  sha256Once(sealed).copy(SIGNATURE_INPUT, DIGEST_OFFSET);
+  sha256(sealed).copy(SIGNATURE_INPUT, DIGEST_OFFSET);
   return SIGNATURE_INPUT;
 }
