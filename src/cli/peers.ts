@@ -2,13 +2,13 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { writeFileAtomic } from '../util/files.js';
 import { KnownPeersStore, PeerAllowList, parseAllowList } from '../identity/trust.js';
-import { fingerprintOf, isNodeId } from '../identity/identity.js';
+import { fingerprintOf, normalizeNodeId } from '../identity/identity.js';
 import { UsageError } from './usage.js';
 import type { HomePaths } from './home.js';
 
 function normalizeId(value: string | undefined): string {
-  const id = (value ?? '').trim().toLowerCase();
-  if (!isNodeId(id)) throw new UsageError(`not a node id (64 hex digits): ${JSON.stringify(value ?? '')}; get one with \`mcp-e2e id\` on the peer`);
+  const id = normalizeNodeId(value ?? '');
+  if (!id) throw new UsageError(`not a node id (64 hex digits): ${JSON.stringify(value ?? '')}; get one with \`mcp-e2e id\` on the peer`);
   return id;
 }
 

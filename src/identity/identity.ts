@@ -40,6 +40,12 @@ export function fingerprintOf(nodeId: string): string {
   return nodeId.slice(0, FINGERPRINT_HEX_CHARS).match(/.{4}/g)!.join('-');
 }
 
+/** A node id as a person may type it (surrounding spaces, upper case) in canonical form, or undefined if it is none. */
+export function normalizeNodeId(value: string): string | undefined {
+  const id = value.trim().toLowerCase();
+  return isNodeId(id) ? id : undefined;
+}
+
 /** True when `value` is a syntactically valid node id (64 lowercase hex digits). */
 export function isNodeId(value: unknown): value is string {
   return typeof value === 'string' && /^[0-9a-f]{64}$/.test(value);

@@ -9,7 +9,7 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { McpE2eError } from '../errors.js';
 import { writeFileAtomic } from '../util/files.js';
 import { hasExactKeys } from '../util/assert.js';
-import { fingerprintOf, isNodeId, type PeerIdentity } from './identity.js';
+import { fingerprintOf, isNodeId, normalizeNodeId, type PeerIdentity } from './identity.js';
 
 /** Where the peer was reached, for policies keyed by endpoint. */
 export interface TrustContext {
@@ -28,8 +28,8 @@ export function allowAnyPeer(): TrustPolicy {
 }
 
 function checkNodeId(value: string, where: string): string {
-  const id = value.trim().toLowerCase();
-  if (!isNodeId(id)) throw new McpE2eError('ERR_INVALID_NODE_ID', `${where}: not a node id (64 hex digits): ${JSON.stringify(value.slice(0, 80))}`);
+  const id = normalizeNodeId(value);
+  if (!id) throw new McpE2eError('ERR_INVALID_NODE_ID', `${where}: not a node id (64 hex digits): ${JSON.stringify(value.slice(0, 80))}`);
   return id;
 }
 
