@@ -183,23 +183,21 @@ export async function connectCommand(values: Values, urlText: string, paths: Hom
     };
 
     const establish = async (): Promise<void> => {
+      const attempt = () => {
+        const fresh = newTransport();
+        wire(fresh);
+        return fresh;
+      };
       let t: EncryptedWebSocketClientTransport;
       try {
-        t = reconnect
-          ? await connectWithRetry(
-              () => {
-                const fresh = newTransport();
-                wire(fresh);
-                return fresh;
-              },
-              { onRetry: ({ attempt, delayMs, error }) => log.info(`attempt ${attempt} failed: ${(error as Error).message}; next in ${delayMs} ms`) },
-            )
-          : await (async () => {
-              const fresh = newTransport();
-              wire(fresh);
-              await fresh.start();
-              return fresh;
-            })();
+        if (reconnect) {
+          t = await connectWithRetry(attempt, {
+            onRetry: ({ attempt: n, delayMs, error }) => log.info(`attempt ${n} failed: ${(error as Error).message}; next in ${delayMs} ms`),
+          });
+        } else {
+          t = attempt();
+          await t.start();
+        }
       } catch (err) {
         const e = err as Error;
         log.error(describe(e, url), e instanceof McpE2eError ? { code: e.code } : {});
