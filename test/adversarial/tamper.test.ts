@@ -40,7 +40,7 @@ import {
   type ErrorCode,
   type Framing,
 } from '../../src/index.js';
-import { codeOf, deferred, makeMcpServer, within } from '../transport/helpers.js';
+import { ONE_ADDRESS_MANY_CLIENTS, codeOf, deferred, makeMcpServer, within } from '../transport/helpers.js';
 import { startRelay, textFrame, type Frame, type Relay } from '../transport/relay.js';
 import { assertClean } from './scan.js';
 
@@ -124,6 +124,8 @@ before(async () => {
   server = new EncryptedWebSocketServer({
     identity: serverIdentity,
     allowedPeers: [clientIdentity.nodeId],
+    // Every case is a connection of the same client through the relay's one address.
+    limits: { ...ONE_ADDRESS_MANY_CLIENTS, maxConnectionsPerPeer: 2 ** 24 },
     onConnection: async (t) => {
       const state = caseState(caseOfPort.get(portOf(t)) ?? 'unknown');
       const conn: ServerConn = { transport: t, seen: [] };
