@@ -28,7 +28,7 @@ import type { Handshake } from '../handshake/handshake.js';
 import type { Session } from '../session/session.js';
 import { ContentType, type Framing } from '../protocol.js';
 import { asMcpE2eError, closeSocket, closeWithError, errorFromPeerClose, errorFromWsError } from './closing.js';
-import { performHandshake } from './handshake-driver.js';
+import { performHandshake, type HandshakeDriverOptions } from './handshake-driver.js';
 import { Inbox } from './inbox.js';
 import { decodeJson, decodeJsonRpcMessage, encodeJsonText } from './json-rpc.js';
 import { CLOSE_GRACE_MS, MAX_FRAGMENTS_PER_MESSAGE, MAX_QUEUED_INBOUND_FRAMES, type ResolvedConnectionLimits } from './limits.js';
@@ -80,6 +80,8 @@ export abstract class WebSocketChannel {
   #closeInfo: [number, Buffer | string] | undefined;
   #closeFired = false;
   #alive = true;
+  /** The consumer paused receiving (`pauseReceiving`). */
+  #receivePaused = false;
   /** Decoded messages waiting for their turn (see `#deliverNext`). */
   #deliveries: JSONRPCMessage[] = [];
   #delivering = false;
@@ -153,6 +155,49 @@ export abstract class WebSocketChannel {
   }
 
   /**
+   * Receive-side backpressure: stop handing messages to `onmessage` until
+   * `resumeReceiving()`, and stop reading the socket, so that the peer's
+   * TCP window (and then its `send()`) waits for us instead of our memory
+   * growing. Call it when the consumer falls behind (a relay whose output
+   * stream's `write()` returned false) and resume on its `'drain'`.
+   * Messages already decoded stay queued, in order; at most the frames of
+   * one socket read arrive after the pause. Keepalive does not count the
+   * peer as dead while we are not reading its pongs. Idempotent.
+   */
+  pauseReceiving(): void {
+    if (this.#receivePaused || this.#state === 'closed') return;
+    this.#receivePaused = true;
+    this.#inbox?.hold();
+  }
+
+  /** Undo `pauseReceiving()`: queued messages are delivered first, then the socket is read again. Idempotent. */
+  resumeReceiving(): void {
+    if (!this.#receivePaused) return;
+    this.#receivePaused = false;
+    // Pongs could not be read while paused: give the peer a fresh interval.
+    this.#alive = true;
+    this.#inbox?.release();
+    if (this.#deliveries.length > 0 && !this.#delivering) {
+      this.#delivering = true;
+      queueMicrotask(this.#deliverNext);
+    }
+  }
+
+  /** True while `pauseReceiving()` is in force. */
+  get receivingPaused(): boolean {
+    return this.#receivePaused;
+  }
+
+  /**
+   * True while frames wait behind the send high-water mark: the last
+   * `send()` resolves only once the socket has drained. A relay stops
+   * reading its source while this is true (see src/cli/relay.ts).
+   */
+  get sendBlocked(): boolean {
+    return (this.#queue?.queuedBytes ?? 0) > 0;
+  }
+
+  /**
    * Close the connection (close code 1000). Everything `send()` accepted
    * goes out first, then the close frame: the peer receives it all, in
    * order, before its `onclose` (a peer that stops reading is dropped after
@@ -176,6 +221,7 @@ export abstract class WebSocketChannel {
       if (this.#state === 'open') {
         // Incoming frames are dropped from now on; keep reading so the peer's close frame is seen.
         this.#inbox?.setHandler(discardFrame);
+        this.#inbox?.release();
         await this.#flush(ws);
       }
       closeSocket(ws, 1000, '', CLOSE_GRACE_MS, (bytes) =>
@@ -248,7 +294,13 @@ export abstract class WebSocketChannel {
   }
 
   /** Run the handshake over the adopted, open socket and switch to the session. */
-  protected async secure(handshake: Handshake, identity: NodeIdentity, verifyPeer: (peer: PeerIdentity) => void, timeoutMs: number): Promise<void> {
+  protected async secure(
+    handshake: Handshake,
+    identity: NodeIdentity,
+    verifyPeer: (peer: PeerIdentity) => void,
+    timeoutMs: number,
+    extra: Pick<HandshakeDriverOptions, 'firstMessageTimeoutMs' | 'signal'> = {},
+  ): Promise<void> {
     // ws may have failed the socket between 'open' and now (e.g. an oversized
     // first frame right behind the upgrade response): report that, not a
     // generic closure.
@@ -267,6 +319,7 @@ export abstract class WebSocketChannel {
       timeoutMs,
       verifyPeer,
       sessionOptions: this.limits.session,
+      ...extra,
     });
     // ws may have failed the socket right behind the last handshake message
     // (e.g. an oversized frame in the same TCP chunk), before anyone listens
@@ -307,7 +360,10 @@ export abstract class WebSocketChannel {
     this.#queue?.fail(err);
     this.#inbox?.clear();
     // Keep reading (and dropping) so the peer's answer to our close frame is seen.
-    if (this.#state === 'open') this.#inbox?.setHandler(discardFrame);
+    if (this.#state === 'open') {
+      this.#inbox?.setHandler(discardFrame);
+      this.#inbox?.release();
+    }
     if (this.#ws) closeWithError(this.#ws, err);
     else this.#onSocketClosed();
   }
@@ -414,6 +470,12 @@ export abstract class WebSocketChannel {
    * after the SDK's own microtask restores arrival order.
    */
   #deliverNext = (): void => {
+    if (this.#receivePaused) {
+      // resumeReceiving() starts again from here.
+      this.#delivering = false;
+      if (this.#closeAfterDeliveries && this.#closeRequested) this.#fireClose();
+      return;
+    }
     const message = this.#deliveries.shift();
     if (message !== undefined) {
       try {
@@ -451,7 +513,8 @@ export abstract class WebSocketChannel {
     if (keepaliveIntervalMs > 0) {
       ws.on('pong', () => (this.#alive = true));
       this.#keepalive = setInterval(() => {
-        if (!this.#alive) {
+        // While we do not read the socket (pauseReceiving), a missing pong says nothing about the peer.
+        if (!this.#alive && !this.#receivePaused) {
           this.fail(new McpE2eError('ERR_IDLE_TIMEOUT', `the peer did not answer a keepalive ping within ${keepaliveIntervalMs} ms`));
           return;
         }
@@ -461,10 +524,11 @@ export abstract class WebSocketChannel {
       this.#keepalive.unref();
     }
     if (idleTimeoutMs > 0) {
-      this.#idle = setTimeout(
-        () => this.fail(new McpE2eError('ERR_IDLE_TIMEOUT', `no MCP message in either direction for ${idleTimeoutMs} ms`)),
-        idleTimeoutMs,
-      );
+      this.#idle = setTimeout(() => {
+        // A consumer that paused receiving is busy, not idle.
+        if (this.#receivePaused) this.#idle?.refresh();
+        else this.fail(new McpE2eError('ERR_IDLE_TIMEOUT', `no MCP message in either direction for ${idleTimeoutMs} ms`));
+      }, idleTimeoutMs);
       this.#idle.unref();
     }
   }
@@ -483,8 +547,11 @@ export abstract class WebSocketChannel {
       const err = errorFromPeerClose(code, reason ?? '');
       if (err) this.report(err);
     }
-    // Messages that arrived before the close are delivered before `onclose`.
-    if (this.#delivering) this.#closeAfterDeliveries = true;
+    // Messages that arrived before the close are delivered before `onclose`
+    // (after resumeReceiving(), if the consumer paused), unless we closed on
+    // purpose while paused: then the consumer did not want them.
+    if (this.#receivePaused && this.#closeRequested) this.#deliveries = [];
+    if (this.#delivering || this.#deliveries.length > 0) this.#closeAfterDeliveries = true;
     else this.#fireClose();
   }
 

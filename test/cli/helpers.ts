@@ -1,6 +1,7 @@
 /** Helpers for CLI tests: run the real `mcp-e2e` program as child processes. */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { createServer as createNetServer, connect as connectTcp, type AddressInfo, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -104,4 +105,60 @@ export async function eventually(pred: () => boolean, timeoutMs = 10_000, what =
 export function childPids(ppid: number): number[] {
   const out = spawnSync('ps', ['-o', 'pid=', '--ppid', String(ppid)], { encoding: 'utf8' }).stdout;
   return out.split('\n').map((s) => Number(s.trim())).filter((n) => n > 0);
+}
+
+/** Resident set size of a process, bytes (Linux /proc). */
+export function rssOf(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = /^VmRSS:\s+(\d+) kB/m.exec(status);
+  if (!kb) throw new Error(`no VmRSS for ${pid}`);
+  return Number(kb[1]) * 1024;
+}
+
+/**
+ * A TCP proxy on 127.0.0.1 in front of `port`, whose link can be stalled in
+ * one direction (the proxy stops reading that side: TCP backpressure, as a
+ * slow or congested network gives) or blackholed (nothing flows either way
+ * and nothing is closed: a link that died silently).
+ */
+export async function startTcpProxy(port: number) {
+  const pairs: Array<{ down: Socket; up: Socket }> = [];
+  let downStalled = false;
+  let upStalled = false;
+  const server = createNetServer((down) => {
+    const up = connectTcp(port, '127.0.0.1');
+    const pair = { down, up };
+    pairs.push(pair);
+    for (const s of [down, up]) s.on('error', () => {});
+    down.on('close', () => up.destroy());
+    up.on('close', () => down.destroy());
+    if (!upStalled) down.pipe(up);
+    if (!downStalled) up.pipe(down);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const set = (which: 'toClient' | 'toServer', stalled: boolean) => {
+    if (which === 'toClient') downStalled = stalled;
+    else upStalled = stalled;
+    for (const { down, up } of pairs) {
+      const [from, to] = which === 'toClient' ? [up, down] : [down, up];
+      if (stalled) {
+        from.unpipe(to);
+        from.pause();
+      } else from.pipe(to);
+    }
+  };
+  return {
+    port: (server.address() as AddressInfo).port,
+    stall: (which: 'toClient' | 'toServer') => set(which, true),
+    resume: (which: 'toClient' | 'toServer') => set(which, false),
+    /** Nothing flows either way, nothing is closed. */
+    blackhole: () => {
+      set('toClient', true);
+      set('toServer', true);
+    },
+    close: async () => {
+      for (const { down, up } of pairs) (down.destroy(), up.destroy());
+      await new Promise((r) => server.close(r));
+    },
+  };
 }

@@ -266,6 +266,24 @@ describe('EncryptedWebSocketServer', () => {
     }
   });
 
+  test('Origin: upgrades from web pages are refused with 403 (ERR_ORIGIN_REFUSED) unless their origin is allowed; clients without Origin are not affected', async () => {
+    assert.throws(() => new EncryptedWebSocketServer({ identity: NodeIdentity.generate(), allowAnyPeer: true, allowedOrigins: ['not an origin'], onConnection: () => {} }), TypeError);
+    // Plaintext allowed: the case where a web page could otherwise call tools with no key at all.
+    const srv = await startServer({ allowPlaintext: true, allowedOrigins: ['https://good.example'] });
+    try {
+      await assert.rejects(openRaw(srv.url, [SUBPROTOCOL_PLAINTEXT], { origin: 'https://evil.example' }), /403/);
+      assert.match((await srv.errorWithCode('ERR_ORIGIN_REFUSED')).message, /evil\.example/);
+      await assert.rejects(openRaw(srv.url, [SUBPROTOCOL_ENCRYPTED], { origin: 'null' }), /403/);
+      const listed = await openRaw(srv.url, [SUBPROTOCOL_PLAINTEXT], { origin: 'https://GOOD.example:443' });
+      listed.terminate();
+      const c = await connectClient(srv.url, { identity: NodeIdentity.generate(), allowAnyPeer: true });
+      assert.equal(textOf(await c.client.callTool({ name: 'add', arguments: { a: 1, b: 2 } })), '3');
+      await c.client.close();
+    } finally {
+      await srv.close();
+    }
+  });
+
   test('subprotocol: plaintext is refused by default (1008 ERR_PLAINTEXT_REFUSED), none at all is ERR_SUBPROTOCOL', async () => {
     const srv = await startServer();
     try {
