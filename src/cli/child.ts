@@ -103,9 +103,9 @@ while IFS= read -r line; do
   esac
 done
 [ "$live" = ' ' ] && exit 0
-for g in $live; do kill -TERM -- "-$g" 2>/dev/null; done
+for g in $live; do kill -TERM "-$g" 2>/dev/null; done
 sleep ${Math.ceil(graceMs / 1000)}
-for g in $live; do kill -KILL -- "-$g" 2>/dev/null; done
+for g in $live; do kill -KILL "-$g" 2>/dev/null; done
 exit 0
 `;
 }

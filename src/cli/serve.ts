@@ -97,10 +97,12 @@ export async function serveCommand(values: Values, command: string[], paths: Hom
         clog.info('connection closed; stopping its server process');
         void child.terminate();
       };
-      void child.exited.then((how) => {
-        children.delete(child);
+      void child.exited.then(async (how) => {
         clog.info(`server process ${how}`);
         void transport.close();
+        // Counted until its whole process group is gone, so that shutdown waits for grandchildren too.
+        await child.terminate();
+        children.delete(child);
       });
       // Messages flow to onmessage only once started (as McpServer.connect would do).
       await transport.start();

@@ -40,9 +40,20 @@ export interface Serve {
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
-/** Start `mcp-e2e serve --json` and wait until it listens. */
-export async function startServe(args: string[], command: string[]): Promise<Serve> {
-  const proc = spawn(process.execPath, [CLI, 'serve', '--json', '--port', '0', ...args, '--', ...command], { stdio: ['ignore', 'ignore', 'pipe'] });
+export interface ServeOptions {
+  /** Readable log lines instead of `--json` (entries are then only parsed for the URL). */
+  readable?: boolean;
+  env?: NodeJS.ProcessEnv;
+  cwd?: string;
+}
+
+/** Start `mcp-e2e serve` (`--json` unless `readable`) and wait until it listens. */
+export async function startServe(args: string[], command: string[], opts: ServeOptions = {}): Promise<Serve> {
+  const proc = spawn(process.execPath, [CLI, 'serve', ...(opts.readable ? [] : ['--json']), '--port', '0', ...args, '--', ...command], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+    env: { ...process.env, ...opts.env },
+    cwd: opts.cwd ?? ROOT,
+  });
   const log: string[] = [];
   const entries: Array<Record<string, unknown>> = [];
   const waiters = new Set<{ pred: (e: Record<string, unknown>) => boolean; resolve: (e: Record<string, unknown>) => void }>();
@@ -50,7 +61,7 @@ export async function startServe(args: string[], command: string[]): Promise<Ser
     log.push(line);
     let e: Record<string, unknown>;
     try {
-      e = JSON.parse(line);
+      e = opts.readable ? { msg: line, ...(/ \(url=(\S+) /.exec(line) ? { url: / \(url=(\S+) /.exec(line)![1] } : {}) } : JSON.parse(line);
     } catch {
       return;
     }
@@ -161,4 +172,24 @@ export async function startTcpProxy(port: number) {
       await new Promise((r) => server.close(r));
     },
   };
+}
+
+/** Pids of the live (not zombie) processes in process group `pgid`. */
+export function groupMembers(pgid: number): number[] {
+  const out = spawnSync('ps', ['-eo', 'pid=,pgid=,stat='], { encoding: 'utf8' }).stdout;
+  return out
+    .split('\n')
+    .map((l) => l.trim().split(/\s+/))
+    .filter(([, g, stat]) => Number(g) === pgid && stat !== undefined && !stat.startsWith('Z'))
+    .map(([p]) => Number(p));
+}
+
+/** The server processes `serve` started (its children, without its watchdog). */
+export function serverProcesses(servePid: number): number[] {
+  const out = spawnSync('ps', ['-o', 'pid=,args=', '--ppid', String(servePid)], { encoding: 'utf8' }).stdout;
+  return out
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l && !l.includes("trap '' INT TERM HUP"))
+    .map((l) => Number(l.split(/\s+/)[0]));
 }
