@@ -24,18 +24,13 @@ import { DEFAULT_MAX_MESSAGE_BYTES } from '../protocol.js';
 import type { HomePaths } from './home.js';
 import type { Logger } from './log.js';
 import { loadIdentity, type Values } from './main.js';
+import { DEFAULT_CONNECT_KEEPALIVE_MS } from './limits.js';
 import { PacedSender, writeLine } from './relay.js';
 import { LineSplitter, parseJsonLine } from './stdio.js';
 import { UsageError } from './usage.js';
 
 /** Messages from stdin held while no link is ready (connecting or reconnecting). */
 const MAX_HELD_MESSAGES = 256;
-/**
- * `connect` pings the server this often (ms) unless `--keepalive` says
- * otherwise: a link that dies silently (a NAT forgets it, a laptop sleeps)
- * is noticed within two intervals, and `--reconnect` can act on it.
- */
-export const DEFAULT_CONNECT_KEEPALIVE_MS = 15_000;
 
 function parseKeepalive(value: string | undefined): number {
   if (value === undefined) return DEFAULT_CONNECT_KEEPALIVE_MS;

@@ -13,6 +13,7 @@ import { DEFAULT_MAX_CONNECTIONS_PER_PEER } from '../transport/limits.js';
 import { childEnvironment, killAllChildren, spawnChild, stopWatchdog, type ChildServer } from './child.js';
 import type { HomePaths } from './home.js';
 import { summarizing, type Logger } from './log.js';
+import { ALLOWLIST_POLL_MS, DEFAULT_SERVE_MAX_CONNECTIONS, REFUSAL_LOG_INTERVAL_MS, REFUSALS_LOGGED_PER_INTERVAL } from './limits.js';
 import { PacedSender, writeLine } from './relay.js';
 import { loadIdentity, type Values } from './main.js';
 import { UsageError } from './usage.js';
@@ -20,17 +21,6 @@ import { UsageError } from './usage.js';
 export const DEFAULT_PORT = 8765;
 /** How long `serve` waits for connections and children to end after SIGINT/SIGTERM (ms). */
 const SHUTDOWN_GRACE_MS = 5000;
-/**
- * Connections (and so server processes) at once, unless `--max-connections`
- * says otherwise: each one is a process, so far fewer than the library's
- * DEFAULT_MAX_CONNECTIONS.
- */
-export const DEFAULT_SERVE_MAX_CONNECTIONS = 64;
-/** How often the allowlist file is checked for changes (ms): a revoked peer is cut off within about this long. */
-const ALLOWLIST_POLL_MS = 500;
-/** Refused connections logged one by one per interval; beyond, one summary line per interval. */
-const REFUSALS_LOGGED_PER_INTERVAL = 20;
-const REFUSAL_LOG_INTERVAL_MS = 10_000;
 
 function parseCount(value: string | undefined, fallback: number, flag: string): number {
   if (value === undefined) return fallback;

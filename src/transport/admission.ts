@@ -56,6 +56,12 @@ export class RateLimiter {
     return this.#buckets.size;
   }
 
+  /** Whether `key` has a token at time `now` (ms), without taking it. */
+  available(key: string, now: number): boolean {
+    const b = this.#buckets.get(key);
+    return !b || b.tokens + ((now - b.at) * this.#rate) / 1000 >= 1;
+  }
+
   /** Take one token for `key` at time `now` (ms). @returns false when the bucket is empty. */
   take(key: string, now: number): boolean {
     const b = this.#buckets.get(key);

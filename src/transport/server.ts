@@ -387,6 +387,10 @@ export class EncryptedWebSocketServer {
     });
   }
 
+  #rateRefusal(info: ConnectionInfo): void {
+    this.#report(new McpE2eError('ERR_LIMIT_REACHED', `connection refused: more than ${this.limits.handshakeRatePerAddress} handshakes per second from this address`), info);
+  }
+
   #addressRefusal(socket: Socket): McpE2eError {
     const err = new McpE2eError('ERR_LIMIT_REACHED', `connection refused: ${this.limits.maxConnectionsPerAddress} connections already open from this address`);
     this.#report(err, { remoteAddress: socket.remoteAddress });
@@ -398,11 +402,15 @@ export class EncryptedWebSocketServer {
       socket.destroy();
       return;
     }
-    if (!this.#claimAddress(socket)) {
-      // Answer at once, before reading a byte: the request head is never
-      // parsed for us (the upgrade and request handlers drop refused sockets).
+    // An address over its connection limit, or out of handshake tokens (it
+    // could only be refused at the upgrade), is answered at once, before
+    // reading a byte: the request head is never parsed for it (the upgrade
+    // and request handlers drop refused sockets).
+    const outOfTokens = !this.#starts.available(addressKey(socket.remoteAddress), Date.now());
+    if (outOfTokens || !this.#claimAddress(socket)) {
       this.#refused.add(socket);
-      this.#addressRefusal(socket);
+      if (outOfTokens) this.#rateRefusal({ remoteAddress: socket.remoteAddress, remotePort: socket.remotePort });
+      else this.#addressRefusal(socket);
       socket.on('error', () => {});
       socket.end('HTTP/1.1 429 Too Many Requests\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
       const timer = setTimeout(() => socket.destroy(), Math.min(CLOSE_GRACE_MS, this.limits.upgradeTimeoutMs));
@@ -484,10 +492,7 @@ export class EncryptedWebSocketServer {
       return;
     }
     if (!this.#starts.take(key, Date.now())) {
-      this.#report(
-        new McpE2eError('ERR_LIMIT_REACHED', `upgrade refused: more than ${this.limits.handshakeRatePerAddress} handshakes per second from this address`),
-        info,
-      );
+      this.#rateRefusal(info);
       httpReject(socket, 429, 'Too Many Requests');
       return;
     }

@@ -33,6 +33,7 @@ describe('admission: bookkeeping', () => {
     const r = new RateLimiter(2, 3, 4);
     for (let i = 0; i < 3; i++) assert.ok(r.take('a', 1000));
     assert.ok(!r.take('a', 1000));
+    assert.ok(!r.available('a', 1000) && r.available('b', 1000) && r.available('a', 1500), 'available() looks without taking');
     assert.ok(r.take('b', 1000), 'another address has its own bucket');
     assert.ok(!r.take('a', 1400), '0.8 of a token after 400 ms at 2/s');
     assert.ok(r.take('a', 1500));
