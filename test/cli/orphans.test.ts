@@ -19,7 +19,7 @@ const NPX_LIKE = join(ROOT, 'dist/test/cli/fixtures/npx-like.js');
 const LINGERING = join(ROOT, 'dist/test/cli/fixtures/lingering-server.js');
 const POSIX = process.platform !== 'win32';
 
-async function grandchild(url: string, serverNodeId: string) {
+async function serverGrandchild(url: string, serverNodeId: string) {
   const c = await connectClient(url, { identity: NodeIdentity.generate(), expectedPeer: serverNodeId });
   const pid = Number(textOf(await c.client.callTool({ name: 'pid' })));
   return { c, pid };
@@ -29,29 +29,41 @@ test('an npx-style launcher and its server (ignoring EOF and SIGTERM) go when th
   const server = makeHome();
   const command = [process.execPath, NPX_LIKE, LINGERING];
   let serve = await startServe(['--home', server.home, '--allow-any-peer'], command);
-  // 1. The client leaves: SIGTERM to the group (the launcher exits, the server ignores it), SIGKILL after the grace.
-  const a = await grandchild(serve.url, server.identity.nodeId);
-  const [launcher] = serverProcesses(serve.proc.pid!);
-  assert.ok(launcher && groupMembers(launcher).includes(a.pid), 'the server runs in the launcher\'s process group');
-  await a.c.client.close();
-  await eventually(() => !alive(a.pid), 15_000, 'the grandchild of a closed connection to be gone');
-  assert.deepEqual(groupMembers(launcher), []);
+  const seen: number[] = [];
+  const grandchild = async (url: string, serverNodeId: string) => {
+    const g = await serverGrandchild(url, serverNodeId);
+    seen.push(g.pid, ...serverProcesses(serve.proc.pid!));
+    return g;
+  };
+  try {
+    // 1. The client leaves: SIGTERM to the group (the launcher exits, the server ignores it), SIGKILL after the grace.
+    const a = await grandchild(serve.url, server.identity.nodeId);
+    const [launcher] = serverProcesses(serve.proc.pid!);
+    assert.ok(launcher && groupMembers(launcher).includes(a.pid), 'the server runs in the launcher\'s process group');
+    await a.c.client.close();
+    await eventually(() => !alive(a.pid), 15_000, 'the grandchild of a closed connection to be gone');
+    assert.deepEqual(groupMembers(launcher), []);
 
-  // 2. serve stops (SIGTERM): it exits only once the whole group is gone.
-  const b = await grandchild(serve.url, server.identity.nodeId);
-  assert.equal(await serve.stop('SIGTERM'), 0);
-  assert.ok(!alive(b.pid), 'serve exited before the grandchild');
+    // 2. serve stops (SIGTERM): it exits only once the whole group is gone.
+    const b = await grandchild(serve.url, server.identity.nodeId);
+    assert.equal(await serve.stop('SIGTERM'), 0);
+    assert.ok(!alive(b.pid), 'serve exited before the grandchild');
 
-  // 3. serve is killed outright: its watchdog stops the group.
-  serve = await startServe(['--home', server.home, '--allow-any-peer'], command);
-  const c = await grandchild(serve.url, server.identity.nodeId);
-  const [launcher3] = serverProcesses(serve.proc.pid!);
-  const watchdog = childPids(serve.proc.pid!).filter((p) => p !== launcher3);
-  assert.equal(watchdog.length, 1, 'one watchdog');
-  await serve.stop('SIGKILL');
-  await eventually(() => !alive(c.pid) && !alive(launcher3!), 15_000, 'the group of a SIGKILLed serve to be gone');
-  await eventually(() => !alive(watchdog[0]!), 15_000, 'the watchdog to leave after its work');
-  c.c.transport.close().catch(() => {});
+    // 3. serve is killed outright: its watchdog stops the group.
+    serve = await startServe(['--home', server.home, '--allow-any-peer'], command);
+    const c = await grandchild(serve.url, server.identity.nodeId);
+    const [launcher3] = serverProcesses(serve.proc.pid!);
+    const watchdog = childPids(serve.proc.pid!).filter((p) => p !== launcher3);
+    assert.equal(watchdog.length, 1, 'one watchdog');
+    await serve.stop('SIGKILL');
+    await eventually(() => !alive(c.pid) && !alive(launcher3!), 15_000, 'the group of a SIGKILLed serve to be gone');
+    await eventually(() => !alive(watchdog[0]!), 15_000, 'the watchdog to leave after its work');
+    c.c.transport.close().catch(() => {});
+  } finally {
+    // If the test failed, leave nothing behind ourselves.
+    await serve.stop('SIGKILL');
+    for (const pid of seen) if (alive(pid)) process.kill(pid, 'SIGKILL');
+  }
 });
 
 test('serve -- sh -c "sleep 313; ...": the shell\'s command does not outlive a kill -9 of serve', { skip: !POSIX }, async () => {
@@ -67,7 +79,11 @@ test('serve -- sh -c "sleep 313; ...": the shell\'s command does not outlive a k
     return members.length >= 2;
   }, 10_000, 'sh and sleep to run');
   await serve.stop('SIGKILL');
-  await eventually(() => members.every((p) => !alive(p)), 15_000, 'sh and sleep to be gone');
+  try {
+      await eventually(() => members.every((p) => !alive(p)), 15_000, 'sh and sleep to be gone');
+  } finally {
+    for (const pid of members) if (alive(pid)) process.kill(pid, 'SIGKILL');
+  }
   await t.close().catch(() => {});
 });
 
@@ -78,17 +94,21 @@ test('the README\'s own example, serve -- npx mcp-server-everything (real npx, o
   const command = ['npx', '--offline', 'mcp-server-everything'];
   const serve = await startServe(['--home', server.home, '--allow-any-peer'], command, { cwd: ROOT });
   try {
-    for (const ending of ['client leaves', 'serve killed'] as const) {
-      const c = await connectClient(serve.url, { identity: NodeIdentity.generate(), expectedPeer: server.identity.nodeId });
-      assert.ok((await c.client.listTools()).tools.some((t) => t.name === 'echo'));
-      const [npx] = serverProcesses(serve.proc.pid!);
-      const members = groupMembers(npx!);
-      assert.ok(members.length >= 2, `npx and the server it starts: ${members.join(',')}`);
-      if (ending === 'client leaves') await c.client.close();
-      else await serve.stop('SIGKILL');
-      await eventually(() => members.every((p) => !alive(p)), 15_000, `npx's processes to be gone after: ${ending}`);
-      if (ending === 'serve killed') await c.transport.close().catch(() => {});
-    }
+      for (const ending of ['client leaves', 'serve killed'] as const) {
+        const c = await connectClient(serve.url, { identity: NodeIdentity.generate(), expectedPeer: server.identity.nodeId });
+        assert.ok((await c.client.listTools()).tools.some((t) => t.name === 'echo'));
+        const [npx] = serverProcesses(serve.proc.pid!);
+        const members = groupMembers(npx!);
+        assert.ok(members.length >= 2, `npx and the server it starts: ${members.join(',')}`);
+        if (ending === 'client leaves') await c.client.close();
+        else await serve.stop('SIGKILL');
+        try {
+          await eventually(() => members.every((p) => !alive(p)), 15_000, `npx's processes to be gone after: ${ending}`);
+        } finally {
+          for (const pid of members) if (alive(pid)) process.kill(pid, 'SIGKILL');
+        }
+        if (ending === 'serve killed') await c.transport.close().catch(() => {});
+      }
   } finally {
     await serve.stop();
   }
