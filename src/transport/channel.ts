@@ -80,7 +80,9 @@ export abstract class WebSocketChannel {
   #closeInfo: [number, Buffer | string] | undefined;
   #closeFired = false;
   #alive = true;
-  /** The consumer paused receiving (`pauseReceiving`). */
+  /** `deliver()` has run: frames go to `#onFrame` unless receiving is paused. */
+  #receiving = false;
+  /** `pauseReceiving()` is in force. */
   #receivePaused = false;
   /** Decoded messages waiting for their turn (see `#deliverNext`). */
   #deliveries: JSONRPCMessage[] = [];
@@ -145,42 +147,33 @@ export abstract class WebSocketChannel {
   }
 
   /**
-   * Send one control message (any JSON value) on the reserved control
-   * channel. Encrypted mode only.
-   * @throws McpE2eError `ERR_PLAINTEXT_REFUSED` on a plaintext connection,
-   *   else as `send()`.
-   */
-  sendControl(message: unknown): Promise<void> {
-    return this.#sendPayload(message, ContentType.CONTROL);
-  }
-
-  /**
-   * Receive-side backpressure: stop handing messages to `onmessage` until
-   * `resumeReceiving()`, and stop reading the socket, so that the peer's
-   * TCP window (and then its `send()`) waits for us instead of our memory
-   * growing. Call it when the consumer falls behind (a relay whose output
-   * stream's `write()` returned false) and resume on its `'drain'`.
-   * Messages already decoded stay queued, in order; at most the frames of
-   * one socket read arrive after the pause. Keepalive does not count the
-   * peer as dead while we are not reading its pongs. Idempotent.
+   * Stop reading messages until `resumeReceiving()`, because the consumer is
+   * behind. Frames are no longer opened or delivered: the next one waits in
+   * the inbox, which then pauses the socket, and the peer's sends wait on TCP
+   * flow control (its `send()` eventually waits for its socket to drain).
+   * Messages already decoded (at most those of the last chunk read from the
+   * socket) are still delivered to `onmessage`. Nothing is dropped. While
+   * paused we cannot read the peer's pongs, so our own keepalive and idle
+   * timeout do not count against the peer; but our pongs queue behind our
+   * unread data too, so a consumer that stays behind for longer than two of
+   * the peer's keepalive intervals can be dropped by the peer with
+   * `ERR_IDLE_TIMEOUT`. Relays use this (src/cli/relay.ts): pause when the
+   * output stream's `write()` returns false, resume on its `'drain'`.
+   * Idempotent; works before the transport is started too.
    */
   pauseReceiving(): void {
-    if (this.#receivePaused || this.#state === 'closed') return;
     this.#receivePaused = true;
-    this.#inbox?.hold();
+    this.#routeFrames();
   }
 
-  /** Undo `pauseReceiving()`: queued messages are delivered first, then the socket is read again. Idempotent. */
+  /** Undo `pauseReceiving()`: waiting frames are delivered first, in order, then the socket reads again. Idempotent. */
   resumeReceiving(): void {
-    if (!this.#receivePaused) return;
-    this.#receivePaused = false;
-    // Pongs could not be read while paused: give the peer a fresh interval.
-    this.#alive = true;
-    this.#inbox?.release();
-    if (this.#deliveries.length > 0 && !this.#delivering) {
-      this.#delivering = true;
-      queueMicrotask(this.#deliverNext);
+    if (this.#receivePaused) {
+      // Pongs could not be read while paused: give the peer a fresh interval.
+      this.#alive = true;
     }
+    this.#receivePaused = false;
+    this.#routeFrames();
   }
 
   /** True while `pauseReceiving()` is in force. */
@@ -189,12 +182,22 @@ export abstract class WebSocketChannel {
   }
 
   /**
-   * True while frames wait behind the send high-water mark: the last
+   * True while frames wait behind the send high-water mark: the latest
    * `send()` resolves only once the socket has drained. A relay stops
    * reading its source while this is true (see src/cli/relay.ts).
    */
   get sendBlocked(): boolean {
     return (this.#queue?.queuedBytes ?? 0) > 0;
+  }
+
+  /**
+   * Send one control message (any JSON value) on the reserved control
+   * channel. Encrypted mode only.
+   * @throws McpE2eError `ERR_PLAINTEXT_REFUSED` on a plaintext connection,
+   *   else as `send()`.
+   */
+  sendControl(message: unknown): Promise<void> {
+    return this.#sendPayload(message, ContentType.CONTROL);
   }
 
   /**
@@ -221,7 +224,6 @@ export abstract class WebSocketChannel {
       if (this.#state === 'open') {
         // Incoming frames are dropped from now on; keep reading so the peer's close frame is seen.
         this.#inbox?.setHandler(discardFrame);
-        this.#inbox?.release();
         await this.#flush(ws);
       }
       closeSocket(ws, 1000, '', CLOSE_GRACE_MS, (bytes) =>
@@ -343,10 +345,17 @@ export abstract class WebSocketChannel {
     this.#open();
   }
 
-  /** Start handing messages to `onmessage` (frames received so far come first). */
+  /** Start handing messages to `onmessage` (frames received so far come first), unless receiving is paused. */
   protected deliver(): void {
     if (this.#state !== 'open') return;
-    this.#inbox!.setHandler(this.#onFrame);
+    this.#receiving = true;
+    this.#routeFrames();
+  }
+
+  /** Point the inbox at `#onFrame`, or at nobody while paused; a closing connection keeps its discarding handler. */
+  #routeFrames(): void {
+    if (this.#state !== 'open' || this.#closeRequested || !this.#receiving) return;
+    this.#inbox!.setHandler(this.#receivePaused ? undefined : this.#onFrame);
   }
 
   /**
@@ -360,10 +369,7 @@ export abstract class WebSocketChannel {
     this.#queue?.fail(err);
     this.#inbox?.clear();
     // Keep reading (and dropping) so the peer's answer to our close frame is seen.
-    if (this.#state === 'open') {
-      this.#inbox?.setHandler(discardFrame);
-      this.#inbox?.release();
-    }
+    if (this.#state === 'open') this.#inbox?.setHandler(discardFrame);
     if (this.#ws) closeWithError(this.#ws, err);
     else this.#onSocketClosed();
   }
@@ -470,12 +476,6 @@ export abstract class WebSocketChannel {
    * after the SDK's own microtask restores arrival order.
    */
   #deliverNext = (): void => {
-    if (this.#receivePaused) {
-      // resumeReceiving() starts again from here.
-      this.#delivering = false;
-      if (this.#closeAfterDeliveries && this.#closeRequested) this.#fireClose();
-      return;
-    }
     const message = this.#deliveries.shift();
     if (message !== undefined) {
       try {
@@ -547,11 +547,8 @@ export abstract class WebSocketChannel {
       const err = errorFromPeerClose(code, reason ?? '');
       if (err) this.report(err);
     }
-    // Messages that arrived before the close are delivered before `onclose`
-    // (after resumeReceiving(), if the consumer paused), unless we closed on
-    // purpose while paused: then the consumer did not want them.
-    if (this.#receivePaused && this.#closeRequested) this.#deliveries = [];
-    if (this.#delivering || this.#deliveries.length > 0) this.#closeAfterDeliveries = true;
+    // Messages that arrived before the close are delivered before `onclose`.
+    if (this.#delivering) this.#closeAfterDeliveries = true;
     else this.#fireClose();
   }
 

@@ -7,11 +7,6 @@
  * inbox queues frames while nobody holds it, pauses the socket when the queue
  * reaches its cap (flow control, not an error), and replays the queue in
  * order to the next handler.
- *
- * The consumer can also hold the inbox itself (`hold`/`release`): frames
- * then queue as if nobody held it, and the socket is paused, so the peer's
- * TCP window stops the peer; this is receive-side backpressure for a
- * consumer that cannot keep up (a relay whose output is full).
  */
 import type { WebSocket, RawData } from 'ws';
 
@@ -29,10 +24,7 @@ export class Inbox {
   readonly #maxQueued: number;
   #queue: Array<{ data: Buffer; isBinary: boolean }> = [];
   #handler: FrameHandler | undefined;
-  /** The socket is paused by us. */
   #paused = false;
-  /** The consumer asked us to stop delivering. */
-  #held = false;
 
   constructor(ws: WebSocket, maxQueued: number) {
     this.#ws = ws;
@@ -52,37 +44,11 @@ export class Inbox {
    */
   setHandler(handler: FrameHandler | undefined): void {
     this.#handler = handler;
-    this.#drain();
-  }
-
-  /** Stop delivering: frames queue and the socket is paused, until `release()`. */
-  hold(): void {
-    this.#held = true;
-    if (!this.#paused) {
-      this.#paused = true;
-      this.#ws.pause();
-    }
-  }
-
-  /** Deliver again: queued frames first, then the socket is resumed. */
-  release(): void {
-    this.#held = false;
-    this.#drain();
-  }
-
-  /** True while the consumer holds the inbox. */
-  get held(): boolean {
-    return this.#held;
-  }
-
-  /** Hand queued frames to the handler, in order, while it stays the same and nobody holds the inbox; then resume the socket. */
-  #drain(): void {
-    const handler = this.#handler;
-    while (this.#queue.length > 0 && handler && this.#handler === handler && !this.#held) {
+    while (this.#queue.length > 0 && this.#handler === handler && handler) {
       const frame = this.#queue.shift()!;
       handler(frame.data, frame.isBinary);
     }
-    if (this.#handler && !this.#held && this.#paused) {
+    if (this.#handler && this.#paused) {
       this.#paused = false;
       this.#ws.resume();
     }
@@ -94,7 +60,7 @@ export class Inbox {
   }
 
   #push(data: Buffer, isBinary: boolean): void {
-    if (this.#handler && !this.#held && this.#queue.length === 0) {
+    if (this.#handler && this.#queue.length === 0) {
       this.#handler(data, isBinary);
       return;
     }

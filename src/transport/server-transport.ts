@@ -62,15 +62,15 @@ export class EncryptedWebSocketServerTransport extends WebSocketChannel implemen
     this.adoptSocket(ws);
   }
 
-  /** @internal Run the responder handshake (encrypted mode; `handshake` is ignored in plaintext mode). The server calls this once. */
+  /** @internal Run the responder handshake (encrypted mode; `handshake` and `identity` are ignored in plaintext mode). The server calls this once. */
   async accept(
     handshake: Handshake | undefined,
-    identity: NodeIdentity,
+    identity: NodeIdentity | undefined,
     verifyPeer: (peer: PeerIdentity) => void,
     admission: { step1TimeoutMs?: number; signal?: AbortSignal } = {},
   ): Promise<void> {
     if (this.mode === 'encrypted') {
-      if (!handshake) throw new TypeError('"handshake" expected a responder Handshake in encrypted mode');
+      if (!handshake || !identity) throw new TypeError('"handshake" and "identity" expected a responder Handshake and its identity in encrypted mode');
       await this.secure(handshake, identity, verifyPeer, this.limits.handshakeTimeoutMs, {
         ...(admission.step1TimeoutMs !== undefined ? { firstMessageTimeoutMs: admission.step1TimeoutMs } : {}),
         ...(admission.signal ? { signal: admission.signal } : {}),

@@ -12,6 +12,7 @@ import { DEFAULT_RECONNECT } from '../../src/transport/reconnect.js';
 import { MAX_RATE_BUCKETS } from '../../src/transport/admission.js';
 import { CHILD_GRACE_MS } from '../../src/cli/child.js';
 import { ALLOWLIST_POLL_MS, DEFAULT_CONNECT_KEEPALIVE_MS, DEFAULT_SERVE_MAX_CONNECTIONS, REFUSAL_LOG_INTERVAL_MS, REFUSALS_LOGGED_PER_INTERVAL } from '../../src/cli/limits.js';
+import { DEFAULT_MAX_QUEUED_MESSAGES } from '../../src/seed/receive-queue.js';
 
 const text = readFileSync(fileURLToPath(new URL('../../../SECURITY.md', import.meta.url)), 'utf8');
 const LOCAL_ONLY = new Set(['ERR_KEY_FILE_PERMISSIONS', 'ERR_KEY_FILE_CORRUPT', 'ERR_KEY_FILE_NOT_FOUND', 'ERR_KEY_FILE_EXISTS', 'ERR_INVALID_NODE_ID', 'ERR_FILE_PERMISSIONS', 'ERR_FILE_LOCKED']);
@@ -51,6 +52,7 @@ test('SECURITY.md states the default of every limit', () => {
     ['Child shutdown grace', `${CHILD_GRACE_MS / 1000} s after SIGTERM`],
     ['Allowlist change noticed', `within ${ALLOWLIST_POLL_MS / 1000} s`],
     ['Refused connections logged', `${REFUSALS_LOGGED_PER_INTERVAL} per ${REFUSAL_LOG_INTERVAL_MS / 1000} s`],
+    ['maxQueuedMessages', `${DEFAULT_MAX_QUEUED_MESSAGES} per connection`],
     ['`connect --reconnect` backoff', `${DEFAULT_RECONNECT.initialDelayMs} ms doubling to ${DEFAULT_RECONNECT.maxDelayMs / 1000} s`],
   ];
   for (const [name, value] of expect) {
