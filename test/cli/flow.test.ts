@@ -11,7 +11,7 @@ import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 import { EncryptedWebSocketClientTransport, EncryptedWebSocketServer, NodeIdentity, type EncryptedWebSocketServerTransport } from '../../src/index.js';
-import { CLI, eventually, makeHome, rssOf, startServe, startTcpProxy } from './helpers.js';
+import { CLI, eventually, makeHome, nonReadingChildMemory, rssOf, startServe, startTcpProxy } from './helpers.js';
 import { deferred, within } from '../transport/helpers.js';
 
 const MiB = 1024 * 1024;
@@ -38,24 +38,10 @@ const COUNTING_CHILD = `
   console.error('ready');`;
 
 test('serve: a child that never reads its stdin makes the client wait; serve memory stays bounded', async () => {
-  const server = makeHome();
-  const serve = await startServe(['--home', server.home, '--allow-any-peer'], [process.execPath, '-e', 'setInterval(() => {}, 1000); console.error("ready")']);
-  const client = new EncryptedWebSocketClientTransport(serve.url, { identity: NodeIdentity.generate(), expectedPeer: server.identity.nodeId });
-  try {
-    await client.start();
-    await serve.waitFor((e) => /\[child\] ready/.test(String(e.msg)));
-    const before = rssOf(serve.proc.pid!);
-    const sent = await flood((m) => client.send(m), 256);
-    await tick(500);
-    const grown = rssOf(serve.proc.pid!) - before;
-    process.stdout.write(`# relay memory (serve, child never reads): ${sent} MiB sent before the client was made to wait, serve RSS +${(grown / MiB).toFixed(1)} MiB\n`);
-    assert.ok(sent < 256, 'the client was made to wait');
-    assert.ok(grown < 64 * MiB, `serve grew by ${(grown / MiB).toFixed(1)} MiB`);
-    assert.ok(!client.closed, 'waiting, not failing');
-  } finally {
-    await client.close();
-    await serve.stop();
-  }
+  const { sent, grownBytes } = await nonReadingChildMemory(1, 256);
+  process.stdout.write(`# relay memory (serve, child never reads): ${sent} MiB sent before the client was made to wait, serve RSS +${(grownBytes / MiB).toFixed(1)} MiB\n`);
+  assert.ok(sent < 256, 'the client was made to wait');
+  assert.ok(grownBytes < 64 * MiB, `serve grew by ${(grownBytes / MiB).toFixed(1)} MiB`);
 });
 
 test('connect: an MCP host that never reads stdout makes a flooding server wait; connect memory stays bounded', async () => {

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
 import { NodeIdentity } from '../../src/identity/identity.js';
+import { EncryptedWebSocketClientTransport } from '../../src/transport/client.js';
 
 export const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 export const CLI = join(ROOT, 'dist/src/cli/main.js');
@@ -192,4 +193,35 @@ export function serverProcesses(servePid: number): number[] {
     .map((l) => l.trim())
     .filter((l) => l && !l.includes("trap '' INT TERM HUP"))
     .map((l) => Number(l.split(/\s+/)[0]));
+}
+
+/**
+ * `serve` around a child that never reads its stdin; a client sends
+ * `messageMiB` MiB notifications, each awaited, until one has not gone out
+ * after `waitMs` (the client is made to wait) or `max` went out. Returns how
+ * many went out and serve's RSS growth meanwhile (bytes). Shared by
+ * test/cli/flow.test.ts and bench/relay-memory.ts.
+ */
+export async function nonReadingChildMemory(messageMiB: number, max: number, waitMs = 3000): Promise<{ sent: number; grownBytes: number }> {
+  const server = makeHome();
+  const serve = await startServe(['--home', server.home, '--allow-any-peer'], [process.execPath, '-e', 'setInterval(() => {}, 1000); console.error("ready")']);
+  const client = new EncryptedWebSocketClientTransport(serve.url, { identity: NodeIdentity.generate(), expectedPeer: server.identity.nodeId });
+  const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+  try {
+    await client.start();
+    await serve.waitFor((e) => /\[child\] ready/.test(String(e.msg)));
+    const before = rssOf(serve.proc.pid!);
+    const pad = 'x'.repeat(messageMiB * 1024 * 1024 - 100);
+    let sent = 0;
+    for (; sent < max; sent++) {
+      const message = { jsonrpc: '2.0' as const, method: 'notifications/pad', params: { i: sent, pad } };
+      if (!(await Promise.race([client.send(message).then(() => true), sleep(waitMs).then(() => false)]))) break;
+    }
+    await sleep(500);
+    if (client.closed) throw new Error('the connection failed instead of waiting');
+    return { sent, grownBytes: rssOf(serve.proc.pid!) - before };
+  } finally {
+    await client.close().catch(() => {});
+    await serve.stop();
+  }
 }
