@@ -26,7 +26,7 @@
  * passed on; `cleanEnvironment` keeps only what programs need to run.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import type { Readable, Writable } from 'node:stream';
 import type { Logger } from './log.js';
 import { LineSplitter, parseJsonLine } from './stdio.js';
@@ -142,6 +142,36 @@ function signalGroup(pgid: number, signal: NodeJS.Signals | 0): boolean {
   }
 }
 
+/**
+ * True while a process of group `pgid` is still running. A group whose
+ * members have all exited still "exists" until their new parent (init, or
+ * a subreaper) reaps them, which some inits do only every second or two; on
+ * Linux, members that are only zombies do not count.
+ */
+function groupRunning(pgid: number): boolean {
+  if (!signalGroup(pgid, 0)) return false;
+  if (process.platform !== 'linux') return true;
+  let entries: string[];
+  try {
+    entries = readdirSync('/proc');
+  } catch {
+    return true;
+  }
+  for (const name of entries) {
+    if (!/^\d+$/.test(name)) continue;
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${name}/stat`, 'latin1');
+    } catch {
+      continue; // gone meanwhile
+    }
+    // pid (comm) state ppid pgrp ...; comm may contain spaces and parentheses.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    if (Number(fields[2]) === pgid && fields[0] !== 'Z') return true;
+  }
+  return false;
+}
+
 const live = new Set<ChildProcess>();
 
 /** SIGKILL every child's process group still running (the process exit path). */
@@ -199,12 +229,12 @@ export function spawnChild(command: string[], log: Logger, onMessage: (message: 
       await exited;
       if (pgid !== undefined) {
         // The leader is gone; what it started may not be (npx's server, a shell's commands).
-        if (!term && signalGroup(pgid, 0)) kill('SIGTERM');
+        if (!term && groupRunning(pgid)) kill('SIGTERM');
         const end = Date.now() + graceMs + GROUP_GONE_MS;
-        while (signalGroup(pgid, 0) && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
+        while (groupRunning(pgid) && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
       }
       clearTimeout(timer);
-      if (pgid !== undefined && !signalGroup(pgid, 0)) tellWatchdog('-', pgid, graceMs);
+      if (pgid !== undefined && !groupRunning(pgid)) tellWatchdog('-', pgid, graceMs);
     })();
     return stopping;
   };

@@ -13,12 +13,22 @@
  *   `upgradeTimeoutMs`, and the socket is destroyed at accept +
  *   `upgradeTimeoutMs` + `handshakeTimeoutMs` (15 s by default) unless
  *   authenticated by then, whatever stage it is stuck in.
+ * - Per address (an IPv6 address counts as its /64; admission.ts): an
+ *   address out of handshake tokens (`handshakeBurstPerAddress`, then
+ *   `handshakeRatePerAddress` per second) gets HTTP 429 at accept; at the
+ *   upgrade, an `Origin` header not in `allowedOrigins` (a web page) gets
+ *   403, an address with `maxPendingHandshakesPerAddress` pending gets 429,
+ *   and the upgrade takes a token. All before any cryptography.
  * - Upgrade: the mode is chosen from the subprotocol before any message is
- *   read; over `maxPendingHandshakes` or `maxConnections`, the connection is
- *   closed at once with 1013 `ERR_LIMIT_REACHED`.
- * - Handshake: `ws` accepts messages of at most MAX_HANDSHAKE_MESSAGE_BYTES
- *   (larger frames are refused by their header, close 1009, nothing buffered)
- *   until the peer is authenticated and admitted.
+ *   read; over `maxConnections`, the connection is closed at once with 1013
+ *   `ERR_LIMIT_REACHED`; over `maxPendingHandshakes`, the oldest pending
+ *   handshake of the address holding the most is evicted (1013) to make room.
+ * - Handshake: step 1 must arrive within `handshakeStep1TimeoutMs`; `ws`
+ *   accepts messages of at most MAX_HANDSHAKE_MESSAGE_BYTES (larger frames
+ *   are refused by their header, close 1009, nothing buffered) until the
+ *   peer is authenticated and admitted; an authenticated node id may hold at
+ *   most `maxConnectionsPerPeer` connections.
+ * - Afterwards: every change of the allowlist revalidates the open sessions.
  */
 import { createServer, type IncomingMessage, type Server as HttpServer } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
