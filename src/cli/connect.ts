@@ -32,12 +32,6 @@ import { UsageError } from './usage.js';
 /** Messages from stdin held while no link is ready (connecting or reconnecting). */
 const MAX_HELD_MESSAGES = 256;
 
-function parseKeepalive(value: string | undefined): number {
-  if (value === undefined) return DEFAULT_CONNECT_KEEPALIVE_MS;
-  const ms = Number(value);
-  if (!/^\d+$/.test(value) || ms > 2 ** 31 - 1) throw new UsageError(`--keepalive expects milliseconds (0 disables), got ${JSON.stringify(value)}`);
-  return ms;
-}
 /** JSON-RPC error code of the responses we make up for requests lost with a link (implementation-defined server error range). */
 export const LINK_LOST_ERROR_CODE = -32000;
 
@@ -59,6 +53,13 @@ const isRequest = (m: Message) => typeof m.method === 'string' && hasId(m);
 const isResponse = (m: Message) => m.method === undefined && hasId(m) && ('result' in m || 'error' in m);
 /** Map key of a JSON-RPC id (1 and "1" are different ids). */
 const idKey = (m: Message) => JSON.stringify(m.id);
+
+function parseKeepalive(value: string | undefined): number {
+  if (value === undefined) return DEFAULT_CONNECT_KEEPALIVE_MS;
+  const ms = Number(value);
+  if (!/^\d+$/.test(value) || ms > 2 ** 31 - 1) throw new UsageError(`--keepalive expects milliseconds (0 disables), got ${JSON.stringify(value)}`);
+  return ms;
+}
 
 export async function connectCommand(values: Values, urlText: string, paths: HomePaths, log: Logger): Promise<number> {
   const url = parseUrl(urlText);
