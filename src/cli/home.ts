@@ -4,6 +4,9 @@
  */
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { McpE2eError } from '../errors.js';
+import { NodeIdentity } from '../identity/identity.js';
+import { UsageError } from './usage.js';
 
 export interface HomePaths {
   home: string;
@@ -23,4 +26,16 @@ export function resolveHome(flag: string | undefined, env: NodeJS.ProcessEnv = p
     allowedPeers: join(home, 'allowed_peers'),
     knownPeers: join(home, 'known_peers.json'),
   };
+}
+
+/** Load the identity, or explain in one line how to create one. */
+export function loadIdentity(paths: HomePaths): NodeIdentity {
+  try {
+    return NodeIdentity.load(paths.identity);
+  } catch (err) {
+    if (err instanceof McpE2eError && err.code === 'ERR_KEY_FILE_NOT_FOUND') {
+      throw new UsageError(`no identity at ${paths.identity}; create one with: mcp-e2e keygen${paths.home === resolveHome(undefined).home ? '' : ` --home ${paths.home}`}`);
+    }
+    throw err;
+  }
 }

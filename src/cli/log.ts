@@ -3,6 +3,10 @@
  * data in `connect`). Readable lines by default, one JSON object per line
  * with `--json`, debug lines only with `--verbose`. Callers never pass key
  * material; peers are logged by node id and fingerprint only.
+ *
+ * One format for every line a person reads, fatal errors included:
+ * `[TIME ]mcp-e2e: [LEVEL: ]MESSAGE[ [CODE]][ (FIELDS)]`, the time (local,
+ * `YYYY-MM-DD HH:MM:SS.mmm`) on the logs of the long-running commands.
  */
 import { escapeControlCharacters } from '../util/text.js';
 
@@ -20,7 +24,15 @@ export interface Logger {
 export interface LoggerOptions {
   json?: boolean;
   verbose?: boolean;
+  /** Readable lines start with the local time (the relays' logs). Default false. */
+  timestamps?: boolean;
   write?: (line: string) => void;
+}
+
+const pad = (n: number, width = 2) => String(n).padStart(width, '0');
+/** Local time as `YYYY-MM-DD HH:MM:SS.mmm`. */
+export function localTime(d = new Date()): string {
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}.${pad(d.getMilliseconds(), 3)}`;
 }
 
 /** DEL and C1 controls, which JSON.stringify leaves as they are (it escapes C0 only). */
@@ -40,11 +52,13 @@ export function createLogger(opts: LoggerOptions = {}, base: Record<string, unkn
       write(line.replace(JSON_UNESCAPED_CONTROLS, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`));
       return;
     }
-    const extra = Object.entries(all)
+    const { code, ...rest } = all;
+    const extra = Object.entries(rest)
       .map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`)
       .join(' ');
     const tag = level === 'info' ? '' : `${level}: `;
-    write(escapeControlCharacters(`mcp-e2e: ${tag}${msg}${extra ? ` (${extra})` : ''}`));
+    const time = opts.timestamps ? `${localTime()} ` : '';
+    write(escapeControlCharacters(`${time}mcp-e2e: ${tag}${msg}${code !== undefined ? ` [${String(code)}]` : ''}${extra ? ` (${extra})` : ''}`));
   };
   return {
     debug: (m, f) => emit('debug', m, f),

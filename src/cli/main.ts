@@ -3,53 +3,18 @@
  * mcp-e2e command-line program: identities, trust management, and the two
  * relays (`serve` puts a stdio MCP server behind an encrypted endpoint;
  * `connect` is a stdio MCP server for any MCP client that reaches one).
+ * The grammar is the table in commands.ts; this file runs what it parsed.
  */
-import { parseArgs } from 'node:util';
 import { readFileSync } from 'node:fs';
 import { McpE2eError } from '../errors.js';
 import { NodeIdentity } from '../identity/identity.js';
 import { checkDirectory } from '../util/files.js';
-import { escapeControlCharacters } from '../util/text.js';
-import { resolveHome, type HomePaths } from './home.js';
-import { createLogger } from './log.js';
+import { parseArgs, renderCommandHelp, renderUsage } from './args.js';
+import { COMMANDS, GLOBAL_OPTIONS, OPTIONS, type Values } from './commands.js';
+import { loadIdentity, resolveHome } from './home.js';
+import { createLogger, type Logger } from './log.js';
 import { peersCommand } from './peers.js';
-import { USAGE, UsageError } from './usage.js';
-
-const OPTIONS = {
-  home: { type: 'string' },
-  json: { type: 'boolean' },
-  verbose: { type: 'boolean', short: 'v' },
-  help: { type: 'boolean', short: 'h' },
-  version: { type: 'boolean' },
-  force: { type: 'boolean' },
-  host: { type: 'string' },
-  port: { type: 'string' },
-  allow: { type: 'string' },
-  'allow-any-peer': { type: 'boolean' },
-  'allow-plaintext': { type: 'boolean' },
-  peer: { type: 'string' },
-  plaintext: { type: 'boolean' },
-  reconnect: { type: 'boolean' },
-  keepalive: { type: 'string' },
-  'allow-origin': { type: 'string', multiple: true },
-  'clean-env': { type: 'boolean' },
-  'pass-env': { type: 'string', multiple: true },
-  'max-connections': { type: 'string' },
-  'max-connections-per-peer': { type: 'string' },
-} as const;
-
-const GLOBAL = ['home', 'json', 'verbose', 'help', 'version'];
-const PER_COMMAND: Record<string, string[]> = {
-  keygen: ['force'],
-  id: [],
-  peers: [],
-  serve: ['host', 'port', 'allow', 'allow-any-peer', 'allow-plaintext', 'allow-origin', 'clean-env', 'pass-env', 'max-connections', 'max-connections-per-peer'],
-  connect: ['peer', 'plaintext', 'reconnect', 'keepalive'],
-};
-
-type Option = (typeof OPTIONS)[keyof typeof OPTIONS];
-type ValueOf<O extends Option> = O extends { multiple: true } ? string[] : O['type'] extends 'string' ? string : boolean;
-export type Values = { [K in keyof typeof OPTIONS]?: ValueOf<(typeof OPTIONS)[K]> };
+import { UsageError } from './usage.js';
 
 const out = (line: string) => void process.stdout.write(line + '\n');
 
@@ -58,52 +23,31 @@ function version(): string {
   return pkg.version;
 }
 
-/** Load the identity, or explain in one line how to create one. */
-export function loadIdentity(paths: HomePaths): NodeIdentity {
-  try {
-    return NodeIdentity.load(paths.identity);
-  } catch (err) {
-    if (err instanceof McpE2eError && err.code === 'ERR_KEY_FILE_NOT_FOUND') {
-      throw new UsageError(`no identity at ${paths.identity}; create one with: mcp-e2e keygen`);
-    }
-    throw err;
-  }
-}
+/** Commands whose logs are read later (the relays): their readable lines carry the time. */
+const LONG_RUNNING = new Set(['serve', 'connect']);
+
+/** Where fatal errors go: the command's logger once it exists, so that they look like every other line. */
+let fatal: Logger = createLogger();
 
 async function main(argv: string[]): Promise<number> {
-  const dd = argv.indexOf('--');
-  const own = dd >= 0 ? argv.slice(0, dd) : argv;
-  const command = dd >= 0 ? argv.slice(dd + 1) : [];
-  let parsed;
-  try {
-    parsed = parseArgs({ args: own, options: OPTIONS, allowPositionals: true, strict: true });
-  } catch (err) {
-    throw new UsageError(`${(err as Error).message}; see mcp-e2e --help`);
-  }
-  const values = parsed.values as Values;
-  const [name, ...positionals] = parsed.positionals;
+  const { command, values: parsed, positionals, trailing } = parseArgs(argv, OPTIONS, GLOBAL_OPTIONS, COMMANDS);
+  const values = parsed as Values;
+  const log = createLogger({ json: values.json ?? false, verbose: values.verbose ?? false, timestamps: command !== undefined && LONG_RUNNING.has(command.name) });
+  fatal = log;
   if (values.version) {
     out(version());
     return 0;
   }
-  if (values.help || !name || name === 'help') {
-    process.stdout.write(USAGE);
-    return name || values.help ? 0 : 2;
+  if (values.help || !command) {
+    process.stdout.write(command ? renderCommandHelp(command, OPTIONS, GLOBAL_OPTIONS) : renderUsage(OPTIONS, GLOBAL_OPTIONS, COMMANDS));
+    return values.help ? 0 : 2;
   }
-  const allowed = PER_COMMAND[name];
-  if (!allowed) throw new UsageError(`unknown command "${name}"; see mcp-e2e --help`);
-  for (const key of Object.keys(values)) {
-    if (!GLOBAL.includes(key) && !allowed.includes(key)) throw new UsageError(`--${key} does not apply to "${name}"; see mcp-e2e --help`);
-  }
-  if (name !== 'serve' && command.length > 0) throw new UsageError(`"${name}" takes no command after --`);
   const paths = resolveHome(values.home);
   // The identity and the trust files are only as safe as the directory that holds them.
   checkDirectory(paths.identity, 'identity and trust files');
-  const log = createLogger({ json: values.json ?? false, verbose: values.verbose ?? false });
 
-  switch (name) {
+  switch (command.name) {
     case 'keygen': {
-      if (positionals.length) throw new UsageError('keygen takes no arguments');
       const id = NodeIdentity.generate();
       try {
         id.save(paths.identity, { overwrite: values.force ?? false });
@@ -118,7 +62,6 @@ async function main(argv: string[]): Promise<number> {
       return 0;
     }
     case 'id': {
-      if (positionals.length) throw new UsageError('id takes no arguments');
       const id = loadIdentity(paths);
       out(values.json ? JSON.stringify(id.toJSON()) : `${id.nodeId}\nfingerprint ${id.fingerprint}`);
       return 0;
@@ -127,17 +70,15 @@ async function main(argv: string[]): Promise<number> {
       peersCommand(positionals, paths, out, values.json ?? false);
       return 0;
     case 'serve': {
-      if (positionals.length) throw new UsageError('serve takes its server command after --, e.g. mcp-e2e serve -- node server.js');
       const { serveCommand } = await import('./serve.js');
-      return serveCommand(values, command, paths, log);
+      return serveCommand(values, trailing, paths, log);
     }
     case 'connect': {
-      if (positionals.length !== 1) throw new UsageError('usage: mcp-e2e connect URL [--peer NODE_ID]');
       const { connectCommand } = await import('./connect.js');
       return connectCommand(values, positionals[0]!, paths, log);
     }
   }
-  return 2;
+  throw new Error(`no handler for the command ${command.name}`);
 }
 
 main(process.argv.slice(2)).then(
@@ -148,13 +89,13 @@ main(process.argv.slice(2)).then(
   },
   (err: unknown) => {
     if (err instanceof UsageError) {
-      process.stderr.write(`mcp-e2e: ${escapeControlCharacters(err.message)}\n`);
+      fatal.error(err.message);
       process.exitCode = 2;
     } else if (err instanceof McpE2eError) {
-      process.stderr.write(`mcp-e2e: ${escapeControlCharacters(err.message)} [${err.code}]\n`);
+      fatal.error(err.message, { code: err.code });
       process.exitCode = 1;
     } else {
-      process.stderr.write(`mcp-e2e: unexpected error: ${(err as Error)?.stack ?? String(err)}\n`);
+      fatal.error(`unexpected error: ${(err as Error)?.stack ?? String(err)}`);
       process.exitCode = 1;
     }
   },

@@ -4,18 +4,18 @@
  * relay JSON-RPC both ways. One child per connection: it ends when its
  * connection ends, and the connection ends when it exits.
  */
-import { unwatchFile, watchFile } from 'node:fs';
+import { existsSync, unwatchFile, watchFile } from 'node:fs';
 import { McpE2eError } from '../errors.js';
 import { PeerAllowList } from '../identity/trust.js';
 import { EncryptedWebSocketServer } from '../transport/server.js';
 import { DEFAULT_MAX_MESSAGE_BYTES } from '../protocol.js';
 import { DEFAULT_MAX_CONNECTIONS_PER_PEER } from '../transport/limits.js';
 import { childEnvironment, killAllChildren, spawnChild, stopWatchdog, type ChildServer } from './child.js';
-import type { HomePaths } from './home.js';
 import { summarizing, type Logger } from './log.js';
 import { ALLOWLIST_POLL_MS, DEFAULT_SERVE_MAX_CONNECTIONS, REFUSAL_LOG_INTERVAL_MS, REFUSALS_LOGGED_PER_INTERVAL } from './limits.js';
 import { PacedSender, writeLine } from './relay.js';
-import { loadIdentity, type Values } from './main.js';
+import { loadIdentity, type HomePaths } from './home.js';
+import type { Values } from './commands.js';
 import { UsageError } from './usage.js';
 
 export const DEFAULT_PORT = 8765;
@@ -29,6 +29,14 @@ function parseCount(value: string | undefined, fallback: number, flag: string): 
   return n;
 }
 
+/** `--host`: an address or name without a port (`0.0.0.0:8765` is a common slip). */
+function parseHost(value: string | undefined): string {
+  if (value === undefined) return '127.0.0.1';
+  const withPort = /^(\[[^\]]*\]|[^:]*):(\d+)$/.exec(value);
+  if (withPort) throw new UsageError(`--host takes an address without a port: use --host ${withPort[1]!.replace(/^\[(.*)\]$/, '$1')} --port ${withPort[2]}`);
+  return value.replace(/^\[(.*)\]$/, '$1');
+}
+
 function parsePort(value: string | undefined): number {
   if (value === undefined) return DEFAULT_PORT;
   const port = Number(value);
@@ -40,15 +48,14 @@ export async function serveCommand(values: Values, command: string[], paths: Hom
   if (command.length === 0) throw new UsageError('serve needs the stdio MCP server to run after --, e.g. mcp-e2e serve -- node server.js');
   if (values['allow-any-peer'] && values.allow) throw new UsageError('--allow and --allow-any-peer contradict each other; give one');
   const port = parsePort(values.port);
-  const host = values.host ?? '127.0.0.1';
+  const host = parseHost(values.host);
   const identity = loadIdentity(paths);
+  // The default allowlist may not exist yet (nobody allowed); a file named on the command line must.
+  if (values.allow !== undefined && !existsSync(values.allow)) {
+    throw new UsageError(`--allow ${values.allow}: no such file (create it with one node id per line, or leave --allow out to use ${paths.allowedPeers})`);
+  }
   const allowPath = values.allow ?? paths.allowedPeers;
   const allowList = values['allow-any-peer'] ? undefined : PeerAllowList.fromFile(allowPath);
-  if (allowList && allowList.size === 0) {
-    log.warn(`no peer is allowed yet: add one with \`mcp-e2e peers allow NODE_ID\` (${allowPath} is re-read when it changes)`);
-  }
-  if (values['allow-any-peer']) log.warn('--allow-any-peer: every client that completes the handshake is accepted');
-  if (values['allow-plaintext']) log.warn('--allow-plaintext: plain MCP clients are accepted without encryption or authentication');
 
   let nextId = 1;
   const children = new Set<ChildServer>();
@@ -114,12 +121,18 @@ export async function serveCommand(values: Values, command: string[], paths: Hom
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
     if (e.code === 'EADDRINUSE') throw new UsageError(`port ${port} on ${host} is already in use; choose another with --port`);
-    if (e.code === 'EADDRNOTAVAIL' || e.code === 'ENOTFOUND') throw new UsageError(`cannot listen on ${host}: no such local address; use --host`);
+    if (e.code === 'EADDRNOTAVAIL') throw new UsageError(`cannot listen on ${host}: not an address of this machine; give --host one of its addresses, or 0.0.0.0 (::) for all`);
+    if (e.code === 'ENOTFOUND' || e.code === 'EAI_AGAIN') throw new UsageError(`cannot listen on ${host}: no such host name; give --host an address of this machine, or 0.0.0.0 (::) for all`);
     if (e.code === 'EACCES') throw new UsageError(`not allowed to listen on port ${port}; use a port above 1023`);
     throw err;
   }
   const url = `ws://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}`;
   log.info(`listening on ${url} as ${identity.fingerprint}`, { url, node_id: identity.nodeId });
+  if (allowList && allowList.size === 0) {
+    log.warn(`no peer is allowed yet: add one with \`mcp-e2e peers allow NODE_ID\` (${allowPath} is re-read when it changes)`);
+  }
+  if (values['allow-any-peer']) log.warn('--allow-any-peer: every client that completes the handshake is accepted');
+  if (values['allow-plaintext']) log.warn('--allow-plaintext: plain MCP clients are accepted without encryption or authentication');
 
   if (allowList) {
     // The allowlist is re-read when the file changes and on SIGHUP, without a
@@ -133,7 +146,11 @@ export async function serveCommand(values: Values, command: string[], paths: Hom
         log.error(`allowlist not fully reloaded: ${(err as Error).message}`, err instanceof McpE2eError ? { code: err.code } : {});
       }
     };
-    watchFile(allowPath, { interval: ALLOWLIST_POLL_MS }, reload);
+    // watchFile also calls back once for a file that does not exist (both
+    // stats zero); only a real change is a reason to reload and say so.
+    watchFile(allowPath, { interval: ALLOWLIST_POLL_MS }, (now, before) => {
+      if (now.mtimeMs !== before.mtimeMs || now.ino !== before.ino || now.size !== before.size) reload();
+    });
     process.on('SIGHUP', reload);
   }
 

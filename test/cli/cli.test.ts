@@ -86,12 +86,12 @@ test('every user mistake gives one clear line', async () => {
     [['serve', '--home', home], /needs the stdio MCP server/],
     [['serve', '--home', home, '--port', 'abc', '--', 'x'], /--port expects a number/],
     [['frobnicate'], /unknown command/],
-    [['id', '--bogus'], /Unknown option/],
+    [['id', '--bogus'], /^mcp-e2e: error: unknown option --bogus \(see mcp-e2e id --help\)$/],
   ];
   for (const [args, re] of cases) {
     const r = runCli(args);
     assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
-    assert.match(r.stderr, re);
+    assert.match(r.stderr.trim(), re);
     assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
   }
   // Nobody listening: exit 1, one line that says what to check.

@@ -50,7 +50,7 @@ export interface ServeOptions {
 
 /** Start `mcp-e2e serve` (`--json` unless `readable`) and wait until it listens. */
 export async function startServe(args: string[], command: string[], opts: ServeOptions = {}): Promise<Serve> {
-  const proc = spawn(process.execPath, [CLI, 'serve', ...(opts.readable ? [] : ['--json']), '--port', '0', ...args, '--', ...command], {
+  const proc = spawn(process.execPath, [CLI, 'serve', ...(opts.readable ? [] : ['--json']), ...(args.includes('--port') ? [] : ['--port', '0']), ...args, '--', ...command], {
     stdio: ['ignore', 'ignore', 'pipe'],
     env: { ...process.env, ...opts.env },
     cwd: opts.cwd ?? ROOT,

@@ -1,0 +1,117 @@
+/**
+ * The command line as a table: every option once, every command with its
+ * options, synopsis, help and examples. src/cli/args.ts parses and renders
+ * help from it; main.ts runs the command. A new command or option is an
+ * entry here (and its handler in main.ts).
+ */
+import type { CommandSpec, OptionSpec } from './args.js';
+
+export const OPTIONS = {
+  home: { type: 'string', value: 'DIR', help: 'home directory (default $MCP_E2E_HOME or ~/.mcp-e2e)' },
+  json: { type: 'boolean', help: 'machine-readable output and logs (one JSON object per line)' },
+  verbose: { type: 'boolean', short: 'v', help: 'more detail in logs' },
+  help: { type: 'boolean', short: 'h', help: 'show help (mcp-e2e COMMAND --help: that command\'s, with examples)' },
+  version: { type: 'boolean', short: 'V', help: 'print the version' },
+  force: { type: 'boolean', help: 'replace an existing identity (the old one is lost)' },
+  host: { type: 'string', value: 'ADDR', help: 'local address to listen on, without a port (default 127.0.0.1; 0.0.0.0 or :: for every interface)' },
+  port: { type: 'string', value: 'PORT', help: 'port to listen on (default 8765; 0 picks a free one)' },
+  allow: { type: 'string', value: 'FILE', help: 'allowlist of node ids (default HOME/allowed_peers); must exist' },
+  'allow-any-peer': { type: 'boolean', help: 'accept every client that completes the handshake' },
+  'allow-plaintext': { type: 'boolean', help: 'also accept plain MCP over WebSocket (unauthenticated, unencrypted!)' },
+  'allow-origin': { type: 'string', multiple: true, value: 'ORIGIN', help: 'accept upgrades from web pages of ORIGIN (repeatable; by default an upgrade with an Origin header, i.e. from a browser, is refused)' },
+  'max-connections': { type: 'string', value: 'N', help: 'connections (server processes) at once (default 64)' },
+  'max-connections-per-peer': { type: 'string', value: 'N', help: 'connections at once of one node id (default 16)' },
+  'clean-env': { type: 'boolean', help: 'give COMMAND only PATH, HOME, USER, LANG, TZ, TMPDIR and the like' },
+  'pass-env': { type: 'string', multiple: true, value: 'NAME', help: 'with --clean-env, also pass NAME (repeatable)' },
+  peer: { type: 'string', value: 'PEER', help: 'the server\'s node id (64 hex digits), or the name or fingerprint of a peer known here' },
+  plaintext: { type: 'boolean', help: 'speak plain MCP over WebSocket (no encryption, nobody authenticated)' },
+  reconnect: { type: 'boolean', help: 'retry a lost connection (backoff with jitter, a new handshake each time) and re-initialise the MCP session' },
+  keepalive: { type: 'string', value: 'MS', help: 'ping interval; a link silent for two is dead (default 15000, 0 disables)' },
+} as const satisfies Record<string, OptionSpec>;
+
+export type OptionName = keyof typeof OPTIONS;
+type ValueOf<O extends OptionSpec> = O extends { multiple: true } ? string[] : O['type'] extends 'string' ? string : boolean;
+/** Parsed option values, by long name; absent when not given. */
+export type Values = { [K in OptionName]?: ValueOf<(typeof OPTIONS)[K]> };
+
+/** Options every command takes. */
+export const GLOBAL_OPTIONS: readonly OptionName[] = ['home', 'json', 'verbose', 'help', 'version'];
+
+type Command = CommandSpec & { options: Partial<Record<OptionName, string | true>> };
+
+export const COMMANDS: readonly Command[] = [
+  {
+    name: 'keygen',
+    summary: 'create this node\'s identity (HOME/identity.json, mode 0600)',
+    synopsis: '[--force]',
+    options: { force: true },
+    positionals: [0, 0],
+    description: ['Refuses to replace an existing identity without --force.'],
+    examples: ['mcp-e2e keygen', 'mcp-e2e keygen --home /srv/mcp-e2e'],
+  },
+  {
+    name: 'id',
+    summary: 'print this node\'s id (to give to peers) and its fingerprint (to compare by voice)',
+    synopsis: '',
+    options: {},
+    positionals: [0, 0],
+    description: ['The first line is the node id, the one thing peers need: `mcp-e2e peers allow` and `connect --peer` take it.'],
+    examples: ['mcp-e2e id', 'mcp-e2e id --json'],
+  },
+  {
+    name: 'peers',
+    summary: 'show and change whom this node trusts',
+    synopsis: '[list] | allow NODE_ID [NAME] | deny PEER | forget ENDPOINT|PEER',
+    options: {},
+    positionals: [0, 64],
+    description: [
+      'peers list: the allowed peers (who may connect to serve) and the known peers (the servers connect has met, by endpoint).',
+      'peers allow NODE_ID [NAME]: allow a node to connect to serve, and name it here. peers deny PEER: remove it.',
+      'peers forget ENDPOINT|PEER: forget the identity connect recorded for ws://HOST:PORT (or HOST:PORT), or for every endpoint of a peer.',
+    ],
+    examples: ['mcp-e2e peers', 'mcp-e2e peers allow 3f2a91bc...(64 hex digits) alice', 'mcp-e2e peers deny alice', 'mcp-e2e peers forget ws://server:8765'],
+  },
+  {
+    name: 'serve',
+    summary: 'put the stdio MCP server COMMAND behind an encrypted endpoint (one process per connection)',
+    synopsis: '[options] -- COMMAND [ARGS...]',
+    options: {
+      host: true,
+      port: true,
+      allow: true,
+      'allow-any-peer': true,
+      'allow-plaintext': true,
+      'allow-origin': true,
+      'max-connections': true,
+      'max-connections-per-peer': true,
+      'clean-env': true,
+      'pass-env': true,
+    },
+    positionals: [0, 0],
+    trailing: true,
+    description: [
+      'Only node ids on the allowlist may connect (mcp-e2e peers allow NODE_ID); the file is re-read when it changes.',
+      'Everything after -- is the server\'s command line, run without a shell.',
+    ],
+    examples: [
+      'mcp-e2e serve -- npx -y @modelcontextprotocol/server-everything',
+      'mcp-e2e serve --host 0.0.0.0 --port 8765 -- node server.js',
+      'mcp-e2e serve --allow ./team_peers --clean-env --pass-env API_KEY -- python -m my_server',
+    ],
+  },
+  {
+    name: 'connect',
+    summary: 'be a stdio MCP server for an MCP client, relaying to an encrypted endpoint',
+    synopsis: 'URL [--peer PEER] [options]',
+    options: { peer: true, plaintext: true, reconnect: true, keepalive: true },
+    positionals: [1, 1],
+    description: [
+      'An MCP client (an IDE, a desktop app, the MCP Inspector) launches this as its server command. stdout carries only MCP messages; logs go to stderr.',
+      'Without --peer, the server\'s identity is trusted on first use and recorded in HOME/known_peers.json; a changed identity is refused.',
+    ],
+    examples: [
+      'mcp-e2e connect ws://server:8765 --peer 3f2a91bc...(the server\'s 64-hex-digit node id)',
+      'mcp-e2e connect ws://server:8765 --peer work-server --reconnect',
+    ],
+  },
+];
