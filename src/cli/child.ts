@@ -26,9 +26,11 @@
  * passed on; `cleanEnvironment` keeps only what programs need to run.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { accessSync, constants as fsConstants, existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import type { Logger } from './log.js';
+import { escapeControlCharacters } from '../util/text.js';
 import { LineSplitter, parseJsonLine } from './stdio.js';
 
 /** How long a child gets between SIGTERM and SIGKILL (ms). */
@@ -36,6 +38,8 @@ export const CHILD_GRACE_MS = 3000;
 /** How long to wait for a killed group to disappear before giving up on it (ms). */
 const GROUP_GONE_MS = 2000;
 const POSIX = process.platform !== 'win32';
+/** Longest stderr line kept for a report to the peer (characters). */
+const MAX_REPORTED_STDERR_CHARS = 240;
 
 export interface ChildServer {
   readonly pid: number | undefined;
@@ -47,6 +51,38 @@ export interface ChildServer {
   terminate(): Promise<void>;
   /** Resolves with the exit description once the child itself has exited. */
   readonly exited: Promise<string>;
+  /** Resolves once the child's stdout has ended (every message it wrote has been handed on), or failed. */
+  readonly outputEnded: Promise<void>;
+  /** The last line the child wrote to stderr (control characters escaped, at most 240 characters), if any. */
+  readonly lastStderrLine: string | undefined;
+}
+
+/**
+ * Why `file` cannot be run as a command with `env`'s PATH, in a few words,
+ * or undefined when it can (POSIX; elsewhere always undefined: the spawn
+ * reports it).
+ */
+export function commandProblem(file: string, env: NodeJS.ProcessEnv): string | undefined {
+  if (!POSIX) return undefined;
+  const problem = (path: string): string | undefined => {
+    let st;
+    try {
+      st = statSync(path);
+    } catch {
+      return 'no such file';
+    }
+    if (st.isDirectory()) return 'it is a directory';
+    try {
+      accessSync(path, fsConstants.X_OK);
+    } catch {
+      return `not executable (chmod +x ${path})`;
+    }
+    return undefined;
+  };
+  if (file.includes('/')) return problem(file);
+  const dirs = (env.PATH ?? '').split(':').filter(Boolean);
+  if (dirs.some((d) => problem(join(d, file)) === undefined)) return undefined;
+  return `not found in the PATH it gets (${dirs.length} director${dirs.length === 1 ? 'y' : 'ies'}); give its full path`;
 }
 
 /** Options of `spawnChild`. */
@@ -200,7 +236,20 @@ export function spawnChild(command: string[], log: Logger, onMessage: (message: 
     (bytes) => clog.warn(`child wrote a line longer than ${options.maxLineBytes} bytes; dropped`, { bytes }),
   );
   child.stdout!.on('data', (c: Buffer) => stdout.push(c));
-  const stderr = new LineSplitter(64 * 1024, (line) => clog.info(`[child] ${line}`), () => clog.warn('[child] overlong stderr line dropped'));
+  const outputEnded = new Promise<void>((resolve) => {
+    child.stdout!.once('end', resolve);
+    child.stdout!.once('close', resolve);
+    child.once('error', () => resolve());
+  });
+  let lastStderrLine: string | undefined;
+  const stderr = new LineSplitter(
+    64 * 1024,
+    (line) => {
+      lastStderrLine = escapeControlCharacters(line.trim()).slice(0, MAX_REPORTED_STDERR_CHARS);
+      clog.info(`[child] ${line}`);
+    },
+    () => clog.warn('[child] overlong stderr line dropped'),
+  );
   child.stderr!.on('data', (c: Buffer) => stderr.push(c));
   child.stdin!.on('error', (err) => clog.debug('child stdin closed', { error: err.message }));
 
@@ -244,6 +293,10 @@ export function spawnChild(command: string[], log: Logger, onMessage: (message: 
   return {
     pid: child.pid,
     exited,
+    outputEnded,
+    get lastStderrLine() {
+      return lastStderrLine;
+    },
     stdin: child.stdin!,
     stdout: child.stdout!,
     terminate() {

@@ -18,6 +18,7 @@
 import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 import { McpE2eError } from '../errors.js';
 import { KnownPeersStore } from '../identity/trust.js';
+import type { NodeIdentity } from '../identity/identity.js';
 import { EncryptedWebSocketClientTransport } from '../transport/client.js';
 import { connectWithRetry, isRetryableError } from '../transport/reconnect.js';
 import { DEFAULT_MAX_MESSAGE_BYTES } from '../protocol.js';
@@ -25,17 +26,13 @@ import type { Logger } from './log.js';
 import { loadIdentity, type HomePaths } from './home.js';
 import type { Values } from './commands.js';
 import { DEFAULT_CONNECT_KEEPALIVE_MS } from './limits.js';
-import { PacedSender, writeLine } from './relay.js';
+import { idKey, isRequest, isResponse, PacedSender, PendingRequests, relayError, writeLine, type Message } from './relay.js';
 import { LineSplitter, parseJsonLine } from './stdio.js';
 import { UsageError } from './usage.js';
 
 /** Messages from stdin held while no link is ready (connecting or reconnecting). */
 const MAX_HELD_MESSAGES = 256;
 
-/** JSON-RPC error code of the responses we make up for requests lost with a link (implementation-defined server error range). */
-export const LINK_LOST_ERROR_CODE = -32000;
-
-type Message = Record<string, unknown>;
 
 function parseUrl(text: string): URL {
   let url: URL;
@@ -47,12 +44,6 @@ function parseUrl(text: string): URL {
   if (url.protocol !== 'ws:' && url.protocol !== 'wss:') throw new UsageError(`unsupported URL scheme ${url.protocol} in ${text}; use ws:// or wss://`);
   return url;
 }
-
-const hasId = (m: Message) => typeof m.id === 'string' || typeof m.id === 'number';
-const isRequest = (m: Message) => typeof m.method === 'string' && hasId(m);
-const isResponse = (m: Message) => m.method === undefined && hasId(m) && ('result' in m || 'error' in m);
-/** Map key of a JSON-RPC id (1 and "1" are different ids). */
-const idKey = (m: Message) => JSON.stringify(m.id);
 
 function parseKeepalive(value: string | undefined): number {
   if (value === undefined) return DEFAULT_CONNECT_KEEPALIVE_MS;
@@ -90,14 +81,15 @@ export async function connectCommand(values: Values, urlText: string, paths: Hom
   let initialize: Message | undefined;
   let initialized: Message | undefined;
   /** Requests of the client sent on the current link and not yet answered. */
-  const inFlight = new Map<string, unknown>();
+  const inFlight = new PendingRequests();
   /** Requests of the server on the current link that the client has not answered yet. */
   const serverRequests = new Set<string>();
   /** The replayed `initialize` whose response the client must not see. */
   let swallow: { key: string; done: () => void } | undefined;
 
   const write = (msg: unknown) => void process.stdout.write(JSON.stringify(msg) + '\n');
-  const answerLost = (id: unknown, why: string) => write({ jsonrpc: '2.0', id, error: { code: LINK_LOST_ERROR_CODE, message: `mcp-e2e: ${why}` } });
+  // What the MCP client shows its user: the one line that says what failed and what fixes it.
+  const answerLost = (id: unknown, why: string) => write(relayError(id, `mcp-e2e: ${why}`));
 
   // Host → server: stdin is paused while the link's sends wait; a send that
   // fails all the same ends the link (its requests are then answered as lost).
@@ -107,7 +99,7 @@ export async function connectCommand(values: Values, urlText: string, paths: Hom
     void t.close();
   });
   const send = (t: EncryptedWebSocketClientTransport, msg: Message) => {
-    if (isRequest(msg)) inFlight.set(idKey(msg), msg.id);
+    inFlight.sent(msg);
     toServer.send(t, msg);
   };
 
@@ -118,7 +110,7 @@ export async function connectCommand(values: Values, urlText: string, paths: Hom
   };
 
   const fromClient = (msg: Message) => {
-    if (msg.method === 'initialize' && hasId(msg) && !initialize) initialize = msg;
+    if (msg.method === 'initialize' && isRequest(msg) && !initialize) initialize = msg;
     if (msg.method === 'notifications/initialized' && !initialized) initialized = msg;
     if (isResponse(msg) && lostLink && !serverRequests.has(idKey(msg))) {
       // An answer to a request of a server we are no longer connected to.
@@ -143,12 +135,14 @@ export async function connectCommand(values: Values, urlText: string, paths: Hom
   return new Promise<number>((resolve) => {
     /** The current link reported a failure: the exit code is 1 even if our client then ends the session. */
     let failed = false;
-    const finish = (exitCode: number) => {
+    /** End the relay; every request still unanswered gets `why` (what failed, and what fixes it). */
+    const finish = (exitCode: number, why = 'the connection to the server closed before the response arrived') => {
       if (finished) return;
       finished = true;
       // Our MCP client may keep stdin open: stop reading so the process can end.
       process.stdin.destroy();
-      for (const m of held.splice(0)) if (isRequest(m)) answerLost(m.id, 'no connection to the server');
+      for (const id of inFlight.take()) answerLost(id, why);
+      for (const m of held.splice(0)) if (isRequest(m)) answerLost(m.id, why);
       // Let stdout drain, then leave.
       process.stdout.write('', () => resolve(exitCode));
     };
@@ -165,7 +159,7 @@ export async function connectCommand(values: Values, urlText: string, paths: Hom
             if ('error' in msg) log.warn('the new server refused the replayed initialize', { error: JSON.stringify(msg.error) });
             return;
           }
-          inFlight.delete(idKey(msg));
+          inFlight.answered(msg);
         } else if (isRequest(msg)) serverRequests.add(idKey(msg));
         // Server → host: while stdout is full, the link is not read.
         writeLine(process.stdout, msg, t);
@@ -173,10 +167,10 @@ export async function connectCommand(values: Values, urlText: string, paths: Hom
       t.onerror = (err) => {
         const fields = err instanceof McpE2eError ? { code: err.code } : {};
         // A failed attempt is reported once, by whoever gives up on it.
-        if (t !== link) return log.debug(describe(err, url), fields);
+        if (t !== link) return log.debug(describe(err, url, identity), fields);
         linkError ??= err;
         failed = true;
-        log.error(describe(err, url), fields);
+        log.error(describe(err, url, identity, 'server'), fields);
       };
       t.onclose = () => {
         // Attempts that never became the link end in establish().
@@ -186,11 +180,10 @@ export async function connectCommand(values: Values, urlText: string, paths: Hom
         if (finished) return;
         if (!reconnect || stdinEnded || (linkError && !isRetryableError(linkError))) {
           // Success only when our MCP client ended the session and nothing failed.
-          finish(stdinEnded && !failed ? 0 : 1);
+          finish(stdinEnded && !failed ? 0 : 1, linkError ? describe(linkError, url, identity, 'server') : undefined);
           return;
         }
-        for (const id of inFlight.values()) answerLost(id, 'the connection to the server was lost before the response arrived; the request may or may not have been carried out');
-        inFlight.clear();
+        for (const id of inFlight.take()) answerLost(id, 'the connection to the server was lost before the response arrived; the request may or may not have been carried out');
         serverRequests.clear();
         swallow?.done();
         swallow = undefined;
@@ -219,8 +212,9 @@ export async function connectCommand(values: Values, urlText: string, paths: Hom
         }
       } catch (err) {
         const e = err as Error;
-        log.error(describe(e, url), e instanceof McpE2eError ? { code: e.code } : {});
-        finish(1);
+        const why = describe(e, url, identity);
+        log.error(why, e instanceof McpE2eError ? { code: e.code } : {});
+        finish(1, why);
         return;
       }
       if (finished) {
@@ -261,12 +255,19 @@ export async function connectCommand(values: Values, urlText: string, paths: Hom
   });
 }
 
-/** One line that says what went wrong and what to do. */
-function describe(err: Error, url: URL): string {
+/**
+ * One line that says what went wrong and what fixes it, for connect's log
+ * and for the MCP client (which shows it to its user in the error answering
+ * its request). `from` is 'server' for a failure the established link
+ * reported (the server closed it), undefined for one while connecting.
+ */
+function describe(err: Error, url: URL, identity: NodeIdentity | undefined, from?: 'server'): string {
   if (!(err instanceof McpE2eError)) return err.message;
   switch (err.code) {
     case 'ERR_PEER_REJECTED':
-      return `the server at ${url.host} refused our identity: ask its operator to run \`mcp-e2e peers allow <our node id>\` (see \`mcp-e2e id\`)`;
+      // The server decides after the handshake, so its refusal comes on the established link.
+      if (from !== 'server' || !identity) return err.message;
+      return `the server at ${url.host} refused our identity: ask its operator to run \`mcp-e2e peers allow ${identity.nodeId}\``;
     case 'ERR_CONNECT_FAILED':
       return `${err.message}; is \`mcp-e2e serve\` running at ${url.host}?`;
     default:

@@ -16,6 +16,57 @@
 import type { Readable, Writable } from 'node:stream';
 import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 
+/** A JSON-RPC message as the relays see it: an object, checked no further than they need. */
+export type Message = Record<string, unknown>;
+
+/**
+ * JSON-RPC error code of the responses the relays make up themselves (a
+ * request lost with a link, a server process that died, a connection
+ * refused): the implementation-defined server error range.
+ */
+export const RELAY_ERROR_CODE = -32000;
+
+const hasId = (m: Message) => typeof m.id === 'string' || typeof m.id === 'number';
+export const isRequest = (m: Message) => typeof m.method === 'string' && hasId(m);
+export const isResponse = (m: Message) => m.method === undefined && hasId(m) && ('result' in m || 'error' in m);
+/** Map key of a JSON-RPC id (1 and "1" are different ids). */
+export const idKey = (m: Message) => JSON.stringify(m.id);
+
+/** A JSON-RPC error response to request `id` from the relay itself; `message` is one line a person can act on. */
+export function relayError(id: unknown, message: string): Message {
+  return { jsonrpc: '2.0', id, error: { code: RELAY_ERROR_CODE, message } };
+}
+
+/**
+ * Requests relayed one way and not yet answered the other way. A relay
+ * answers each of them itself when the side that should have answered is
+ * gone, so that no MCP client waits for an answer that cannot come.
+ */
+export class PendingRequests {
+  readonly #ids = new Map<string, unknown>();
+
+  /** Note `message` if it is a request. */
+  sent(message: Message): void {
+    if (isRequest(message)) this.#ids.set(idKey(message), message.id);
+  }
+
+  /** Forget the request `message` answers, if it is a response. @returns whether it answered a pending request. */
+  answered(message: Message): boolean {
+    return isResponse(message) && this.#ids.delete(idKey(message));
+  }
+
+  get size(): number {
+    return this.#ids.size;
+  }
+
+  /** The ids of every pending request, forgotten from now on. */
+  take(): unknown[] {
+    const ids = [...this.#ids.values()];
+    this.#ids.clear();
+    return ids;
+  }
+}
+
 /** What the relays need of a transport (client and server transports both have it). */
 export interface RelayChannel {
   send(message: JSONRPCMessage): Promise<void>;

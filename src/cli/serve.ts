@@ -10,10 +10,10 @@ import { PeerAllowList } from '../identity/trust.js';
 import { EncryptedWebSocketServer } from '../transport/server.js';
 import { DEFAULT_MAX_MESSAGE_BYTES } from '../protocol.js';
 import { DEFAULT_MAX_CONNECTIONS_PER_PEER } from '../transport/limits.js';
-import { childEnvironment, killAllChildren, spawnChild, stopWatchdog, type ChildServer } from './child.js';
+import { childEnvironment, commandProblem, killAllChildren, stopWatchdog, type ChildServer } from './child.js';
+import { serveConnection } from './serve-connection.js';
 import { summarizing, type Logger } from './log.js';
 import { ALLOWLIST_POLL_MS, DEFAULT_SERVE_MAX_CONNECTIONS, REFUSAL_LOG_INTERVAL_MS, REFUSALS_LOGGED_PER_INTERVAL } from './limits.js';
-import { PacedSender, writeLine } from './relay.js';
 import { loadIdentity, type HomePaths } from './home.js';
 import type { Values } from './commands.js';
 import { UsageError } from './usage.js';
@@ -60,6 +60,9 @@ export async function serveCommand(values: Values, command: string[], paths: Hom
   let nextId = 1;
   const children = new Set<ChildServer>();
   const env = childEnvironment(process.env, { clean: values['clean-env'] ?? false, pass: values['pass-env'] ?? [] });
+  // A server that cannot start would only fail each connection later, where its operator does not look.
+  const problem = commandProblem(command[0]!, env);
+  if (problem) throw new UsageError(`cannot run the MCP server ${JSON.stringify(command[0])}: ${problem}`);
   // A stranger can make us refuse connections at will: a few lines per interval, then a summary.
   const refusal = summarizing(log, { burst: REFUSALS_LOGGED_PER_INTERVAL, intervalMs: REFUSAL_LOG_INTERVAL_MS, what: 'connections refused' });
   const server = new EncryptedWebSocketServer({
@@ -74,35 +77,14 @@ export async function serveCommand(values: Values, command: string[], paths: Hom
     onConnection: async (transport, peer) => {
       const clog = log.child({ conn: nextId++ });
       clog.info(peer ? `peer ${peer.fingerprint} connected` : 'plaintext client connected', peer ? { node_id: peer.nodeId } : {});
-      // Child → peer: the child's stdout is paused while sends wait; a send that fails all the same ends the connection.
-      const toPeer = new PacedSender(
-        { pause: () => child.stdout.pause(), resume: () => child.stdout.resume() },
-        (err) => {
-          if (transport.closed) return clog.debug('message to the peer not sent: the connection is closed', { error: err.message });
-          clog.error(`a message from the server process could not be sent, closing the connection: ${err.message}`, err instanceof McpE2eError ? { code: err.code } : {});
-          void transport.close();
-        },
-      );
-      const child = spawnChild(command, clog, (msg) => toPeer.send(transport, msg), { maxLineBytes: DEFAULT_MAX_MESSAGE_BYTES, env });
-      children.add(child);
-      // Peer → child: while the child's stdin is full, the connection is not read.
-      transport.onmessage = (msg) => {
-        if (child.stdin.writable) writeLine(child.stdin, msg, transport);
-      };
-      transport.onerror = (err) => clog.warn(err.message, err instanceof McpE2eError ? { code: err.code } : {});
-      transport.onclose = () => {
-        clog.info('connection closed; stopping its server process');
-        void child.terminate();
-      };
-      void child.exited.then(async (how) => {
-        clog.info(`server process ${how}`);
-        void transport.close();
-        // Counted until its whole process group is gone, so that shutdown waits for grandchildren too.
-        await child.terminate();
-        children.delete(child);
+      await serveConnection(transport, peer, {
+        command,
+        env,
+        maxLineBytes: DEFAULT_MAX_MESSAGE_BYTES,
+        shareStderr: values['share-stderr'] ?? false,
+        log: clog,
+        track: (child, gone) => void (gone ? children.delete(child) : children.add(child)),
       });
-      // Messages flow to onmessage only once started (as McpServer.connect would do).
-      await transport.start();
     },
     onError: (err, info) => {
       const code = err instanceof McpE2eError ? err.code : undefined;

@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { allowPeer } from '../../src/cli/peers.js';
+import { RELAY_ERROR_CODE } from '../../src/cli/relay.js';
 import { CLI, EVERYTHING, makeHome, startServe, startTcpProxy } from './helpers.js';
 
 /** `connect` with its JSON log lines parsed as they come. */
@@ -41,8 +42,6 @@ function startConnect(args: string[]) {
   return { transport, entries, waitFor };
 }
 
-/** What connect answers a request lost with the link (LINK_LOST_ERROR_CODE in src/cli/connect.ts, which cannot be imported: it imports the CLI's main). */
-const LINK_LOST_ERROR_CODE = -32000;
 
 const text = (r: unknown) => (r as { content: Array<{ text: string }> }).content[0]!.text;
 
@@ -69,7 +68,7 @@ test('connect --reconnect survives a killed serve: in-flight request answered wi
 
     await serve.stop('SIGKILL');
     const lost = await longOutcome;
-    assert.equal(lost.code, LINK_LOST_ERROR_CODE, lost.message);
+    assert.equal(lost.code, RELAY_ERROR_CODE, lost.message);
     assert.match(lost.message, /connection to the server was lost/);
     await c.waitFor((e) => e.msg === 'connection lost; reconnecting', 'the relay to notice');
 

@@ -1,0 +1,109 @@
+/**
+ * One connection of `serve`: a server process of its own, relayed both ways
+ * with backpressure (relay.ts), stopped when the connection closes, and the
+ * connection closed when it exits.
+ *
+ * A process that exits before answering is not a bare close for the peer:
+ * each request it left unanswered gets a JSON-RPC error response that says
+ * how it ended (exit code or signal, and with `shareStderr` the last line it
+ * wrote to stderr), sent inside the session like every message, so the
+ * client knows it comes from this server. A process that dies before the
+ * peer sent anything (a crash at start) waits up to EXIT_REPORT_GRACE_MS for
+ * the first request (the client's `initialize`) to answer it the same way.
+ */
+import { McpE2eError } from '../errors.js';
+import type { PeerIdentity } from '../identity/identity.js';
+import type { EncryptedWebSocketServerTransport } from '../transport/server-transport.js';
+import { spawnChild, type ChildServer } from './child.js';
+import type { Logger } from './log.js';
+import { isRequest, PacedSender, PendingRequests, relayError, writeLine, type Message } from './relay.js';
+
+/** After its process died, how long a connection that has received nothing waits for a request to answer with the reason (ms). */
+export const EXIT_REPORT_GRACE_MS = 2000;
+/** How long to wait for a dead process's stdout to end, so that answers it did write go first (ms). */
+const OUTPUT_END_WAIT_MS = 1000;
+
+export interface ServeConnectionOptions {
+  /** The server's command line. */
+  command: string[];
+  /** Its environment. */
+  env: NodeJS.ProcessEnv;
+  /** Longest line accepted from its stdout (bytes). */
+  maxLineBytes: number;
+  /** Tell the peer the last line the process wrote to stderr when it exits without answering. */
+  shareStderr: boolean;
+  /** This connection's log. */
+  log: Logger;
+  /** Called with the child once it is started, and again (`gone`) once its whole process group is gone. */
+  track: (child: ChildServer, gone: boolean) => void;
+}
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms).unref());
+
+/** Relay `transport` to a new server process until either ends. Resolves once the transport is started. */
+export async function serveConnection(transport: EncryptedWebSocketServerTransport, _peer: PeerIdentity | undefined, options: ServeConnectionOptions): Promise<void> {
+  const { log } = options;
+  /** Requests of the peer the process has not answered. */
+  const pending = new PendingRequests();
+  let received = 0;
+  /** Set once the process is gone: answers what still comes. */
+  let afterExit: ((msg: Message) => void) | undefined;
+  // Child → peer: the child's stdout is paused while sends wait; a send that fails all the same ends the connection.
+  const toPeer = new PacedSender({ pause: () => child.stdout.pause(), resume: () => child.stdout.resume() }, (err) => {
+    if (transport.closed) return log.debug('message to the peer not sent: the connection is closed', { error: err.message });
+    log.error(`a message from the server process could not be sent, closing the connection: ${err.message}`, err instanceof McpE2eError ? { code: err.code } : {});
+    void transport.close();
+  });
+  const child = spawnChild(
+    options.command,
+    log,
+    (msg) => {
+      pending.answered(msg);
+      toPeer.send(transport, msg);
+    },
+    { maxLineBytes: options.maxLineBytes, env: options.env },
+  );
+  options.track(child, false);
+  // Peer → child: while the child's stdin is full, the connection is not read.
+  transport.onmessage = (msg) => {
+    const m = msg as unknown as Message;
+    received++;
+    if (afterExit) return afterExit(m);
+    pending.sent(m);
+    if (child.stdin.writable) writeLine(child.stdin, m, transport);
+  };
+  transport.onerror = (err) => log.warn(err.message, err instanceof McpE2eError ? { code: err.code } : {});
+  transport.onclose = () => {
+    log.info('connection closed; stopping its server process');
+    void child.terminate();
+  };
+  void child.exited.then(async (how) => {
+    log.info(`server process ${how}`);
+    if (!transport.closed) {
+      await Promise.race([child.outputEnded, sleep(OUTPUT_END_WAIT_MS)]);
+      const words = options.shareStderr && child.lastStderrLine ? `; its last line on stderr: ${child.lastStderrLine}` : '; the server\'s log says why';
+      const why = `mcp-e2e serve: the MCP server process ${how} before answering${words}`;
+      const answer = (id: unknown) => toPeer.send(transport, relayError(id, why));
+      for (const id of pending.take()) answer(id);
+      if (received === 0) {
+        // It died before the client asked anything: answer the first request (initialize) rather than just close.
+        await new Promise<void>((done) => {
+          afterExit = (m) => {
+            if (!isRequest(m)) return;
+            answer(m.id);
+            done();
+          };
+          void sleep(EXIT_REPORT_GRACE_MS).then(done);
+          void transport.whenClosed().then(done);
+        });
+      }
+      afterExit ??= (m) => isRequest(m) && answer(m.id);
+    }
+    void transport.close();
+    // Counted until its whole process group is gone, so that shutdown waits for grandchildren too.
+    await child.terminate();
+    options.track(child, true);
+  });
+  // Messages flow to onmessage only once started (as McpServer.connect would do).
+  await transport.start();
+}
