@@ -18,6 +18,7 @@ export {
   parseAllowList,
   PeerAllowList,
   KnownPeersStore,
+  type KnownPeersOptions,
   normalizeEndpoint,
   MAX_ALLOWLIST_FILE_BYTES,
   type TrustPolicy,
@@ -41,6 +42,7 @@ export {
   type ConnectionInfo,
 } from './transport/server.js';
 export { EncryptedWebSocketServerTransport, peerFromAuthInfo, type McpE2eAuthExtra } from './transport/server-transport.js';
+export { scanPeer, type ScanOptions } from './transport/scan.js';
 // The seed's message API (connect / send / receive, a message handler) over the transports above.
 export { EncryptedWebSocketTransport, type EncryptedWebSocketTransportOptions } from './seed/client.js';
 export { EncryptedMessageServer, type EncryptedMessageServerOptions, type MessageHandler } from './seed/server.js';

@@ -25,6 +25,7 @@ export const OPTIONS = {
   'pass-env': { type: 'string', multiple: true, value: 'NAME', help: 'with --clean-env, also pass NAME (repeatable)' },
   'share-stderr': { type: 'boolean', help: 'when the MCP server exits without answering, tell the client the last line it wrote to stderr (off by default: it may show paths or secrets)' },
   peer: { type: 'string', value: 'PEER', help: 'the server\'s node id (64 hex digits), or the name or fingerprint of a peer known here' },
+  'strict-peer': { type: 'boolean', help: 'without --peer, refuse a server whose identity is not recorded here yet (no trust on first use)' },
   plaintext: { type: 'boolean', help: 'speak plain MCP over WebSocket (no encryption, nobody authenticated)' },
   reconnect: { type: 'boolean', help: 'retry a lost connection (backoff with jitter, a new handshake each time) and re-initialise the MCP session' },
   keepalive: { type: 'string', value: 'MS', help: 'ping interval; a link silent for two is dead (default 15000, 0 disables)' },
@@ -58,6 +59,17 @@ export const COMMANDS: readonly Command[] = [
     positionals: [0, 0],
     description: ['The first line is the node id, the one thing peers need: `mcp-e2e peers allow` and `connect --peer` take it.'],
     examples: ['mcp-e2e id', 'mcp-e2e id --json'],
+  },
+  {
+    name: 'scan',
+    summary: 'show the identity of the server at URL, before trusting it (nothing of ours is sent)',
+    synopsis: 'URL',
+    options: {},
+    positionals: [1, 1],
+    description: [
+      'Runs the handshake up to the server\'s signed identity and stops before ours would be sent. Compare the fingerprint with the one the server\'s operator reads from `mcp-e2e id`; if they match, pin the node id: mcp-e2e connect URL --peer NODE_ID.',
+    ],
+    examples: ['mcp-e2e scan ws://server:8765', 'mcp-e2e scan ws://server:8765 --json'],
   },
   {
     name: 'peers',
@@ -105,7 +117,7 @@ export const COMMANDS: readonly Command[] = [
     name: 'connect',
     summary: 'be a stdio MCP server for an MCP client, relaying to an encrypted endpoint',
     synopsis: 'URL [--peer PEER] [options]',
-    options: { peer: true, plaintext: true, reconnect: true, keepalive: true },
+    options: { peer: true, 'strict-peer': true, plaintext: true, reconnect: true, keepalive: true },
     positionals: [1, 1],
     description: [
       'An MCP client (an IDE, a desktop app, the MCP Inspector) launches this as its server command. stdout carries only MCP messages; logs go to stderr.',

@@ -28,13 +28,16 @@ import type { Values } from './commands.js';
 import { DEFAULT_CONNECT_KEEPALIVE_MS } from './limits.js';
 import { idKey, isRequest, isResponse, PacedSender, PendingRequests, relayError, writeLine, type Message } from './relay.js';
 import { LineSplitter, parseJsonLine } from './stdio.js';
+import { resolvePeer } from './names.js';
+import { localPeers } from './peers.js';
 import { UsageError } from './usage.js';
 
 /** Messages from stdin held while no link is ready (connecting or reconnecting). */
 const MAX_HELD_MESSAGES = 256;
 
 
-function parseUrl(text: string): URL {
+/** A ws:// or wss:// URL as typed, or a one-line explanation. */
+export function parseUrl(text: string): URL {
   let url: URL;
   try {
     url = new URL(text);
@@ -57,12 +60,23 @@ export async function connectCommand(values: Values, urlText: string, paths: Hom
   const plaintext = values.plaintext ?? false;
   const reconnect = values.reconnect ?? false;
   if (plaintext && values.peer) throw new UsageError('--peer has no meaning with --plaintext (nothing is authenticated)');
+  if (plaintext && values['strict-peer']) throw new UsageError('--strict-peer has no meaning with --plaintext (nothing is authenticated)');
   const keepaliveIntervalMs = parseKeepalive(values.keepalive);
   const identity = plaintext ? undefined : loadIdentity(paths);
-  const trust = plaintext || values.peer ? undefined : new KnownPeersStore(paths.knownPeers);
+  // A name or fingerprint selects a peer known here; the pin is always its full node id.
+  const expectedPeer = values.peer === undefined ? undefined : resolvePeer(values.peer, localPeers(paths));
+  const strict = values['strict-peer'] ?? false;
+  const trust =
+    plaintext || expectedPeer
+      ? undefined
+      : new KnownPeersStore(paths.knownPeers, {
+          strict,
+          onFirstUse: (endpoint, peer) =>
+            log.warn(`first connection to ${endpoint}: its identity is now recorded in ${paths.knownPeers}: ${peer.nodeId} (fingerprint ${peer.fingerprint}); compare the fingerprint with what the server's operator reads from \`mcp-e2e id\``, { node_id: peer.nodeId }),
+        });
   const newTransport = () =>
     identity
-      ? new EncryptedWebSocketClientTransport(url, { identity, keepaliveIntervalMs, ...(values.peer ? { expectedPeer: values.peer } : { trust: trust! }) })
+      ? new EncryptedWebSocketClientTransport(url, { identity, keepaliveIntervalMs, ...(expectedPeer ? { expectedPeer } : { trust: trust! }) })
       : new EncryptedWebSocketClientTransport(url, { enableEncryption: false, keepaliveIntervalMs });
   if (plaintext) log.warn('--plaintext: messages travel unencrypted and the server is not authenticated');
 
@@ -167,10 +181,10 @@ export async function connectCommand(values: Values, urlText: string, paths: Hom
       t.onerror = (err) => {
         const fields = err instanceof McpE2eError ? { code: err.code } : {};
         // A failed attempt is reported once, by whoever gives up on it.
-        if (t !== link) return log.debug(describe(err, url, identity), fields);
+        if (t !== link) return log.debug(describe(err, url, identity, { strict }), fields);
         linkError ??= err;
         failed = true;
-        log.error(describe(err, url, identity, 'server'), fields);
+        log.error(describe(err, url, identity, { from: 'server' }), fields);
       };
       t.onclose = () => {
         // Attempts that never became the link end in establish().
@@ -180,7 +194,7 @@ export async function connectCommand(values: Values, urlText: string, paths: Hom
         if (finished) return;
         if (!reconnect || stdinEnded || (linkError && !isRetryableError(linkError))) {
           // Success only when our MCP client ended the session and nothing failed.
-          finish(stdinEnded && !failed ? 0 : 1, linkError ? describe(linkError, url, identity, 'server') : undefined);
+          finish(stdinEnded && !failed ? 0 : 1, linkError ? describe(linkError, url, identity, { from: 'server' }) : undefined);
           return;
         }
         for (const id of inFlight.take()) answerLost(id, 'the connection to the server was lost before the response arrived; the request may or may not have been carried out');
@@ -212,7 +226,7 @@ export async function connectCommand(values: Values, urlText: string, paths: Hom
         }
       } catch (err) {
         const e = err as Error;
-        const why = describe(e, url, identity);
+        const why = describe(e, url, identity, { strict });
         log.error(why, e instanceof McpE2eError ? { code: e.code } : {});
         finish(1, why);
         return;
@@ -259,14 +273,17 @@ export async function connectCommand(values: Values, urlText: string, paths: Hom
  * One line that says what went wrong and what fixes it, for connect's log
  * and for the MCP client (which shows it to its user in the error answering
  * its request). `from` is 'server' for a failure the established link
- * reported (the server closed it), undefined for one while connecting.
+ * reported (the server closed it), undefined for one while connecting;
+ * `strict` is --strict-peer.
  */
-function describe(err: Error, url: URL, identity: NodeIdentity | undefined, from?: 'server'): string {
+function describe(err: Error, url: URL, identity: NodeIdentity | undefined, how: { from?: 'server'; strict?: boolean }): string {
   if (!(err instanceof McpE2eError)) return err.message;
   switch (err.code) {
     case 'ERR_PEER_REJECTED':
+      // Ours: --strict-peer refused an endpoint with no recorded identity.
+      if (how.from !== 'server' && how.strict) return `${err.message}: check it with \`mcp-e2e scan ${url.href.replace(/\/$/, '')}\`, then connect with --peer NODE_ID`;
       // The server decides after the handshake, so its refusal comes on the established link.
-      if (from !== 'server' || !identity) return err.message;
+      if (how.from !== 'server' || !identity) return err.message;
       return `the server at ${url.host} refused our identity: ask its operator to run \`mcp-e2e peers allow ${identity.nodeId}\``;
     case 'ERR_CONNECT_FAILED':
       return `${err.message}; is \`mcp-e2e serve\` running at ${url.host}?`;

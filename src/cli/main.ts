@@ -14,9 +14,12 @@ import { COMMANDS, GLOBAL_OPTIONS, OPTIONS, type Values } from './commands.js';
 import { loadIdentity, resolveHome } from './home.js';
 import { createLogger, type Logger } from './log.js';
 import { peersCommand } from './peers.js';
+import { runningServes } from './running.js';
 import { UsageError } from './usage.js';
 
 const out = (line: string) => void process.stdout.write(line + '\n');
+/** What is printed for copying is the node id; the fingerprint is for people reading it to each other. */
+const FINGERPRINT_NOTE = '(for comparing by voice; commands take the node id)';
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -48,6 +51,10 @@ async function main(argv: string[]): Promise<number> {
 
   switch (command.name) {
     case 'keygen': {
+      const serves = values.force ? runningServes(paths.home) : [];
+      if (serves.length) {
+        throw new UsageError(`a serve of ${paths.home} is running (pid ${serves.join(', ')}) and would go on with the old identity: stop it, then run keygen --force again`);
+      }
       const id = NodeIdentity.generate();
       try {
         id.save(paths.identity, { overwrite: values.force ?? false });
@@ -58,12 +65,17 @@ async function main(argv: string[]): Promise<number> {
         throw err;
       }
       if (values.json) out(JSON.stringify(id.toJSON()));
-      else out(`created identity ${id.fingerprint}\nnode id ${id.nodeId}\nsaved to ${paths.identity}`);
+      else out(`node id ${id.nodeId}\nfingerprint ${id.fingerprint} ${FINGERPRINT_NOTE}\nsaved to ${paths.identity}`);
       return 0;
     }
     case 'id': {
       const id = loadIdentity(paths);
-      out(values.json ? JSON.stringify(id.toJSON()) : `${id.nodeId}\nfingerprint ${id.fingerprint}`);
+      out(values.json ? JSON.stringify(id.toJSON()) : `${id.nodeId}\nfingerprint ${id.fingerprint} ${FINGERPRINT_NOTE}`);
+      return 0;
+    }
+    case 'scan': {
+      const { scanCommand } = await import('./scan.js');
+      await scanCommand(positionals[0]!, paths, out, values.json ?? false);
       return 0;
     }
     case 'peers':

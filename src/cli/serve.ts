@@ -12,6 +12,8 @@ import { DEFAULT_MAX_MESSAGE_BYTES } from '../protocol.js';
 import { DEFAULT_MAX_CONNECTIONS_PER_PEER } from '../transport/limits.js';
 import { childEnvironment, commandProblem, killAllChildren, stopWatchdog, type ChildServer } from './child.js';
 import { serveConnection } from './serve-connection.js';
+import { markServeRunning } from './running.js';
+import { nameOf } from './names.js';
 import { summarizing, type Logger } from './log.js';
 import { ALLOWLIST_POLL_MS, DEFAULT_SERVE_MAX_CONNECTIONS, REFUSAL_LOG_INTERVAL_MS, REFUSALS_LOGGED_PER_INTERVAL } from './limits.js';
 import { loadIdentity, type HomePaths } from './home.js';
@@ -21,6 +23,8 @@ import { UsageError } from './usage.js';
 export const DEFAULT_PORT = 8765;
 /** How long `serve` waits for connections and children to end after SIGINT/SIGTERM (ms). */
 const SHUTDOWN_GRACE_MS = 5000;
+/** How often the identity file is checked for a replacement (ms); only a warning depends on it. */
+const IDENTITY_POLL_MS = 2000;
 
 function parseCount(value: string | undefined, fallback: number, flag: string): number {
   if (value === undefined) return fallback;
@@ -76,7 +80,8 @@ export async function serveCommand(values: Values, command: string[], paths: Hom
     },
     onConnection: async (transport, peer) => {
       const clog = log.child({ conn: nextId++ });
-      clog.info(peer ? `peer ${peer.fingerprint} connected` : 'plaintext client connected', peer ? { node_id: peer.nodeId } : {});
+      const name = peer && allowList ? nameOf(peer.nodeId, { allowed: allowList.entries() }) : undefined;
+      clog.info(peer ? `peer ${name ? `${JSON.stringify(name)} (${peer.fingerprint})` : peer.fingerprint} connected` : 'plaintext client connected', peer ? { node_id: peer.nodeId } : {});
       await serveConnection(transport, peer, {
         command,
         env,
@@ -109,7 +114,13 @@ export async function serveCommand(values: Values, command: string[], paths: Hom
     throw err;
   }
   const url = `ws://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}`;
-  log.info(`listening on ${url} as ${identity.fingerprint}`, { url, node_id: identity.nodeId });
+  log.info(`listening on ${url} as node ${identity.nodeId}; clients pin it with: mcp-e2e connect ws://HOST:${address.port} --peer ${identity.nodeId}`, { url, node_id: identity.nodeId });
+  markServeRunning(paths.home, url);
+  // keygen --force refuses while we run; anything else that replaces the key file is worth a warning.
+  watchFile(paths.identity, { interval: IDENTITY_POLL_MS }, (now, before) => {
+    if (now.mtimeMs === before.mtimeMs && now.ino === before.ino) return;
+    log.warn(`${paths.identity} changed; this serve goes on as node ${identity.nodeId} until it is restarted`);
+  });
   if (allowList && allowList.size === 0) {
     log.warn(`no peer is allowed yet: add one with \`mcp-e2e peers allow NODE_ID\` (${allowPath} is re-read when it changes)`);
   }
@@ -143,6 +154,7 @@ export async function serveCommand(values: Values, command: string[], paths: Hom
       stopping = true;
       log.info(`${signal}: shutting down`);
       unwatchFile(allowPath);
+      unwatchFile(paths.identity);
       // Closing the server closes every connection, which terminates every child.
       const force = setTimeout(() => {
         log.error(`connections did not close within ${SHUTDOWN_GRACE_MS} ms; killing their server processes`);

@@ -30,11 +30,11 @@ const serverId = NodeIdentity.generate();
 const clientId = NodeIdentity.generate();
 serverId.save(join(serverHome, 'identity.json'));
 clientId.save(join(clientHome, 'identity.json'));
-allowPeer(join(serverHome, 'allowed_peers'), clientId.nodeId, 'demo client');
+allowPeer(join(serverHome, 'allowed_peers'), clientId.nodeId, 'demo-client');
 
 say('mcp-e2e demo: an MCP client and a stdio MCP server, talking through an encrypted, authenticated channel');
-say(`  server identity  ${serverId.fingerprint}  (${serverId.nodeId})`);
-say(`  client identity  ${clientId.fingerprint}  (${clientId.nodeId})`);
+say(`  server node id  ${serverId.nodeId}  (fingerprint ${serverId.fingerprint})`);
+say(`  client node id  ${clientId.nodeId}  (fingerprint ${clientId.fingerprint})`);
 say();
 
 const serve = spawn(process.execPath, [CLI, 'serve', '--home', serverHome, '--port', '0', '--json', '--', process.execPath, SERVER], {
@@ -58,7 +58,7 @@ const url = await new Promise<string>((resolve, reject) => {
   serve.on('exit', (code) => reject(new Error(`serve exited with code ${code}:\n${serveLog.join('\n')}`)));
 });
 say(`$ mcp-e2e serve --port 0 -- node demo-server.js      → listening on ${url}`);
-say(`$ mcp-e2e connect ${url} --peer ${serverId.fingerprint}…   (launched by the MCP client)`);
+say(`$ mcp-e2e connect ${url} --peer ${serverId.nodeId}   (launched by the MCP client)`);
 say();
 
 const client = new Client({ name: 'mcp-e2e-demo', version: '1.0.0' });

@@ -8,7 +8,7 @@
 import { isIP } from 'node:net';
 import { McpE2eError } from '../errors.js';
 import { readTrustedFile, updateFileLocked } from '../util/files.js';
-import { hasExactKeys } from '../util/assert.js';
+import { assertKnownOptions, hasExactKeys } from '../util/assert.js';
 import { mappedIPv4 } from '../util/ip.js';
 import { hasControlCharacters } from '../util/text.js';
 import { fingerprintOf, isNodeId, normalizeNodeId, type PeerIdentity } from './identity.js';
@@ -234,6 +234,20 @@ interface KnownPeer {
   first_seen: string;
 }
 
+/** Options of `KnownPeersStore`. */
+export interface KnownPeersOptions {
+  /**
+   * Refuse an endpoint with no recorded identity (`ERR_PEER_REJECTED`)
+   * instead of recording the first one seen: only endpoints recorded
+   * before (or by `remember`) are accepted. Default false.
+   */
+  strict?: boolean;
+  /** Called after the identity of a new endpoint was recorded (the first use), e.g. to tell a person which fingerprint was trusted. What it throws is ignored. */
+  onFirstUse?: (endpoint: string, peer: PeerIdentity) => void;
+}
+
+const KNOWN_PEERS_OPTION_NAMES = { strict: true, onFirstUse: true } as const satisfies Record<keyof KnownPeersOptions, true>;
+
 const KNOWN_PEERS_VERSION = 1;
 const MAX_KNOWN_PEERS_FILE_BYTES = 4 * 1024 * 1024;
 const KNOWN_PEERS = 'known peers file';
@@ -253,10 +267,16 @@ const KNOWN_PEERS = 'known peers file';
  */
 export class KnownPeersStore implements TrustPolicy {
   readonly path: string;
+  readonly #options: KnownPeersOptions;
 
-  /** @throws McpE2eError `ERR_KEY_FILE_CORRUPT`, `ERR_FILE_PERMISSIONS` (checked at once, so a bad file is reported before any connection). */
-  constructor(path: string) {
+  /**
+   * @throws McpE2eError `ERR_KEY_FILE_CORRUPT`, `ERR_FILE_PERMISSIONS` (checked at once, so a bad file is reported before any connection).
+   * @throws TypeError for an unknown option.
+   */
+  constructor(path: string, options: KnownPeersOptions = {}) {
+    assertKnownOptions(options, KNOWN_PEERS_OPTION_NAMES, 'KnownPeersStore');
     this.path = path;
+    this.#options = options;
     this.#read();
   }
 
@@ -342,6 +362,9 @@ export class KnownPeersStore implements TrustPolicy {
     const key = this.#key(endpoint);
     let known = this.#read()[key]?.node_id;
     if (known === undefined) {
+      if (this.#options.strict) {
+        throw new McpE2eError('ERR_PEER_REJECTED', `no identity is recorded for ${key}, and unknown servers are refused (strict); it presented ${peer.fingerprint} (node id ${peer.nodeId})`);
+      }
       // First use, decided under the lock: another process may have recorded this endpoint meanwhile.
       this.#update((peers) => {
         known = peers[key]?.node_id;
@@ -349,7 +372,14 @@ export class KnownPeersStore implements TrustPolicy {
         peers[key] = { node_id: peer.nodeId, first_seen: new Date().toISOString() };
         return true;
       });
-      if (known === undefined) return;
+      if (known === undefined) {
+        try {
+          this.#options.onFirstUse?.(key, peer);
+        } catch {
+          // A listener's failure must not turn a recorded first use into a refusal.
+        }
+        return;
+      }
     }
     if (known !== peer.nodeId) {
       throw new McpE2eError(

@@ -164,3 +164,23 @@ test('known peers: trust on first use, a changed key is refused loudly, state pe
   writeFileSync(path, '{"version":1,"peers":{"x":{"node_id":"zz","first_seen":""}}}');
   throwsCode(() => new KnownPeersStore(path), 'ERR_KEY_FILE_CORRUPT');
 });
+
+test('known peers options: strict refuses an endpoint with no record (and records nothing), onFirstUse hears of each first use once, unknown options are refused', () => {
+  const path = join(dir(), 'known_peers.json');
+  const strict = new KnownPeersStore(path, { strict: true });
+  const err = throwsCode(() => strict.verify(a, { endpoint: 'server:1' }), 'ERR_PEER_REJECTED');
+  assert.match(err.message, /no identity is recorded for server:1, and unknown servers are refused \(strict\)/);
+  assert.equal(strict.get('server:1'), undefined);
+  const heard: string[] = [];
+  const tofu = new KnownPeersStore(path, { onFirstUse: (endpoint, peer) => heard.push(`${endpoint} ${peer.nodeId}`) });
+  tofu.verify(a, { endpoint: 'server:1' });
+  tofu.verify(a, { endpoint: 'SERVER.:1' });
+  assert.deepEqual(heard, [`server:1 ${a.nodeId}`]);
+  // Recorded: strict accepts it now, and still refuses a changed key as such.
+  strict.verify(a, { endpoint: 'server:1' });
+  throwsCode(() => strict.verify(b, { endpoint: 'server:1' }), 'ERR_PEER_KEY_CHANGED');
+  // A listener that throws does not turn a first use into a refusal.
+  new KnownPeersStore(path, { onFirstUse: () => { throw new Error('listener bug'); } }).verify(b, { endpoint: 'other:2' });
+  assert.equal(tofu.get('other:2'), b.nodeId);
+  assert.throws(() => new KnownPeersStore(path, { stric: true } as never), /unknown option "stric"/);
+});
