@@ -9,6 +9,9 @@ import { fileURLToPath } from 'node:url';
 import { ERROR_CODES, McpE2eError } from '../../src/errors.js';
 import * as limits from '../../src/transport/limits.js';
 import { DEFAULT_RECONNECT } from '../../src/transport/reconnect.js';
+import * as record from '../../src/discovery/record.js';
+import * as registry from '../../src/discovery/registry.js';
+import * as mesh from '../../src/mesh/node.js';
 
 const text = readFileSync(fileURLToPath(new URL('../../../SECURITY.md', import.meta.url)), 'utf8');
 const LOCAL_ONLY = new Set(['ERR_KEY_FILE_PERMISSIONS', 'ERR_KEY_FILE_CORRUPT', 'ERR_KEY_FILE_NOT_FOUND', 'ERR_KEY_FILE_EXISTS', 'ERR_INVALID_NODE_ID', 'ERR_FILE_PERMISSIONS', 'ERR_FILE_LOCKED']);
@@ -38,6 +41,16 @@ test('SECURITY.md states the default of every limit', () => {
     ['MAX_FRAGMENTS_PER_MESSAGE', limits.MAX_FRAGMENTS_PER_MESSAGE.toLocaleString('en-US')],
     ['CLOSE_GRACE_MS', `${limits.CLOSE_GRACE_MS / 1000} s`],
     ['`connect --reconnect` backoff', `${DEFAULT_RECONNECT.initialDelayMs} ms doubling to ${DEFAULT_RECONNECT.maxDelayMs / 1000} s`],
+    ['Record size', `${record.MAX_PEER_RECORD_BYTES.toLocaleString('en-US')} bytes`],
+    ['Record size', `at most ${record.MAX_RECORD_ADDRESSES} addresses`],
+    ['Record lifetime', `at most ${record.MAX_RECORD_LIFETIME_MS / 86_400_000} day; ours ${record.DEFAULT_RECORD_LIFETIME_MS / 3_600_000} hour`],
+    ['Clock skew', `${record.RECORD_CLOCK_SKEW_MS / 60_000} min`],
+    ['Registry node ids', registry.DEFAULT_MAX_PEERS.toLocaleString('en-US')],
+    ['Registry file', mib(registry.DEFAULT_MAX_REGISTRY_FILE_BYTES)],
+    ['Hints and sources per node id', `${registry.MAX_HINTS_PER_PEER} each`],
+    ['Registry writes', `one per ${registry.DEFAULT_REGISTRY_FLUSH_INTERVAL_MS / 1000} s`],
+    ['Records per session', `${mesh.SESSION_RECORD_BURST}, then 1 per ${mesh.SESSION_RECORD_INTERVAL_MS / 1000} s`],
+    ['Lookups of one `connect`', `${mesh.DEFAULT_LOOKUP_TIMEOUT_MS / 1000} s`],
   ];
   for (const [name, value] of expect) {
     const rows = text.split('\n').filter((l) => l.startsWith('|') && (l.split('|')[1] ?? '').includes(name));
