@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { ERROR_CODES, McpE2eError } from '../../src/errors.js';
 import * as limits from '../../src/transport/limits.js';
 import { DEFAULT_RECONNECT } from '../../src/transport/reconnect.js';
+import { DEFAULT_MAX_QUEUED_MESSAGES } from '../../src/seed/receive-queue.js';
 import * as record from '../../src/discovery/record.js';
 import * as registry from '../../src/discovery/registry.js';
 import * as mesh from '../../src/mesh/node.js';
@@ -40,6 +41,7 @@ test('SECURITY.md states the default of every limit', () => {
     ['PRE_AUTH_MAX_FRAGMENTS', String(limits.PRE_AUTH_MAX_FRAGMENTS)],
     ['MAX_FRAGMENTS_PER_MESSAGE', limits.MAX_FRAGMENTS_PER_MESSAGE.toLocaleString('en-US')],
     ['CLOSE_GRACE_MS', `${limits.CLOSE_GRACE_MS / 1000} s`],
+    ['maxQueuedMessages', `${DEFAULT_MAX_QUEUED_MESSAGES} per connection`],
     ['`connect --reconnect` backoff', `${DEFAULT_RECONNECT.initialDelayMs} ms doubling to ${DEFAULT_RECONNECT.maxDelayMs / 1000} s`],
     ['Record size', `${record.MAX_PEER_RECORD_BYTES.toLocaleString('en-US')} bytes`],
     ['Record size', `at most ${record.MAX_RECORD_ADDRESSES} addresses`],
