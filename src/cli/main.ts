@@ -28,6 +28,9 @@ const OPTIONS = {
   peer: { type: 'string' },
   plaintext: { type: 'boolean' },
   reconnect: { type: 'boolean' },
+  announce: { type: 'boolean' },
+  name: { type: 'string' },
+  'public-url': { type: 'string', multiple: true },
 } as const;
 
 const GLOBAL = ['home', 'json', 'verbose', 'help', 'version'];
@@ -35,11 +38,13 @@ const PER_COMMAND: Record<string, string[]> = {
   keygen: ['force'],
   id: [],
   peers: [],
-  serve: ['host', 'port', 'allow', 'allow-any-peer', 'allow-plaintext'],
+  serve: ['host', 'port', 'allow', 'allow-any-peer', 'allow-plaintext', 'announce', 'name', 'public-url'],
   connect: ['peer', 'plaintext', 'reconnect'],
 };
 
-export type Values = { [K in keyof typeof OPTIONS]?: (typeof OPTIONS)[K]['type'] extends 'string' ? string : boolean };
+export type Values = {
+  [K in keyof typeof OPTIONS]?: (typeof OPTIONS)[K] extends { multiple: true } ? string[] : (typeof OPTIONS)[K]['type'] extends 'string' ? string : boolean;
+};
 
 const out = (line: string) => void process.stdout.write(line + '\n');
 
@@ -120,7 +125,7 @@ async function main(argv: string[]): Promise<number> {
       return serveCommand(values, command, paths, log);
     }
     case 'connect': {
-      if (positionals.length !== 1) throw new UsageError('usage: mcp-e2e connect URL [--peer NODE_ID]');
+      if (positionals.length !== 1) throw new UsageError('usage: mcp-e2e connect URL [--peer NODE_ID] | NODE_ID | NAME');
       const { connectCommand } = await import('./connect.js');
       return connectCommand(values, positionals[0]!, paths, log);
     }

@@ -15,15 +15,30 @@ Commands:
       --allow FILE            allowlist of node ids (default: HOME/allowed_peers)
       --allow-any-peer        accept any authenticated peer
       --allow-plaintext       also accept plain MCP over WebSocket (unauthenticated!)
+      --announce              publish this node's signed record (its URLs, --name) to the
+                              peers it meets and to the discovery sources
+      --name NAME             a short human name in the record (never identity)
+      --public-url URL        announce this URL instead of the listening ones (behind a
+                              proxy or NAT); repeatable
   connect URL [--peer NODE_ID] [--plaintext] [--reconnect]
                               be a stdio MCP server for an MCP client, relaying to URL;
                               without --peer, trust on first use (known_peers.json);
                               --reconnect: retry a lost connection (backoff with jitter,
                               a new handshake each time) and re-initialise the MCP session
-  peers list                  show allowed and known peers
-  peers allow NODE_ID [LABEL] allow a node to connect to serve
+  connect NODE_ID | NAME [--reconnect]
+                              the same, to a node found through the peer registry and
+                              discovery, pinned to its node id (NAME: an allowed peer's
+                              label or record name)
+  peers [list]                show the peer registry, the allowed and the known peers
+  peers allow NODE_ID [LABEL] allow a node to connect to serve (its state becomes trusted)
   peers deny NODE_ID          remove a node from the allowlist
-  peers forget HOST:PORT      forget the identity recorded for an endpoint
+  peers add RECORD_HEX        add a peer's record (as \`mcp-e2e peers record\` prints it there)
+  peers add NODE_ID URL...    add addresses for a node id by hand
+  peers block NODE_ID         drop its records, never dial it, refuse its connections
+  peers unblock NODE_ID
+  peers forget HOST:PORT | NODE_ID
+                              forget the identity recorded for an endpoint, or a node
+  peers record                print this node's current record (made by serve --announce)
 
 Options for every command:
   --home DIR                  home directory (default $MCP_E2E_HOME or ~/.mcp-e2e)

@@ -546,7 +546,7 @@ export class PeerRegistry {
       return refusal(err);
     }
     const e = this.#entries.get(record.nodeId);
-    if (e?.blocked?.value) return { accepted: false, code: 'ERR_PEER_BLOCKED', message: `node ${record.nodeId.slice(0, 12)} is blocked`, nodeId: record.nodeId };
+    if (e?.blocked?.value) return blockedOutcome(record.nodeId);
     // The stored record again, still valid: the full order of §13.4-§13.5 gives REPLAYED too (§13.5), so the signature need not be checked twice.
     const stored = e?.record;
     if (stored && stored.bytes.equals(record.bytes) && !stored.isExpired(now) && stored.issuedAtMs <= now + this.#skew) {
@@ -569,20 +569,16 @@ export class PeerRegistry {
   addRecord(record: PeerRecord, source: PeerSource): RegistryOutcome {
     const now = this.#now();
     const nodeId = record.nodeId;
-    let e = this.#entries.get(nodeId);
-    if (e?.blocked?.value) return { accepted: false, code: 'ERR_PEER_BLOCKED', message: `node ${nodeId.slice(0, 12)} is blocked`, nodeId };
-    const code = compareToStored(e?.record, record);
+    const existing = this.#entries.get(nodeId);
+    if (existing?.blocked?.value) return blockedOutcome(nodeId);
+    const code = compareToStored(existing?.record, record);
     if (code) {
-      if (e) this.#touch(e, source, now);
+      if (existing) this.#touch(existing, source, now);
       return { accepted: false, code, message: `peer record refused: ${code === 'ERR_RECORD_STALE' ? 'older than the stored one' : code === 'ERR_RECORD_REPLAYED' ? 'the stored record again' : 'the stored seq with other content'}`, nodeId };
     }
-    const isNew = !e;
-    if (!e) {
-      const room = this.#makeRoom(now);
-      if (room) return room;
-      e = newEntry(nodeId, now);
-      this.#entries.set(nodeId, e);
-    }
+    const e = existing ?? this.#create(nodeId, now);
+    if ('accepted' in e) return e;
+    const isNew = !existing;
     e.record = record;
     e.lastSeenMs = Math.max(e.lastSeenMs, now);
     addSource(e, source);
@@ -599,16 +595,12 @@ export class PeerRegistry {
     if (!isNodeId(nodeId)) return { accepted: false, code: 'ERR_INVALID_NODE_ID', message: 'hint for something that is not a node id' };
     if (!isPeerSource(source)) throw new TypeError('"source" expected 1..16 of a-z, 0-9, - (starting with a letter)');
     const now = this.#now();
-    let e = this.#entries.get(nodeId);
-    if (e?.blocked?.value) return { accepted: false, code: 'ERR_PEER_BLOCKED', message: `node ${nodeId.slice(0, 12)} is blocked`, nodeId };
+    const existing = this.#entries.get(nodeId);
+    if (existing?.blocked?.value) return blockedOutcome(nodeId);
     const good = urls.filter((u) => typeof u === 'string' && isRecordAddress(u)).slice(0, MAX_HINTS_PER_PEER);
-    const isNew = !e;
-    if (!e) {
-      const room = this.#makeRoom(now);
-      if (room) return room;
-      e = newEntry(nodeId, now);
-      this.#entries.set(nodeId, e);
-    }
+    const e = existing ?? this.#create(nodeId, now);
+    if ('accepted' in e) return e;
+    const isNew = !existing;
     const known = new Set(e.hints.map((h) => h.url));
     const fresh = good.map((url) => ({ url, source, seenMs: now, expiresMs: now + Math.max(0, ttlMs) }));
     e.hints = mergeHints(e.hints, fresh);
@@ -628,13 +620,10 @@ export class PeerRegistry {
    */
   noteHandshake(peer: PeerIdentity, info: { direction: 'incoming' | 'outgoing'; url?: string | undefined }): { created: boolean; verified: boolean } {
     const now = this.#now();
-    let e = this.#entries.get(peer.nodeId);
-    const created = !e;
-    if (!e) {
-      if (this.#makeRoom(now)) return { created: false, verified: false };
-      e = newEntry(peer.nodeId, now);
-      this.#entries.set(peer.nodeId, e);
-    }
+    const existing = this.#entries.get(peer.nodeId);
+    const created = !existing;
+    const e = existing ?? this.#create(peer.nodeId, now);
+    if ('accepted' in e) return { created: false, verified: false };
     const before = created ? undefined : this.#state(e);
     const url = info.url !== undefined && isRecordAddress(info.url) ? info.url : undefined;
     e.handshake = { atMs: now, direction: info.direction, ...(url ? { url } : {}) };
@@ -875,8 +864,17 @@ export class PeerRegistry {
     return victims.length;
   }
 
+  /** A new entry for `nodeId`, after making room; the refusal when there is none. */
+  #create(nodeId: string, now: number): Entry | Extract<RegistryOutcome, { accepted: false }> {
+    const full = this.#makeRoom(now);
+    if (full) return full;
+    const e = newEntry(nodeId, now);
+    this.#entries.set(nodeId, e);
+    return e;
+  }
+
   /** Before adding a node id: make room in a batch, or refuse when only protected entries are left. */
-  #makeRoom(now: number): RegistryOutcome | undefined {
+  #makeRoom(now: number): Extract<RegistryOutcome, { accepted: false }> | undefined {
     if (this.#entries.size < this.maxPeers) return undefined;
     const target = Math.max(0, Math.min(this.maxPeers - 1, Math.floor(this.maxPeers * EVICTION_LOW_WATER)));
     this.#evict(this.#entries, this.#entries.size - target, now);
@@ -903,6 +901,10 @@ export class PeerRegistry {
     }
     return text;
   }
+}
+
+function blockedOutcome(nodeId: string): RegistryOutcome {
+  return { accepted: false, code: 'ERR_PEER_BLOCKED', message: `node ${fingerprintOf(nodeId)} is blocked`, nodeId };
 }
 
 function refusal(err: unknown): RegistryOutcome {
