@@ -132,6 +132,32 @@ test('serve learns a peer from an incoming session; connect <its id> then works 
   }
 });
 
+test('connect <node id> --reconnect: a killed serve comes back on its address, the relay reconnects pinned to the id', async () => {
+  const a = makeHome();
+  const b = makeHome();
+  let serve = await startServe(['--home', b.home, '--allow-any-peer', '--announce'], [process.execPath, DEMO_SERVER]);
+  const port = serve.port;
+  const transport = new StdioClientTransport({ command: process.execPath, args: [CLI, 'connect', b.identity.nodeId, '--reconnect', '--json', '--home', a.home], stderr: 'pipe' });
+  let log = '';
+  transport.stderr?.on('data', (c: Buffer) => (log += c.toString()));
+  const client = new Client({ name: 'cli-discovery-reconnect', version: '1.0.0' });
+  try {
+    await serve.waitFor((e) => typeof e.msg === 'string' && (e.msg as string).startsWith('announcing'));
+    assert.equal(runCli(['peers', 'add', runCli(['peers', 'record', '--home', b.home]).stdout.trim(), '--home', a.home]).code, 0);
+    await client.connect(transport);
+    assert.equal(text(await client.callTool({ name: 'echo', arguments: { message: 'one' } })), 'Echo: one');
+    await serve.stop('SIGKILL');
+    await eventually(() => log.includes('connection lost; reconnecting'), 10_000, 'the relay to notice');
+    serve = await startServe(['--home', b.home, '--allow-any-peer', '--announce', '--port', String(port)], [process.execPath, DEMO_SERVER]);
+    await eventually(() => log.includes('re-initialised'), 30_000, 'the relay to reconnect');
+    assert.equal(text(await client.callTool({ name: 'echo', arguments: { message: 'two' } })), 'Echo: two');
+    assert.equal(log.split('\n').filter((l) => l.includes('"connected to 127.0.0.1')).length, 2);
+  } finally {
+    await client.close();
+    await serve.stop();
+  }
+});
+
 test('usage errors: --name without --announce, a bad --public-url, --plaintext with a node id', () => {
   const a = makeHome();
   const r1 = runCli(['serve', '--home', a.home, '--name', 'x', '--', process.execPath, DEMO_SERVER]);
