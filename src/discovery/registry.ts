@@ -306,16 +306,21 @@ const corruptError = (path: string) => (why: string) =>
 const FILE_HEAD = `{"version":${FILE_VERSION},"peers":{`;
 const FILE_TAIL = '}}';
 
+/** `"<node id>":` before the entry's JSON on its line. */
+const ID_PREFIX_BYTES = 1 + 64 + 2;
+const NEWLINE = 0x0a;
+
 /**
  * The entries of a registry, parsed when first used. The file has one entry
  * per line (`"<node id>":{...}`), so a write that changes a few entries
- * copies the other lines as they are, and a `connect` that needs one peer
- * parses one line: at 10,000 peers, parsing and checking every entry takes
- * far longer than reading the file. A line that fails the strict checks
- * throws `ERR_KEY_FILE_CORRUPT` when it is first used.
+ * copies the other lines' bytes as they are, and a `connect` that needs one
+ * peer parses one line: at 10,000 peers, decoding, parsing and checking every
+ * entry takes far longer than reading the file. A line that fails the strict
+ * checks throws `ERR_KEY_FILE_CORRUPT` when it is first used.
  */
 class EntryTable {
-  readonly #slots = new Map<string, { line: string | undefined; entry: Entry | undefined }>();
+  /** Per node id: its line as read or last written (undefined once the entry changed), and the parsed entry. */
+  readonly #slots = new Map<string, { line: Buffer | undefined; entry: Entry | undefined }>();
   constructor(readonly path: string) {}
 
   get size(): number {
@@ -333,7 +338,7 @@ class EntryTable {
     if (!slot.entry) {
       let v: unknown;
       try {
-        v = JSON.parse(slot.line!);
+        v = JSON.parse(slot.line!.toString('utf8', ID_PREFIX_BYTES));
       } catch {
         throw corruptError(this.path)(`entry ${id.slice(0, 12)} is not valid JSON`);
       }
@@ -356,15 +361,16 @@ class EntryTable {
   delete(id: string): boolean {
     return this.#slots.delete(id);
   }
-  addLine(id: string, line: string): void {
+  /** A line as read (the node id is checked when the entry is first used). */
+  addLine(id: string, line: Buffer): void {
     if (this.#slots.has(id)) throw corruptError(this.path)(`node id ${id.slice(0, 12)} twice`);
     this.#slots.set(id, { line, entry: undefined });
   }
   /** The file line of `id` (without separator). */
-  line(id: string): string {
+  line(id: string): Buffer {
     const slot = this.#slots.get(id)!;
-    slot.line ??= JSON.stringify(entryToJson(slot.entry!));
-    return `${JSON.stringify(id)}:${slot.line}`;
+    slot.line ??= Buffer.from(`${JSON.stringify(id)}:${JSON.stringify(entryToJson(slot.entry!))}`, 'utf8');
+    return slot.line;
   }
 }
 
@@ -373,24 +379,30 @@ function parseFile(bytes: Buffer | undefined, path: string): EntryTable {
   const table = new EntryTable(path);
   if (!bytes || bytes.length === 0) return table;
   const corrupt = corruptError(path);
-  const text = bytes.toString('utf8');
-  const lines = text.split('\n');
-  if (lines[0] === FILE_HEAD && lines.at(-1) === '' && lines.at(-2) === FILE_TAIL) {
-    for (let i = 1; i < lines.length - 2; i++) {
-      const line = lines[i]!;
-      const last = i === lines.length - 3;
-      if (!last && !line.endsWith(',')) throw corrupt(`line ${i + 1} does not end with a comma`);
-      const body = last ? line : line.slice(0, -1);
-      const id = body.slice(1, 65);
-      if (body[0] !== '"' || body.slice(65, 67) !== '":' || !isNodeId(id)) throw corrupt(`line ${i + 1} is not an entry`);
-      table.addLine(id, body.slice(67));
+  const head = Buffer.from(`${FILE_HEAD}\n`);
+  const tail = Buffer.from(`\n${FILE_TAIL}\n`);
+  const empty = Buffer.from(`${FILE_HEAD}\n${FILE_TAIL}\n`);
+  if (bytes.equals(empty)) return table;
+  if (bytes.length > head.length + tail.length && bytes.subarray(0, head.length).equals(head) && bytes.subarray(bytes.length - tail.length).equals(tail)) {
+    const end = bytes.length - tail.length;
+    let line = 2;
+    for (let pos = head.length; pos < end; line++) {
+      const nl = bytes.indexOf(NEWLINE, pos);
+      const stop = nl < 0 || nl > end ? end : nl;
+      const last = stop === end;
+      // Every line but the last ends with the comma that separates the members.
+      const body = bytes.subarray(pos, last ? stop : stop - 1);
+      if (!last && bytes[stop - 1] !== 0x2c) throw corrupt(`line ${line} does not end with a comma`);
+      if (body.length <= ID_PREFIX_BYTES || body[0] !== 0x22 || body[65] !== 0x22 || body[66] !== 0x3a) throw corrupt(`line ${line} is not an entry`);
+      table.addLine(body.toString('latin1', 1, 65), body);
+      pos = stop + 1;
     }
     return table;
   }
   // Not our layout (edited by hand?): the slow path, strictly checked all at once.
   let doc: unknown;
   try {
-    doc = JSON.parse(text);
+    doc = JSON.parse(bytes.toString('utf8'));
   } catch {
     throw corrupt('not valid JSON');
   }
@@ -401,10 +413,18 @@ function parseFile(bytes: Buffer | undefined, path: string): EntryTable {
   return table;
 }
 
-/** The file text: one entry per line. */
-function serialize(table: EntryTable): string {
-  const lines = [...table.ids()].map((id) => table.line(id));
-  return `${FILE_HEAD}\n${lines.join(',\n')}${lines.length ? '\n' : ''}${FILE_TAIL}\n`;
+/** The file: one entry per line. */
+function serialize(table: EntryTable): Buffer {
+  const parts: Buffer[] = [Buffer.from(`${FILE_HEAD}\n`)];
+  const sep = Buffer.from(',\n');
+  let first = true;
+  for (const id of table.ids()) {
+    if (!first) parts.push(sep);
+    parts.push(table.line(id));
+    first = false;
+  }
+  parts.push(Buffer.from(`${first ? '' : '\n'}${FILE_TAIL}\n`));
+  return Buffer.concat(parts);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -883,23 +903,23 @@ export class PeerRegistry {
   }
 
   /** The file text, evicting until it fits `maxFileBytes`. */
-  #serializeWithinCap(file: EntryTable, now: number): string {
-    let text = serialize(file);
-    let bytes = Buffer.byteLength(text);
-    if (bytes <= this.maxFileBytes) return text;
+  #serializeWithinCap(file: EntryTable, now: number): Buffer {
+    const whole = serialize(file);
+    if (whole.length <= this.maxFileBytes) return whole;
+    let bytes = whole.length;
     for (const v of this.#evictionOrder(file.values(), now)) {
-      bytes -= Buffer.byteLength(file.line(v.nodeId)) + 2;
+      bytes -= file.line(v.nodeId).length + 2;
       file.delete(v.nodeId);
       this.#dirty.delete(v.nodeId);
       this.evicted++;
       if (bytes <= this.maxFileBytes) break;
     }
-    text = serialize(file);
+    const cut = serialize(file);
     // Only trusted, blocked and our own entries are left: writing would make a file we refuse to read.
-    if (Buffer.byteLength(text) > this.maxFileBytes) {
+    if (cut.length > this.maxFileBytes) {
       throw new McpE2eError('ERR_LIMIT_REACHED', `the ${WHAT} would exceed ${this.maxFileBytes} bytes with trusted and blocked entries alone; raise maxFileBytes`);
     }
-    return text;
+    return cut;
   }
 }
 
