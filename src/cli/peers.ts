@@ -4,12 +4,12 @@
  * known peers (whom `connect URL` has met) and the registry (records and
  * addresses given by hand, blocks).
  */
-import { existsSync, readFileSync } from 'node:fs';
-import { writeFileAtomic } from '../util/files.js';
-import { KnownPeersStore, PeerAllowList, parseAllowList } from '../identity/trust.js';
+import { updateFileLocked } from '../util/files.js';
+import { escapeControlCharacters as safe, hasControlCharacters } from '../util/text.js';
+import { KnownPeersStore, MAX_ALLOWLIST_FILE_BYTES, normalizeEndpoint, PeerAllowList, parseAllowList } from '../identity/trust.js';
 import { fingerprintOf, normalizeNodeId, NodeIdentity } from '../identity/identity.js';
 import { PeerRegistry, type PeerInfo } from '../discovery/registry.js';
-import { FORBIDDEN_TEXT_RE, recordBytesFromHex } from '../discovery/record.js';
+import { recordBytesFromHex } from '../discovery/record.js';
 import { McpE2eError } from '../errors.js';
 import { UsageError } from './usage.js';
 import type { HomePaths } from './home.js';
@@ -28,12 +28,6 @@ export function openRegistry(paths: HomePaths, allowList: PeerAllowList = PeerAl
   return new PeerRegistry({ path: paths.registry, flushIntervalMs: 0, isTrusted: (id) => allowList.has(id), ...(self ? { selfNodeId: self } : {}) });
 }
 
-const UNPRINTABLE_RE = new RegExp(FORBIDDEN_TEXT_RE.source, 'g');
-/** Text from a peer, safe to show: those characters as \u escapes. */
-export function printable(text: string): string {
-  return text.replace(UNPRINTABLE_RE, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
-}
-
 function ago(ms: number, now: number): string {
   const s = Math.max(0, Math.round((now - ms) / 1000));
   if (s < 60) return `${s}s ago`;
@@ -45,10 +39,10 @@ function ago(ms: number, now: number): string {
 /** The registry as a table people can read: name, short id, state, addresses, where learned, last seen. */
 export function peersTable(peers: readonly PeerInfo[], now = Date.now()): string[] {
   const rows = peers.map((p) => [
-    printable(p.name ?? '-') + (p.self ? ' (self)' : ''),
+    safe(p.name ?? '-') + (p.self ? ' (self)' : ''),
     p.nodeId.slice(0, 12),
     p.state + (p.recordExpired ? ', expired' : ''),
-    p.addresses.length === 0 ? '-' : printable(p.addresses[0]!) + (p.addresses.length > 1 ? ` +${p.addresses.length - 1}` : ''),
+    p.addresses.length === 0 ? '-' : safe(p.addresses[0]!) + (p.addresses.length > 1 ? ` +${p.addresses.length - 1}` : ''),
     p.sources.join(',') || '-',
     ago(p.lastSeenMs, now),
   ]);
@@ -79,25 +73,42 @@ function normalizeId(value: string | undefined): string {
   return id;
 }
 
-/** Add a node id to an allowlist file, keeping its comments. Returns false if it was already there. */
+const ALLOWLIST = { what: 'allowlist', maxBytes: MAX_ALLOWLIST_FILE_BYTES };
+
+/**
+ * Add a node id to an allowlist file, keeping its comments (locked
+ * read-modify-write, so a concurrent edit is never lost). Returns false if
+ * it was already there.
+ * @throws UsageError for a bad node id or a label with control characters.
+ */
 export function allowPeer(path: string, nodeId: string, label = ''): boolean {
   const id = normalizeId(nodeId);
-  const text = existsSync(path) ? readFileSync(path, 'utf8') : '';
-  if (parseAllowList(text, path).has(id)) return false;
-  const sep = text === '' || text.endsWith('\n') ? '' : '\n';
-  writeFileAtomic(path, `${text}${sep}${id}${label ? ' ' + label : ''}\n`, 0o600);
-  return true;
+  // A newline in a label would start a second line: another allowed id.
+  if (hasControlCharacters(label)) throw new UsageError('a label must not contain control characters (newlines, tabs, escapes)');
+  let added = false;
+  updateFileLocked(path, ALLOWLIST, (current) => {
+    const text = current?.toString('utf8') ?? '';
+    if (parseAllowList(text, path).has(id)) return undefined;
+    added = true;
+    const sep = text === '' || text.endsWith('\n') ? '' : '\n';
+    return `${text}${sep}${id}${label ? ' ' + label : ''}\n`;
+  });
+  return added;
 }
 
-/** Remove a node id from an allowlist file. Returns false if it was not there. */
+/** Remove a node id from an allowlist file (locked read-modify-write; other lines are kept as they are, even bad ones). Returns false if it was not there. */
 export function denyPeer(path: string, nodeId: string): boolean {
   const id = normalizeId(nodeId);
-  if (!existsSync(path)) return false;
-  const lines = readFileSync(path, 'utf8').split(/\r?\n/);
-  const kept = lines.filter((l) => l.replace(/#.*/, '').trim().split(/\s+/)[0]?.toLowerCase() !== id);
-  if (kept.length === lines.length) return false;
-  writeFileAtomic(path, kept.join('\n'), 0o600);
-  return true;
+  let removed = false;
+  updateFileLocked(path, ALLOWLIST, (current) => {
+    if (current === undefined) return undefined;
+    const lines = current.toString('utf8').split(/\r?\n/);
+    const kept = lines.filter((l) => l.replace(/#.*/, '').trim().split(/\s+/)[0]?.toLowerCase() !== id);
+    if (kept.length === lines.length) return undefined;
+    removed = true;
+    return kept.join('\n');
+  });
+  return removed;
 }
 
 export function peersCommand(args: string[], paths: HomePaths, out: (line: string) => void, json: boolean): void {
@@ -123,8 +134,10 @@ export function peersCommand(args: string[], paths: HomePaths, out: (line: strin
         out(forgot ? `forgot node ${fingerprintOf(id)} (${paths.registry})` : `${fingerprintOf(id)} is not in the registry`);
         return;
       }
-      const forgot = new KnownPeersStore(paths.knownPeers).forget(rest[0]);
-      out(forgot ? `forgot the identity of ${rest[0]}` : `${rest[0]} is not a known peer`);
+      const endpoint = normalizeEndpoint(rest[0]);
+      if (!endpoint) throw new UsageError(`not an endpoint or a node id: ${JSON.stringify(rest[0])}; expected HOST:PORT or NODE_ID as printed by \`mcp-e2e peers list\``);
+      const forgot = new KnownPeersStore(paths.knownPeers).forget(endpoint);
+      out(forgot ? `forgot the identity of ${endpoint}` : `${endpoint} is not a known peer`);
       return;
     }
     case 'add': {
@@ -188,10 +201,10 @@ export function peersCommand(args: string[], paths: HomePaths, out: (line: strin
       if (peers.length === 0) out('  (none)');
       else for (const line of peersTable(peers)) out(`  ${line}`);
       out(`allowed peers (${paths.allowedPeers}):`);
-      for (const p of allowed) out(`  ${fingerprintOf(p.nodeId)}  ${p.nodeId}${p.label ? '  ' + printable(p.label) : ''}`);
+      for (const p of allowed) out(`  ${fingerprintOf(p.nodeId)}  ${p.nodeId}${p.label ? '  ' + safe(p.label) : ''}`);
       if (allowed.length === 0) out('  (none)');
       out(`known peers (${paths.knownPeers}):`);
-      for (const k of known) out(`  ${k.endpoint}  ${fingerprintOf(k.nodeId)}  ${k.nodeId}`);
+      for (const k of known) out(`  ${safe(k.endpoint)}  ${fingerprintOf(k.nodeId)}  ${k.nodeId}`);
       if (known.length === 0) out('  (none)');
       return;
     }

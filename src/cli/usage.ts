@@ -15,17 +15,26 @@ Commands:
       --allow FILE            allowlist of node ids (default: HOME/allowed_peers)
       --allow-any-peer        accept any authenticated peer
       --allow-plaintext       also accept plain MCP over WebSocket (unauthenticated!)
+      --allow-origin ORIGIN   accept upgrades from web pages of ORIGIN (repeatable; by default
+                              an upgrade with an Origin header, i.e. from a browser, is refused)
+      --max-connections N     connections (server processes) at once (default 64)
+      --max-connections-per-peer N
+                              connections at once of one node id (default 16)
+      --clean-env             give COMMAND only PATH, HOME, USER, LANG, TZ, TMPDIR and the like
+      --pass-env NAME         with --clean-env, also pass NAME (repeatable)
       --announce              publish this node's signed record (its URLs, --name) to the
                               peers it meets and to the discovery sources
       --name NAME             a short human name in the record (never identity)
       --public-url URL        announce this URL instead of the listening ones (behind a
                               proxy or NAT); repeatable
-  connect URL [--peer NODE_ID] [--plaintext] [--reconnect]
+  connect URL [--peer NODE_ID] [--plaintext] [--reconnect] [--keepalive MS]
                               be a stdio MCP server for an MCP client, relaying to URL;
                               without --peer, trust on first use (known_peers.json);
                               --reconnect: retry a lost connection (backoff with jitter,
-                              a new handshake each time) and re-initialise the MCP session
-  connect NODE_ID | NAME [--reconnect]
+                              a new handshake each time) and re-initialise the MCP session;
+                              --keepalive: ping interval, a link silent for two is dead
+                              (default 15000, 0 disables)
+  connect NODE_ID | NAME [--reconnect] [--keepalive MS]
                               the same, to a node found through the peer registry and
                               discovery, pinned to its node id (NAME: an allowed peer's
                               label or record name)

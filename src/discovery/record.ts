@@ -169,12 +169,9 @@ export function isRecordAddress(url: string): boolean {
   return m !== null && (m[1] === undefined || Number(m[1]) <= 65535);
 }
 
-/**
- * Controls (Cc), bidirectional formatting characters, line and paragraph
- * separators, and the BOM (§13.2.2): what could make a name display as
- * something it is not. Record text must not contain them; displays escape them.
- */
-export const FORBIDDEN_TEXT_RE = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069\ufeff]/;
+// Controls (Cc), bidirectional formatting characters, line and paragraph separators, and the BOM
+// (§13.2.2): what could make a name display as something it is not.
+const FORBIDDEN_TEXT_RE = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069\ufeff]/;
 const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
 /** Decode record text (§13.2): well-formed UTF-8 without forbidden characters, else undefined. */
