@@ -25,7 +25,7 @@ import { basename, dirname } from 'node:path';
 import { isMcpE2eError, McpE2eError, type ErrorCode } from '../errors.js';
 import { fingerprintOf, isNodeId, type PeerIdentity } from '../identity/identity.js';
 import { updateFileLocked, readTrustedFile } from '../util/files.js';
-import { hasExactKeys } from '../util/assert.js';
+import { decodeVersionedPeers, hasExactKeys } from '../util/assert.js';
 import { checkSignature, checkTimes, compareToStored, decodePeerRecord, isRecordAddress, recordBytesFromHex, RECORD_CLOCK_SKEW_MS, type PeerRecord } from './record.js';
 
 /** Where a peer or an address was learned. Sources name themselves; these are the ones of this package. */
@@ -400,16 +400,7 @@ function parseFile(bytes: Buffer | undefined, path: string): EntryTable {
     return table;
   }
   // Not our layout (edited by hand?): the slow path, strictly checked all at once.
-  let doc: unknown;
-  try {
-    doc = JSON.parse(bytes.toString('utf8'));
-  } catch {
-    throw corrupt('not valid JSON');
-  }
-  if (!hasExactKeys(doc, ['version', 'peers']) || doc.version !== FILE_VERSION) throw corrupt('unexpected fields or version');
-  const peers = doc.peers;
-  if (typeof peers !== 'object' || peers === null || Array.isArray(peers)) throw corrupt('peers is not an object');
-  for (const [id, v] of Object.entries(peers)) table.set(id, entryFromJson(id, v, corrupt));
+  for (const [id, v] of Object.entries(decodeVersionedPeers(bytes.toString('utf8'), FILE_VERSION, corrupt))) table.set(id, entryFromJson(id, v, corrupt));
   return table;
 }
 
