@@ -40,7 +40,7 @@ export const SESSION_RECORD_BURST = 4;
 export const SESSION_RECORD_INTERVAL_MS = 10_000;
 /** Default time for all lookups of one `connect`, ms. */
 export const DEFAULT_LOOKUP_TIMEOUT_MS = 5_000;
-/** How often expiries are checked for `peer:expired`, ms. */
+/** How often expiries are checked for `peer:expired` and the registry file is looked at for other processes' changes, ms. */
 export const DEFAULT_EXPIRY_CHECK_MS = 5_000;
 
 /** What `announce` states in our record. */
@@ -641,10 +641,12 @@ export class MeshNode extends EventEmitter<MeshEvents> {
     }
   }
 
+  /** The periodic tick: pick up what other processes of the home wrote (a `peers block`, a `peers add`), then report expiries. */
   #checkExpiries(): void {
     const now = Date.now();
     let expired;
     try {
+      this.registry.refresh();
       expired = this.registry.expiredBetween(this.#lastExpiryCheck, now);
     } catch (err) {
       this.#log('warn', `peer registry: ${(err as Error).message}`);
