@@ -647,6 +647,7 @@ export class MeshNode extends EventEmitter<MeshEvents> {
     let expired;
     try {
       this.registry.refresh();
+      for (const session of this.#sessions) if (this.registry.isBlocked(session.peer.nodeId)) void session.close();
       expired = this.registry.expiredBetween(this.#lastExpiryCheck, now);
     } catch (err) {
       this.#log('warn', `peer registry: ${(err as Error).message}`);
