@@ -36,6 +36,9 @@ const OPTIONS = {
   'pass-env': { type: 'string', multiple: true },
   'max-connections': { type: 'string' },
   'max-connections-per-peer': { type: 'string' },
+  announce: { type: 'boolean' },
+  name: { type: 'string' },
+  'public-url': { type: 'string', multiple: true },
 } as const;
 
 const GLOBAL = ['home', 'json', 'verbose', 'help', 'version'];
@@ -43,7 +46,7 @@ const PER_COMMAND: Record<string, string[]> = {
   keygen: ['force'],
   id: [],
   peers: [],
-  serve: ['host', 'port', 'allow', 'allow-any-peer', 'allow-plaintext', 'allow-origin', 'clean-env', 'pass-env', 'max-connections', 'max-connections-per-peer'],
+  serve: ['host', 'port', 'allow', 'allow-any-peer', 'allow-plaintext', 'allow-origin', 'clean-env', 'pass-env', 'max-connections', 'max-connections-per-peer', 'announce', 'name', 'public-url'],
   connect: ['peer', 'plaintext', 'reconnect', 'keepalive'],
 };
 
@@ -132,7 +135,7 @@ async function main(argv: string[]): Promise<number> {
       return serveCommand(values, command, paths, log);
     }
     case 'connect': {
-      if (positionals.length !== 1) throw new UsageError('usage: mcp-e2e connect URL [--peer NODE_ID]');
+      if (positionals.length !== 1) throw new UsageError('usage: mcp-e2e connect URL [--peer NODE_ID] | NODE_ID | NAME');
       const { connectCommand } = await import('./connect.js');
       return connectCommand(values, positionals[0]!, paths, log);
     }

@@ -3,11 +3,17 @@
  * and, for each authenticated peer, spawn the stdio MCP server COMMAND and
  * relay JSON-RPC both ways. One child per connection: it ends when its
  * connection ends, and the connection ends when it exits.
+ *
+ * The server runs inside a mesh node (src/mesh/node.ts): every authenticated
+ * peer is recorded in the peer registry as verified, and sessions carry the
+ * nodes' records. With `--announce`, this node makes and refreshes its own
+ * signed record (its listening URLs or `--public-url`s, `--name`).
  */
 import { unwatchFile, watchFile } from 'node:fs';
 import { McpE2eError } from '../errors.js';
 import { PeerAllowList } from '../identity/trust.js';
-import { EncryptedWebSocketServer } from '../transport/server.js';
+import { MeshNode, type MeshServerOptions } from '../mesh/node.js';
+import { isRecordAddress } from '../discovery/record.js';
 import { DEFAULT_MAX_MESSAGE_BYTES } from '../protocol.js';
 import { DEFAULT_MAX_CONNECTIONS_PER_PEER } from '../transport/limits.js';
 import { childEnvironment, killAllChildren, spawnChild, stopWatchdog, type ChildServer } from './child.js';
@@ -49,14 +55,19 @@ export async function serveCommand(values: Values, command: string[], paths: Hom
   }
   if (values['allow-any-peer']) log.warn('--allow-any-peer: every client that completes the handshake is accepted');
   if (values['allow-plaintext']) log.warn('--allow-plaintext: plain MCP clients are accepted without encryption or authentication');
+  if (!values.announce && (values.name !== undefined || values['public-url'] !== undefined)) throw new UsageError('--name and --public-url describe the record of --announce; add --announce');
+  for (const u of values['public-url'] ?? []) {
+    if (!isRecordAddress(u)) throw new UsageError(`--public-url ${JSON.stringify(u)} is not an address a record can carry: ws:// or wss://, lowercase host, no query or fragment`);
+  }
 
   let nextId = 1;
   const children = new Set<ChildServer>();
   const env = childEnvironment(process.env, { clean: values['clean-env'] ?? false, pass: values['pass-env'] ?? [] });
   // A stranger can make us refuse connections at will: a few lines per interval, then a summary.
   const refusal = summarizing(log, { burst: REFUSALS_LOGGED_PER_INTERVAL, intervalMs: REFUSAL_LOG_INTERVAL_MS, what: 'connections refused' });
-  const server = new EncryptedWebSocketServer({
-    identity,
+  const server: MeshServerOptions = {
+    port,
+    host,
     ...(allowList ? { allowedPeers: allowList } : { allowAnyPeer: true }),
     allowPlaintext: values['allow-plaintext'] ?? false,
     allowedOrigins: values['allow-origin'] ?? [],
@@ -106,11 +117,25 @@ export async function serveCommand(values: Values, command: string[], paths: Hom
       }
       refusal('warn', `connection from ${info.remoteAddress ?? 'unknown'} refused: ${err.message}`, code ? { code } : {});
     },
-  });
-
-  let address;
+  };
+  const announce = values.announce ? { ...(values.name !== undefined ? { name: values.name } : {}), ...(values['public-url'] ? { publicUrls: values['public-url'] } : {}) } : false;
+  let mesh: MeshNode;
   try {
-    address = await server.listen(port, host);
+    mesh = new MeshNode({
+      identity,
+      server,
+      announce,
+      registry: { path: paths.registry },
+      ...(allowList ? { allowList } : {}),
+      log: (level, msg, fields) => log[level](msg, fields),
+    });
+  } catch (err) {
+    if (err instanceof RangeError) throw new UsageError(`cannot announce that: ${err.message.replace(/"(name|addresses)"/, (_, f: string) => (f === 'name' ? '--name' : '--public-url'))}`);
+    throw err;
+  }
+
+  try {
+    await mesh.start();
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
     if (e.code === 'EADDRINUSE') throw new UsageError(`port ${port} on ${host} is already in use; choose another with --port`);
@@ -118,8 +143,13 @@ export async function serveCommand(values: Values, command: string[], paths: Hom
     if (e.code === 'EACCES') throw new UsageError(`not allowed to listen on port ${port}; use a port above 1023`);
     throw err;
   }
+  const address = mesh.address!;
   const url = `ws://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}`;
   log.info(`listening on ${url} as ${identity.fingerprint}`, { url, node_id: identity.nodeId });
+  const record = mesh.record;
+  if (values.announce && record) {
+    log.info(`announcing ${record.name !== undefined ? JSON.stringify(record.name) + ' ' : ''}at ${record.addresses.join(' ') || '(no address)'}`, { addresses: record.addresses, seq: record.seq });
+  }
 
   if (allowList) {
     // The allowlist is re-read when the file changes and on SIGHUP, without a
@@ -151,8 +181,8 @@ export async function serveCommand(values: Values, command: string[], paths: Hom
         resolve(1);
       }, SHUTDOWN_GRACE_MS);
       force.unref();
-      void server
-        .close()
+      void mesh
+        .stop()
         .then(() => Promise.all([...children].map((c) => c.terminate())))
         .then(() => {
           clearTimeout(force);

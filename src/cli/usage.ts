@@ -22,6 +22,11 @@ Commands:
                               connections at once of one node id (default 16)
       --clean-env             give COMMAND only PATH, HOME, USER, LANG, TZ, TMPDIR and the like
       --pass-env NAME         with --clean-env, also pass NAME (repeatable)
+      --announce              publish this node's signed record (its URLs, --name) to the
+                              peers it meets and to the discovery sources
+      --name NAME             a short human name in the record (never identity)
+      --public-url URL        announce this URL instead of the listening ones (behind a
+                              proxy or NAT); repeatable
   connect URL [--peer NODE_ID] [--plaintext] [--reconnect] [--keepalive MS]
                               be a stdio MCP server for an MCP client, relaying to URL;
                               without --peer, trust on first use (known_peers.json);
@@ -29,10 +34,20 @@ Commands:
                               a new handshake each time) and re-initialise the MCP session;
                               --keepalive: ping interval, a link silent for two is dead
                               (default 15000, 0 disables)
-  peers list                  show allowed and known peers
-  peers allow NODE_ID [LABEL] allow a node to connect to serve
+  connect NODE_ID | NAME [--reconnect] [--keepalive MS]
+                              the same, to a node found through the peer registry and
+                              discovery, pinned to its node id (NAME: an allowed peer's
+                              label or record name)
+  peers [list]                show the peer registry, the allowed and the known peers
+  peers allow NODE_ID [LABEL] allow a node to connect to serve (its state becomes trusted)
   peers deny NODE_ID          remove a node from the allowlist
-  peers forget HOST:PORT      forget the identity recorded for an endpoint
+  peers add RECORD_HEX        add a peer's record (as \`mcp-e2e peers record\` prints it there)
+  peers add NODE_ID URL...    add addresses for a node id by hand
+  peers block NODE_ID         drop its records, never dial it, refuse its connections
+  peers unblock NODE_ID
+  peers forget HOST:PORT | NODE_ID
+                              forget the identity recorded for an endpoint, or a node
+  peers record                print this node's current record (made by serve --announce)
 
 Options for every command:
   --home DIR                  home directory (default $MCP_E2E_HOME or ~/.mcp-e2e)
