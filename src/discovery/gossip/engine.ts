@@ -87,7 +87,7 @@ export const DEFAULT_GOSSIP: Readonly<GossipOptions> = Object.freeze({
   pushRecordsPerSecond: 32,
   maxOutstandingWants: 4,
   wantTimeoutMs: 5000,
-  exchangeTimeoutMs: 10_000,
+  exchangeTimeoutMs: 5000,
   cutoffScore: -20,
   banMs: 10 * 60_000,
   logIntervalMs: 60_000,
@@ -178,8 +178,14 @@ interface PeerState {
   lastLogAt: number;
   /** Ids waiting to be pulled from this peer, in order. */
   wantQueue: string[];
-  /** Wants sent and not answered yet, oldest first (answers come in order). */
-  outstanding: Array<{ readonly ids: Set<string>; readonly at: number }>;
+  /**
+   * Wants sent and not answered yet, by want id. One that timed out no
+   * longer counts against `maxOutstandingWants`, but its late answer is
+   * still welcome for another timeout.
+   */
+  readonly wants: Map<number, { readonly ids: Set<string>; readonly at: number; late: boolean }>;
+  /** Wants in `wants` that have not timed out. */
+  outstanding: number;
 }
 
 interface Exchange {
@@ -224,6 +230,7 @@ export class GossipEngine {
   readonly #seen = new Map<string, { readonly code: ErrorCode; readonly until: number }>();
   #seenDigits = 0;
   #exchange: Exchange | undefined;
+  #nextWant = 0;
   /** Peer to resume an exchange with at the next tick (the last one was truncated). */
   #resumeWith: string | undefined;
   #nextAntiEntropyAt: number;
@@ -287,7 +294,8 @@ export class GossipEngine {
       counts: {},
       lastLogAt: -Infinity,
       wantQueue: [],
-      outstanding: [],
+      wants: new Map(),
+      outstanding: 0,
     });
     if (!this.#exchange) this.#startExchange(peer, nowMs);
     return this.#flush();
@@ -297,7 +305,7 @@ export class GossipEngine {
   removePeer(peer: string): void {
     const state = this.#peers.get(peer);
     if (!state) return;
-    for (const w of state.outstanding) for (const id of w.ids) this.#pending.delete(id);
+    for (const w of state.wants.values()) for (const id of w.ids) this.#pending.delete(id);
     for (const id of state.wantQueue) this.#pending.delete(id);
     this.#peers.delete(peer);
     if (this.#exchange?.peer === peer) this.#exchange = undefined;
@@ -391,19 +399,19 @@ export class GossipEngine {
         for (const hex of message.records) if (this.#peers.has(peer)) this.#acceptRecord(state, hex, 'push', nowMs);
         break;
       case GOSSIP_TYPE.RECORDS: {
-        // Answers come in the order of the wants; anything not asked for is refused unread.
-        const want = state.outstanding.shift();
+        // Only records of the ids of that want; anything else is refused unread.
+        const want = state.wants.get(message.w);
+        if (want) {
+          state.wants.delete(message.w);
+          if (!want.late) state.outstanding--;
+        }
         for (const hex of message.records) {
           if (!this.#peers.has(peer)) break;
           const id = nodeIdOfHex(hex);
-          if (!want || id === undefined || !want.ids.has(id)) {
-            this.#penalise(state, 'ERR_GOSSIP_UNSOLICITED', nowMs);
-            continue;
-          }
-          want.ids.delete(id);
-          this.#acceptRecord(state, hex, 'pull', nowMs);
+          if (!want || id === undefined || !want.ids.delete(id)) this.#penalise(state, 'ERR_GOSSIP_UNSOLICITED', nowMs);
+          else this.#acceptRecord(state, hex, 'pull', nowMs);
         }
-        if (want) for (const id of want.ids) this.#pending.delete(id);
+        if (want && !want.late) for (const id of want.ids) this.#pending.delete(id);
         break;
       }
       case GOSSIP_TYPE.WANT: {
@@ -412,7 +420,7 @@ export class GossipEngine {
           const r = this.store.get(id);
           if (r && !r.isExpired(nowMs)) records.push(hexOf(r));
         }
-        this.#send(peer, { type: GOSSIP_TYPE.RECORDS, records });
+        this.#send(peer, { type: GOSSIP_TYPE.RECORDS, w: message.w, records });
         break;
       }
       case GOSSIP_TYPE.SYNC:
@@ -475,12 +483,23 @@ export class GossipEngine {
   }
 
   #flushWants(state: PeerState, nowMs: number): void {
-    while (state.wantQueue.length > 0 && state.outstanding.length < this.options.maxOutstandingWants) {
+    // Wants lost on the way (a message dropped under backpressure) time out and free their place.
+    const timeout = this.options.wantTimeoutMs;
+    for (const [w, want] of state.wants) {
+      if (!want.late && nowMs - want.at >= timeout) {
+        want.late = true;
+        state.outstanding--;
+        for (const id of want.ids) this.#pending.delete(id);
+      } else if (want.late && nowMs - want.at >= 2 * timeout) state.wants.delete(w);
+    }
+    while (state.wantQueue.length > 0 && state.outstanding < this.options.maxOutstandingWants) {
       // A timed-out id may have been queued twice; a want never repeats an id (§14.5).
       const ids = [...new Set(state.wantQueue.splice(0, MAX_WANT_IDS))];
-      state.outstanding.push({ ids: new Set(ids), at: nowMs });
+      const w = this.#nextWant++ >>> 0;
+      state.wants.set(w, { ids: new Set(ids), at: nowMs, late: false });
+      state.outstanding++;
       this.counters.wantsSent++;
-      this.#send(state.id, { type: GOSSIP_TYPE.WANT, ids });
+      this.#send(state.id, { type: GOSSIP_TYPE.WANT, w, ids });
     }
   }
 

@@ -39,8 +39,8 @@ export const MAX_RANGE_ENTRIES = 64;
 export const LEAF_ITEMS = 8;
 /** Most `gossip_sync` messages in one exchange (`n` runs 0 .. MAX_SYNC_ROUNDS - 1). */
 export const MAX_SYNC_ROUNDS = 16;
-/** Largest exchange id (`x`). */
-export const MAX_EXCHANGE_ID = 0xffffffff;
+/** Largest exchange id (`x`) and want id (`w`). */
+export const MAX_MESSAGE_ID = 0xffffffff;
 /** Length of a fingerprint, bytes (32 hex digits on the wire). */
 export const FINGERPRINT_BYTES = 16;
 /** Longest range prefix, hex digits (a whole node id). */
@@ -66,6 +66,8 @@ export interface PushMessage {
 }
 export interface RecordsMessage {
   readonly type: typeof GOSSIP_TYPE.RECORDS;
+  /** The `w` of the want this answers. */
+  readonly w: number;
   readonly records: readonly string[];
 }
 export interface SyncMessage {
@@ -78,6 +80,8 @@ export interface SyncMessage {
 }
 export interface WantMessage {
   readonly type: typeof GOSSIP_TYPE.WANT;
+  /** Want id, chosen by the sender; the answer carries it back. */
+  readonly w: number;
   readonly ids: readonly string[];
 }
 export type GossipMessage = PushMessage | RecordsMessage | SyncMessage | WantMessage;
@@ -93,6 +97,11 @@ function exactly(value: unknown, keys: readonly string[]): boolean {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) return false;
   const own = Object.keys(value);
   return own.length === keys.length && keys.every((k) => Object.prototype.hasOwnProperty.call(value, k));
+}
+
+function messageId(v: unknown, what: string): number {
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > MAX_MESSAGE_ID) throw malformed(`${what} expected an integer 0..${MAX_MESSAGE_ID}`);
+  return v;
 }
 
 function isSeq(v: unknown): v is number {
@@ -166,19 +175,19 @@ export function decodeGossipMessage(value: unknown): GossipMessage {
       if (!exactly(v, ['type', 'records'])) throw malformed('gossip_push: expected exactly "type", "records"');
       return { type: GOSSIP_TYPE.PUSH, records: recordList(v.records, 1) };
     case GOSSIP_TYPE.RECORDS:
-      if (!exactly(v, ['type', 'records'])) throw malformed('gossip_records: expected exactly "type", "records"');
-      return { type: GOSSIP_TYPE.RECORDS, records: recordList(v.records, 0) };
+      if (!exactly(v, ['type', 'w', 'records'])) throw malformed('gossip_records: expected exactly "type", "w", "records"');
+      return { type: GOSSIP_TYPE.RECORDS, w: messageId(v.w, 'gossip_records: "w"'), records: recordList(v.records, 0) };
     case GOSSIP_TYPE.WANT: {
-      if (!exactly(v, ['type', 'ids'])) throw malformed('gossip_want: expected exactly "type", "ids"');
+      if (!exactly(v, ['type', 'w', 'ids'])) throw malformed('gossip_want: expected exactly "type", "w", "ids"');
       const ids = v.ids;
       if (!Array.isArray(ids) || ids.length < 1 || ids.length > MAX_WANT_IDS) throw malformed(`gossip_want: expected 1..${MAX_WANT_IDS} ids`);
       for (const id of ids) if (typeof id !== 'string' || !NODE_ID_RE.test(id)) throw malformed('gossip_want: ids expected 64 lowercase hex digits');
       if (new Set(ids).size !== ids.length) throw malformed('gossip_want: repeated ids');
-      return { type: GOSSIP_TYPE.WANT, ids: ids as string[] };
+      return { type: GOSSIP_TYPE.WANT, w: messageId(v.w, 'gossip_want: "w"'), ids: ids as string[] };
     }
     case GOSSIP_TYPE.SYNC: {
       if (!exactly(v, ['type', 'x', 'n', 'ranges'])) throw malformed('gossip_sync: expected exactly "type", "x", "n", "ranges"');
-      if (typeof v.x !== 'number' || !Number.isInteger(v.x) || v.x < 0 || v.x > MAX_EXCHANGE_ID) throw malformed(`gossip_sync: "x" expected 0..${MAX_EXCHANGE_ID}`);
+      const x = messageId(v.x, 'gossip_sync: "x"');
       if (typeof v.n !== 'number' || !Number.isInteger(v.n) || v.n < 0 || v.n >= MAX_SYNC_ROUNDS) throw malformed(`gossip_sync: "n" expected 0..${MAX_SYNC_ROUNDS - 1}`);
       if (!Array.isArray(v.ranges) || v.ranges.length > MAX_SYNC_RANGES) throw malformed(`gossip_sync: expected at most ${MAX_SYNC_RANGES} ranges`);
       if (v.n === 0 && v.ranges.length === 0) throw malformed('gossip_sync: the first message of an exchange has no range');
@@ -194,7 +203,7 @@ export function decodeGossipMessage(value: unknown): GossipMessage {
         ranges.push(r);
       }
       if (entries > MAX_SYNC_ENTRIES) throw malformed(`gossip_sync: more than ${MAX_SYNC_ENTRIES} entries`);
-      return { type: GOSSIP_TYPE.SYNC, x: v.x, n: v.n, ranges };
+      return { type: GOSSIP_TYPE.SYNC, x, n: v.n, ranges };
     }
     default:
       throw malformed('unknown gossip type');
