@@ -20,7 +20,7 @@ import { MemoryGossipStore } from '../../src/discovery/gossip/store.js';
 import { machineFacts } from '../machine.js';
 import { SIM_START_MS, Simulation, type SimOptions } from './sim.js';
 
-interface Preset {
+export interface Preset {
   sizes: number[];
   trials: number;
   warmMs: number;
@@ -103,7 +103,7 @@ function churnStep(sim: Simulation, perRound: number, carry: { acc: number; join
   }
 }
 
-function runSize(n: number, p: Preset): SizeResult {
+export function runSize(n: number, p: Preset): SizeResult {
   const wall0 = performance.now();
   const minutes = p.churnMs / 60_000;
   const churnCount = Math.ceil(n * CHURN_PER_MINUTE * minutes) + 2;
