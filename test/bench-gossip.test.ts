@@ -10,6 +10,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { judge, renderTable, runSize, storeMemory } from '../bench/gossip/run.js';
+import { MemoVerifier, SIM_START_MS } from '../bench/gossip/sim.js';
+import { verifyRecordHex } from '../src/discovery/gossip/engine.js';
+import { createPeerRecord } from '../src/discovery/record.js';
+import { NodeIdentity } from '../src/identity/identity.js';
+import { isMcpE2eError } from '../src/errors.js';
 
 test('gossip simulation at 1,000 nodes: reach, cost at rest, no penalty among honest nodes', { timeout: 300_000 }, () => {
   const r = runSize(1000, { sizes: [1000], trials: 1, warmMs: 5000, restMs: 10_000, churnMs: 20_000, maxRounds: 40 });
@@ -30,4 +35,22 @@ test('gossip simulation at 1,000 nodes: reach, cost at rest, no penalty among ho
   assert.match(table, /\| 1,000 \| 10% \| no \|/);
   const goals = judge([r], storeMemory(1000));
   assert.match(goals.lines.at(-1)!, /Per-node memory for 1,000 records/);
+});
+
+test('the simulator\'s memoised verifier gives the real verifier\'s verdicts at any time of the run', () => {
+  const v = new MemoVerifier();
+  const id = NodeIdentity.fromPrivateKey(Buffer.alloc(32, 9));
+  const later = SIM_START_MS + 3_600_000;
+  const r = createPeerRecord(id, { seq: 1, issuedAtMs: later, expiresAtMs: later + 60_000, addresses: [], protocolVersions: [1] });
+  const hex = r.toHex();
+  // Issued an hour after the start: from the future then, valid at its time, expired after.
+  for (const [now, code] of [[SIM_START_MS, 'ERR_RECORD_FROM_FUTURE'], [later, undefined], [later + 60_000, 'ERR_RECORD_EXPIRED']] as const) {
+    for (const verify of [v.verify, verifyRecordHex]) {
+      if (code) assert.throws(() => verify(hex, now), (e: unknown) => isMcpE2eError(e, code));
+      else assert.equal(verify(hex, now).seq, 1);
+    }
+  }
+  const forged = hex.slice(0, -2) + (hex.endsWith('00') ? '01' : '00');
+  for (let i = 0; i < 2; i++) assert.throws(() => v.verify(forged, later), (e: unknown) => isMcpE2eError(e, 'ERR_RECORD_BAD_SIGNATURE'));
+  assert.equal(v.verifications, 2, 'each distinct record checked once');
 });
