@@ -146,6 +146,13 @@ export class GossipDriver {
     return true;
   }
 
+  /** Messages sent and not yet written, over all sessions. */
+  inFlight(): number {
+    let n = 0;
+    for (const b of this.#sessions.values()) n += b.inFlight;
+    return n;
+  }
+
   status(): GossipStatus {
     return {
       peers: [...this.#sessions.keys()],

@@ -21,13 +21,13 @@ import { TokenBucket } from './bucket.js';
 import {
   decodeGossipMessage,
   GOSSIP_TYPE,
-  LEAVING_ATTRIBUTE,
   MAX_RECORDS_PER_MESSAGE,
   MAX_SYNC_ROUNDS,
   MAX_WANT_IDS,
   type GossipMessage,
   type SyncMessage,
 } from './protocol.js';
+import { isLeaving } from './leaving.js';
 import { TransmitQueue } from './queue.js';
 import { answerRanges, initialRanges } from './reconcile.js';
 import { MemoryGossipStore, type GossipStore } from './store.js';
@@ -649,9 +649,4 @@ export function nodeIdOfHex(hex: string): string | undefined {
   if (hex.length < 130) return undefined;
   const id = hex.slice(66, 130);
   return /^[0-9a-f]{64}$/.test(id) ? id : undefined;
-}
-
-/** True for a leaving record (§14.7: attribute 0x03 present). */
-export function isLeaving(record: PeerRecord): boolean {
-  return record.attributes.has(LEAVING_ATTRIBUTE);
 }

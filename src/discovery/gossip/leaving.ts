@@ -9,6 +9,11 @@ import type { NodeIdentity } from '../../identity/identity.js';
 import { decodePeerRecord, encodePeerRecordBody, MAX_RECORD_LIFETIME_MS, type PeerRecord } from '../record.js';
 import { LEAVING_ATTRIBUTE } from './protocol.js';
 
+/** True for a leaving record (§14.7: attribute 0x03 present). */
+export function isLeaving(record: PeerRecord): boolean {
+  return record.attributes.has(LEAVING_ATTRIBUTE);
+}
+
 /** Shortest lifetime of a leaving record, ms (it lives at least as long as the record it replaces). */
 export const LEAVING_LIFETIME_MS = 5 * 60_000;
 
