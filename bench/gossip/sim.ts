@@ -15,8 +15,8 @@
 import { McpE2eError } from '../../src/errors.js';
 import { NodeIdentity } from '../../src/identity/identity.js';
 import { checkSignature, checkTimes, createPeerRecord, decodePeerRecord, recordBytesFromHex, type PeerRecord } from '../../src/discovery/record.js';
-import { GossipEngine, hexOf, isLeaving, type GossipOptions, type GossipStep } from '../../src/discovery/gossip/engine.js';
-import { createLeavingRecord } from '../../src/discovery/gossip/leaving.js';
+import { GossipEngine, hexOf, type GossipOptions, type GossipStep } from '../../src/discovery/gossip/engine.js';
+import { createLeavingRecord, isLeaving } from '../../src/discovery/gossip/leaving.js';
 import { Clock, Network, seededRandom } from './network.js';
 import { OverlayStore, SharedBase } from './overlay-store.js';
 
