@@ -28,6 +28,15 @@ const OPTIONS = {
   peer: { type: 'string' },
   plaintext: { type: 'boolean' },
   reconnect: { type: 'boolean' },
+  announce: { type: 'boolean' },
+  name: { type: 'string' },
+  bootstrap: { type: 'string', multiple: true },
+  'bootstrap-tofu': { type: 'boolean' },
+  'open-mesh': { type: 'boolean' },
+  'mesh-target': { type: 'string' },
+  'gossip-interval': { type: 'string' },
+  'anti-entropy-interval': { type: 'string' },
+  'status-interval': { type: 'string' },
 } as const;
 
 const GLOBAL = ['home', 'json', 'verbose', 'help', 'version'];
@@ -35,11 +44,13 @@ const PER_COMMAND: Record<string, string[]> = {
   keygen: ['force'],
   id: [],
   peers: [],
-  serve: ['host', 'port', 'allow', 'allow-any-peer', 'allow-plaintext'],
+  serve: ['host', 'port', 'allow', 'allow-any-peer', 'allow-plaintext', 'announce', 'name', 'bootstrap', 'bootstrap-tofu', 'open-mesh', 'mesh-target', 'gossip-interval', 'anti-entropy-interval', 'status-interval'],
   connect: ['peer', 'plaintext', 'reconnect'],
 };
 
-export type Values = { [K in keyof typeof OPTIONS]?: (typeof OPTIONS)[K]['type'] extends 'string' ? string : boolean };
+export type Values = {
+  [K in keyof typeof OPTIONS]?: (typeof OPTIONS)[K] extends { multiple: true } ? string[] : (typeof OPTIONS)[K]['type'] extends 'string' ? string : boolean;
+};
 
 const out = (line: string) => void process.stdout.write(line + '\n');
 

@@ -3,6 +3,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { writeFileAtomic } from '../util/files.js';
 import { KnownPeersStore, PeerAllowList, parseAllowList } from '../identity/trust.js';
 import { fingerprintOf, normalizeNodeId } from '../identity/identity.js';
+import { PeerRegistry, type PeerInfo } from '../discovery/registry.js';
 import { UsageError } from './usage.js';
 import type { HomePaths } from './home.js';
 
@@ -56,8 +57,16 @@ export function peersCommand(args: string[], paths: HomePaths, out: (line: strin
     case undefined: {
       const allowed = PeerAllowList.fromFile(paths.allowedPeers).entries();
       const known = new KnownPeersStore(paths.knownPeers).list();
+      const allowedIds = new Set(allowed.map((p) => p.nodeId));
+      const discovered = existsSync(paths.peers) ? new PeerRegistry({ path: paths.peers, isTrusted: (id) => allowedIds.has(id), flushIntervalMs: 0 }).list().filter((p) => !p.self) : [];
       if (json) {
-        out(JSON.stringify({ allowed: allowed.map((p) => ({ node_id: p.nodeId, label: p.label })), known: known.map((k) => ({ endpoint: k.endpoint, node_id: k.nodeId, first_seen: k.firstSeen })) }));
+        out(
+          JSON.stringify({
+            allowed: allowed.map((p) => ({ node_id: p.nodeId, label: p.label })),
+            known: known.map((k) => ({ endpoint: k.endpoint, node_id: k.nodeId, first_seen: k.firstSeen })),
+            discovered: discovered.map((p) => ({ node_id: p.nodeId, name: p.name, state: p.state, sources: p.sources, addresses: p.addresses, seq: p.record?.seq, left: p.left, expired: p.recordExpired, last_seen: p.lastSeenMs })),
+          }),
+        );
         return;
       }
       out(`allowed peers (${paths.allowedPeers}):`);
@@ -66,9 +75,20 @@ export function peersCommand(args: string[], paths: HomePaths, out: (line: strin
       out(`known peers (${paths.knownPeers}):`);
       for (const k of known) out(`  ${k.endpoint}  ${fingerprintOf(k.nodeId)}  ${k.nodeId}`);
       if (known.length === 0) out('  (none)');
+      out(`discovered peers (${paths.peers}):`);
+      for (const p of discovered) out(`  ${describePeer(p)}`);
+      if (discovered.length === 0) out('  (none)');
       return;
     }
     default:
       throw new UsageError(`unknown peers command "${sub}"; use allow, deny, forget or list`);
   }
+}
+
+/** One line for a registry entry: name, short id, state, where it was learned, addresses, last seen. */
+function describePeer(p: PeerInfo): string {
+  const status = p.left ? ' (left)' : p.recordExpired ? ' (record expired)' : '';
+  const ago = Math.max(0, Math.round((Date.now() - p.lastSeenMs) / 1000));
+  // Record names are text without controls or bidirectional marks (PROTOCOL.md §13.2.2); JSON quoting shows them as they are.
+  return `${JSON.stringify(p.name ?? '')}  ${p.fingerprint}  ${p.state}${status}  from ${p.sources.join(',')}  ${p.addresses.join(' ') || '(no address)'}  seen ${ago}s ago`;
 }

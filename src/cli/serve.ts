@@ -3,6 +3,13 @@
  * and, for each authenticated peer, spawn the stdio MCP server COMMAND and
  * relay JSON-RPC both ways. One child per connection: it ends when its
  * connection ends, and the connection ends when it exits.
+ *
+ * With `--announce` or `--bootstrap` the endpoint is a mesh node
+ * (src/mesh/node.ts) that publishes its record and gossips (issue 13): any
+ * authenticated peer may hold a session, and gossip decides by its own
+ * membership policy; MCP stays the allowlist's decision, and a child starts
+ * only with the first MCP message of an allowed peer (mesh sessions that
+ * only gossip cost no process).
  */
 import { unwatchFile, watchFile } from 'node:fs';
 import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
@@ -10,6 +17,10 @@ import { McpE2eError } from '../errors.js';
 import { PeerAllowList } from '../identity/trust.js';
 import { EncryptedWebSocketServer } from '../transport/server.js';
 import { DEFAULT_MAX_MESSAGE_BYTES } from '../protocol.js';
+import { MeshNode } from '../mesh/node.js';
+import { createGossipSources } from '../discovery/sources/gossip.js';
+import type { EncryptedWebSocketServerTransport } from '../transport/server-transport.js';
+import type { PeerIdentity } from '../identity/identity.js';
 import { killAllChildren, spawnChild, type ChildServer } from './child.js';
 import type { HomePaths } from './home.js';
 import type { Logger } from './log.js';
@@ -43,40 +54,74 @@ export async function serveCommand(values: Values, command: string[], paths: Hom
 
   let nextId = 1;
   const children = new Set<ChildServer>();
-  const server = new EncryptedWebSocketServer({
-    identity,
-    ...(allowList ? { allowedPeers: allowList } : { allowAnyPeer: true }),
-    allowPlaintext: values['allow-plaintext'] ?? false,
-    onConnection: async (transport, peer) => {
-      const clog = log.child({ conn: nextId++ });
-      clog.info(peer ? `peer ${peer.fingerprint} connected` : 'plaintext client connected', peer ? { node_id: peer.nodeId } : {});
-      const child = spawnChild(command, clog, (msg) => {
+  const mesh = values.announce === true || (values.bootstrap?.length ?? 0) > 0;
+  /** One connection: a child for it (at once, or in mesh mode with the first MCP message of an allowed peer). */
+  const onConnection = async (transport: EncryptedWebSocketServerTransport, peer: PeerIdentity | undefined) => {
+    const clog = log.child({ conn: nextId++ });
+    clog.info(peer ? `peer ${peer.fingerprint} connected` : 'plaintext client connected', peer ? { node_id: peer.nodeId } : {});
+    let child: ChildServer | undefined;
+    const startChild = () => {
+      const c = spawnChild(command, clog, (msg) => {
         transport.send(msg as JSONRPCMessage).catch((err: Error) => clog.debug('send to peer failed', { error: err.message }));
       }, DEFAULT_MAX_MESSAGE_BYTES);
-      children.add(child);
-      transport.onmessage = (msg) => child.send(msg);
-      transport.onerror = (err) => clog.warn(err.message, err instanceof McpE2eError ? { code: err.code } : {});
-      transport.onclose = () => {
-        clog.info('connection closed; stopping its server process');
-        void child.terminate();
-      };
-      void child.exited.then((how) => {
-        children.delete(child);
+      children.add(c);
+      void c.exited.then((how) => {
+        children.delete(c);
         clog.info(`server process ${how}`);
         void transport.close();
       });
-      // Messages flow to onmessage only once started (as McpServer.connect would do).
-      await transport.start();
-    },
-    onError: (err, info) => {
-      const code = err instanceof McpE2eError ? err.code : undefined;
-      log.warn(`connection from ${info.remoteAddress ?? 'unknown'} refused: ${err.message}`, code ? { code } : {});
-    },
-  });
+      return c;
+    };
+    if (!mesh) child = startChild();
+    transport.onmessage = (msg) => {
+      if (!child) {
+        if (allowList && peer && !allowList.has(peer.nodeId)) {
+          clog.warn(`peer ${peer.fingerprint} is not on the allowlist: MCP refused (mesh sessions are not MCP access)`, { node_id: peer.nodeId, code: 'ERR_PEER_REJECTED' });
+          void transport.close();
+          return;
+        }
+        child = startChild();
+      }
+      child.send(msg);
+    };
+    transport.onerror = (err) => clog.warn(err.message, err instanceof McpE2eError ? { code: err.code } : {});
+    transport.onclose = () => {
+      clog.info(child ? 'connection closed; stopping its server process' : 'connection closed');
+      void child?.terminate();
+    };
+    // Messages flow to onmessage only once started (as McpServer.connect would do).
+    await transport.start();
+  };
+  const onError = (err: Error, info: { remoteAddress?: string | undefined }) => {
+    const code = err instanceof McpE2eError ? err.code : undefined;
+    log.warn(`connection from ${info.remoteAddress ?? 'unknown'} refused: ${err.message}`, code ? { code } : {});
+  };
+  const common = { identity, allowPlaintext: values['allow-plaintext'] ?? false, onConnection, onError };
+  const server = mesh ? undefined : new EncryptedWebSocketServer({ ...common, ...(allowList ? { allowedPeers: allowList } : { allowAnyPeer: true }) });
+  let sources;
+  try {
+    sources = mesh ? createGossipSources({ ...gossipOptions(values), identity }) : undefined;
+  } catch (err) {
+    throw new UsageError(`--bootstrap: ${(err as Error).message}`);
+  }
+  const node = sources
+    ? new MeshNode({
+        identity,
+        registry: { path: paths.peers },
+        ...(allowList ? { allowList } : {}),
+        announce: values.announce ? { ...(values.name ? { name: values.name } : {}) } : false,
+        server: { ...common, allowAnyPeer: true, port, host },
+        sources: [sources.bootstrap, sources.gossip],
+        log: (level, message, fields) => log[level](message, fields),
+      })
+    : undefined;
 
   let address;
   try {
-    address = await server.listen(port, host);
+    if (node) {
+      await node.start();
+      address = node.address!;
+    } else address = await server!.listen(port, host);
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
     if (e.code === 'EADDRINUSE') throw new UsageError(`port ${port} on ${host} is already in use; choose another with --port`);
@@ -86,6 +131,13 @@ export async function serveCommand(values: Values, command: string[], paths: Hom
   }
   const url = `ws://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}`;
   log.info(`listening on ${url} as ${identity.fingerprint}`, { url, node_id: identity.nodeId });
+  let status: NodeJS.Timeout | undefined;
+  if (node && sources) {
+    log.info(`mesh node: ${values.announce ? 'announcing' : 'not announcing'}, ${sources.bootstrap.entries.length} bootstrap peer(s), gossip with ${values['open-mesh'] ? 'every authenticated peer (open mesh)' : 'allowed and bootstrap peers'}`);
+    const every = parseSeconds(values['status-interval'], 60, '--status-interval');
+    status = setInterval(() => log.info(statusLine(node, sources.gossip), statusFields(node, sources.gossip)), every * 1000);
+    status.unref();
+  }
 
   if (allowList) {
     // The allowlist is re-read when the file changes and on SIGHUP, without a restart.
@@ -108,6 +160,7 @@ export async function serveCommand(values: Values, command: string[], paths: Hom
       stopping = true;
       log.info(`${signal}: shutting down`);
       unwatchFile(allowPath);
+      clearInterval(status);
       // Closing the server closes every connection, which terminates every child.
       const force = setTimeout(() => {
         log.error(`connections did not close within ${SHUTDOWN_GRACE_MS} ms; killing their server processes`);
@@ -115,8 +168,7 @@ export async function serveCommand(values: Values, command: string[], paths: Hom
         resolve(1);
       }, SHUTDOWN_GRACE_MS);
       force.unref();
-      void server
-        .close()
+      void (node ? node.stop() : server!.close())
         .then(() => Promise.all([...children].map((c) => c.terminate())))
         .then(() => {
           clearTimeout(force);
@@ -128,4 +180,49 @@ export async function serveCommand(values: Values, command: string[], paths: Hom
     // Last resort: never leave a child behind, whatever path ends this process.
     process.on('exit', killAllChildren);
   });
+}
+
+/** Seconds from an option, a positive number. */
+function parseSeconds(value: string | undefined, fallback: number, name: string): number {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (!(n > 0) || !Number.isFinite(n)) throw new UsageError(`${name} expects a number of seconds above 0, got ${JSON.stringify(value)}`);
+  return n;
+}
+
+/** The gossip options of `serve`: bootstrap entries, membership, and intervals (shortened in tests). */
+function gossipOptions(values: Values) {
+  const ms = (v: string | undefined, name: string) => (v === undefined ? undefined : Math.round(parseSeconds(v, 0, name) * 1000));
+  const round = ms(values['gossip-interval'], '--gossip-interval');
+  const antiEntropy = ms(values['anti-entropy-interval'], '--anti-entropy-interval');
+  const target = values['mesh-target'] === undefined ? undefined : Number(values['mesh-target']);
+  if (target !== undefined && !(Number.isInteger(target) && target >= 0 && target <= 64)) throw new UsageError(`--mesh-target expects 0..64, got ${JSON.stringify(values['mesh-target'])}`);
+  return {
+    bootstrap: values.bootstrap ?? [],
+    trustOnFirstUse: values['bootstrap-tofu'] ?? false,
+    open: values['open-mesh'] ?? false,
+    ...(target !== undefined ? { target } : {}),
+    gossip: { ...(round ? { gossipIntervalMs: round } : {}), ...(antiEntropy ? { antiEntropyIntervalMs: antiEntropy } : {}) },
+  };
+}
+
+function statusFields(node: MeshNode, gossip: ReturnType<typeof createGossipSources>['gossip']): Record<string, unknown> {
+  const s = gossip.status();
+  const c = s?.counters;
+  return {
+    mesh_sessions: node.sessions.length,
+    gossip_peers: s?.peers.length ?? 0,
+    records: s?.records ?? 0,
+    messages_in: c?.messagesIn ?? 0,
+    messages_out: c?.messagesOut ?? 0,
+    records_accepted: c?.recordsAccepted ?? 0,
+    records_refused: c?.recordsRefused ?? 0,
+    exchanges: c?.exchangesCompleted ?? 0,
+    cutoffs: c?.cutoffs ?? 0,
+  };
+}
+
+function statusLine(node: MeshNode, gossip: ReturnType<typeof createGossipSources>['gossip']): string {
+  const f = statusFields(node, gossip);
+  return `mesh: ${f.mesh_sessions} session(s), gossip with ${f.gossip_peers}, ${f.records} record(s); messages ${f.messages_in} in / ${f.messages_out} out; records ${f.records_accepted} accepted / ${f.records_refused} refused; ${f.exchanges} exchange(s); ${f.cutoffs} cut off`;
 }

@@ -15,12 +15,21 @@ Commands:
       --allow FILE            allowlist of node ids (default: HOME/allowed_peers)
       --allow-any-peer        accept any authenticated peer
       --allow-plaintext       also accept plain MCP over WebSocket (unauthenticated!)
+      --announce [--name N]   publish this node's signed record to the mesh (gossip)
+      --bootstrap URL#NODE_ID join the mesh through this peer (repeatable); dialled at start
+                              and whenever below the mesh target, with backoff
+      --bootstrap-tofu        allow --bootstrap URL without #NODE_ID (first key seen is believed)
+      --open-mesh             gossip with every authenticated peer (default: allowed and
+                              bootstrap peers only); MCP access stays the allowlist's
+      --mesh-target N         mesh sessions to keep (default 3)
+      --gossip-interval S     gossip round (default 1); --anti-entropy-interval S (default 10)
+      --status-interval S     log a mesh status line every S seconds (default 60)
   connect URL [--peer NODE_ID] [--plaintext] [--reconnect]
                               be a stdio MCP server for an MCP client, relaying to URL;
                               without --peer, trust on first use (known_peers.json);
                               --reconnect: retry a lost connection (backoff with jitter,
                               a new handshake each time) and re-initialise the MCP session
-  peers list                  show allowed and known peers
+  peers list                  show allowed, known and discovered peers (with where each was learned)
   peers allow NODE_ID [LABEL] allow a node to connect to serve
   peers deny NODE_ID          remove a node from the allowlist
   peers forget HOST:PORT      forget the identity recorded for an endpoint
