@@ -83,6 +83,8 @@ const before = (a: Event, b: Event): boolean => a.at < b.at || (a.at === b.at &&
  * AES-GCM tag 16, WebSocket header 2..4 (4 counted).
  */
 export const FRAME_OVERHEAD_BYTES = 35;
+/** Link keys: from * LINK + to (fewer than 2^20 nodes). */
+const LINK = 2 ** 20;
 
 /** Loss, latency and byte counts of the simulated network. */
 export class Network {
@@ -94,8 +96,8 @@ export class Network {
   readonly bytes: Float64Array;
   readonly messages: Float64Array;
   readonly bytesByType = new Map<string, number>();
-  /** Last delivery time per directed link, to keep each link in order. */
-  readonly #lastDelivery = new Map<string, number>();
+  /** Last delivery time per directed link (from * 2^20 + to), to keep each link in order. */
+  readonly #lastDelivery = new Map<number, number>();
 
   constructor(readonly clock: Clock, readonly random: () => number, nodes: number) {
     this.bytes = new Float64Array(nodes);
@@ -118,7 +120,7 @@ export class Network {
     this.messages[from]! += 1;
     this.bytesByType.set(message.type, (this.bytesByType.get(message.type) ?? 0) + size);
     if (this.loss > 0 && this.random() < this.loss) return;
-    const link = `${from}>${to}`;
+    const link = from * LINK + to;
     const at = Math.max(this.clock.now + this.latency(), this.#lastDelivery.get(link) ?? 0);
     this.#lastDelivery.set(link, at);
     this.clock.at(at, () => {
@@ -128,8 +130,8 @@ export class Network {
 
   /** Forget the order state of a closed link. */
   closeLink(a: number, b: number): void {
-    this.#lastDelivery.delete(`${a}>${b}`);
-    this.#lastDelivery.delete(`${b}>${a}`);
+    this.#lastDelivery.delete(a * LINK + b);
+    this.#lastDelivery.delete(b * LINK + a);
   }
 
   resetCounts(): void {

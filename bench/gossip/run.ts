@@ -29,7 +29,7 @@ export interface Preset {
   maxRounds: number;
 }
 
-const FULL: Preset = { sizes: [100, 1000, 10_000], trials: 3, warmMs: 20_000, restMs: 60_000, churnMs: 120_000, maxRounds: 60 };
+const FULL: Preset = { sizes: [100, 1000, 10_000], trials: 3, warmMs: 12_000, restMs: 60_000, churnMs: 60_000, maxRounds: 60 };
 const QUICK: Preset = { sizes: [100, 1000], trials: 1, warmMs: 10_000, restMs: 20_000, churnMs: 30_000, maxRounds: 60 };
 const LOSSES = [0, 0.05, 0.1];
 const CHURN_LOSS = 0.05;

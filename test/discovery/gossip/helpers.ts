@@ -5,6 +5,7 @@
 import { NodeIdentity } from '../../../src/identity/identity.js';
 import { createPeerRecord, type PeerRecord } from '../../../src/discovery/record.js';
 import type { GossipEngine, GossipEvent, GossipStep } from '../../../src/discovery/gossip/engine.js';
+import { seededRandom } from '../../../bench/gossip/network.js';
 
 export const NOW = 1_800_000_000_000;
 
@@ -27,17 +28,8 @@ export function recordOf(identity: NodeIdentity, seq: number, now = NOW, lifetim
   });
 }
 
-/** A seeded uniform [0, 1) generator (mulberry32). */
-export function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** A seeded uniform [0, 1) generator (the simulator's). */
+export const seeded = seededRandom;
 
 /**
  * Deliver every message of `steps` (and of the answers they cause) between
