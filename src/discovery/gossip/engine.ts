@@ -17,7 +17,7 @@
  */
 import { isMcpE2eError, type ErrorCode } from '../../errors.js';
 import { compareToStored, recordBytesFromHex, verifyPeerRecord, type PeerRecord } from '../record.js';
-import { TokenBucket } from './bucket.js';
+import { TokenBucket } from '../../util/rate.js';
 import {
   decodeGossipMessage,
   GOSSIP_TYPE,
@@ -287,8 +287,8 @@ export class GossipEngine {
     const o = this.options;
     this.#peers.set(peer, {
       id: peer,
-      messages: new TokenBucket(o.messageBurst, o.messagesPerSecond, nowMs),
-      pushRecords: new TokenBucket(o.pushRecordBurst, o.pushRecordsPerSecond, nowMs),
+      messages: new TokenBucket(o.messageBurst, 1000 / o.messagesPerSecond, nowMs),
+      pushRecords: new TokenBucket(o.pushRecordBurst, 1000 / o.pushRecordsPerSecond, nowMs),
       score: 0,
       scoreAt: nowMs,
       counts: {},
@@ -377,7 +377,7 @@ export class GossipEngine {
     const state = this.#peers.get(peer);
     if (!state) return this.#flush();
     this.counters.messagesIn++;
-    if (!state.messages.take(1, nowMs)) {
+    if (!state.messages.take(nowMs)) {
       this.counters.rateLimited++;
       this.#penalise(state, 'ERR_GOSSIP_RATE_LIMITED', nowMs);
       return this.#flush();
@@ -391,7 +391,7 @@ export class GossipEngine {
     }
     switch (message.type) {
       case GOSSIP_TYPE.PUSH:
-        if (!state.pushRecords.take(message.records.length, nowMs)) {
+        if (!state.pushRecords.take(nowMs, message.records.length)) {
           this.counters.rateLimited++;
           this.#penalise(state, 'ERR_GOSSIP_RATE_LIMITED', nowMs);
           break;
