@@ -17,7 +17,7 @@ import { NodeIdentity } from '../src/identity/identity.js';
 import { isMcpE2eError } from '../src/errors.js';
 
 test('gossip simulation at 1,000 nodes: reach, cost at rest, no penalty among honest nodes', { timeout: 300_000 }, () => {
-  const r = runSize(1000, { sizes: [1000], trials: 1, warmMs: 5000, restMs: 10_000, churnMs: 20_000, maxRounds: 40 });
+  const r = runSize(1000, { sizes: [1000], trials: 1, warmMs: 5000, restMs: 10_000, churnMs: 20_000, churnMsLarge: 20_000, maxRounds: 40 });
   assert.equal(r.reach.length, 4);
   for (const row of r.reach) {
     for (const t of row.trials) {

@@ -111,6 +111,19 @@ export const GOSSIP_PENALTY: Readonly<Partial<Record<ErrorCode, number>>> = Obje
   ERR_GOSSIP_RATE_LIMITED: 1,
 });
 
+/**
+ * The defaults with `given` applied.
+ * @throws TypeError for an unknown option; RangeError for a value that is not a positive number (`cutoffScore`: negative).
+ */
+function checkOptions(given: Partial<GossipOptions>): Readonly<GossipOptions> {
+  for (const [k, v] of Object.entries(given)) {
+    if (!(k in DEFAULT_GOSSIP)) throw new TypeError(`unknown gossip option "${k}"`);
+    const ok = typeof v === 'number' && Number.isFinite(v) && (k === 'cutoffScore' ? v < 0 : v > 0);
+    if (!ok) throw new RangeError(`"${k}" expected a ${k === 'cutoffScore' ? 'negative' : 'positive'} number`);
+  }
+  return Object.freeze({ ...DEFAULT_GOSSIP, ...given });
+}
+
 /** Score regained per `antiEntropyIntervalMs` of good behaviour, up to 0. */
 const SCORE_RECOVERY = 1;
 /** Most ids queued for pulling from one peer. */
@@ -253,7 +266,7 @@ export class GossipEngine {
     this.store = init.store ?? new MemoryGossipStore();
     this.#random = init.random ?? Math.random;
     this.#verify = init.verify ?? verifyRecordHex;
-    this.options = Object.freeze({ ...DEFAULT_GOSSIP, ...init.options });
+    this.options = checkOptions(init.options ?? {});
     this.#nextAntiEntropyAt = nowMs + this.#jitteredInterval();
   }
 

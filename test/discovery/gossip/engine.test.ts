@@ -7,6 +7,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { GossipEngine, DEFAULT_GOSSIP, type GossipEvent } from '../../../src/discovery/gossip/engine.js';
 import { createLeavingRecord } from '../../../src/discovery/gossip/leaving.js';
 import { GOSSIP_TYPE } from '../../../src/discovery/gossip/protocol.js';
@@ -198,4 +199,21 @@ test('the store cap refuses new node ids, not updates', () => {
   e.receive(mallory, push(recordOf(identityOf(10), 2).toHex()), NOW);
   assert.equal(e.store.get(identityOf(10).nodeId)!.seq, 2);
   assert.equal(e.scoreOf(mallory), 0);
+});
+
+test('options: unknown names and bad values are refused; SECURITY.md and PROTOCOL.md state the defaults', () => {
+  assert.throws(() => new GossipEngine(self.nodeId, NOW, { options: { fanuot: 3 } as object }), TypeError);
+  for (const bad of [{ fanout: 0 }, { gossipIntervalMs: Number.NaN }, { cutoffScore: 5 }]) assert.throws(() => new GossipEngine(self.nodeId, NOW, { options: bad }), RangeError);
+  const d = DEFAULT_GOSSIP;
+  const security = readFileSync(new URL('../../../../SECURITY.md', import.meta.url), 'utf8');
+  const protocol = readFileSync(new URL('../../../../PROTOCOL.md', import.meta.url), 'utf8');
+  for (const text of [security, protocol]) {
+    assert.ok(text.includes(`burst ${d.messageBurst}`) && text.includes(`${d.messagesPerSecond} per second`), 'message bucket');
+    assert.ok(text.includes(`burst ${d.pushRecordBurst}`) && text.includes(`${d.pushRecordsPerSecond} per second`), 'record bucket');
+    assert.ok(text.includes(`${d.maxRecords.toLocaleString('en-US')}`), 'maxRecords');
+    assert.ok(text.includes(`${d.seenTtlMs / 1000} s`), 'seen cache');
+    assert.ok(text.includes(`${d.cutoffScore}`.replace('-', '−')), 'cut-off');
+    assert.ok(text.includes(`${d.banMs / 60_000} minutes`), 'ban');
+  }
+  assert.ok(protocol.includes(`fanout ${d.fanout}`) && protocol.includes(`round ${d.gossipIntervalMs / 1000} s`), 'PROTOCOL.md §14.9');
 });
