@@ -55,6 +55,8 @@ export interface SizeResult {
   rest: { bytesPerNodePerMinute: number; bytesPerNodePerRound: number; messagesPerNodePerMinute: number; syncBytesPerExchange: number };
   reach: Array<{ loss: number; churn: boolean; trials: Reach[] }>;
   changes: { bytesPerNodePerMinute: number; recordsPublishedPerMinute: number; joins: number; leaves: number; seconds: number; bytesByType: Record<string, number> };
+  /** Joined nodes still alive that had 15 s or more: seconds until each held 99% of the records (undefined: not yet). */
+  catchUp: { eligible: number; seconds: Array<number | undefined> };
   verifications: number;
   verifierLookups: number;
   cutoffs: number;
@@ -185,7 +187,9 @@ export function runSize(n: number, preset: Preset): SizeResult {
     seconds: (sim.clock.now - t0) / 1000,
     bytesByType: Object.fromEntries([...sim.network.bytesByType].map(([k, v]) => [k, Math.round(v / sim.alive().length / elapsedMin)])),
   };
-  log(`N=${n}: changes ${changes.bytesPerNodePerMinute.toFixed(0)} B/node/min, churn reach ${JSON.stringify(churnTrial)}`);
+  const eligible = [...sim.joins].filter(([i, j]) => sim.nodes[i]!.alive && sim.clock.now - j.at >= 15_000).map(([, j]) => j);
+  const catchUp = { eligible: eligible.length, seconds: eligible.map((j) => (j.caughtUpAt === undefined ? undefined : (j.caughtUpAt - j.at) / 1000)) };
+  log(`N=${n}: changes ${changes.bytesPerNodePerMinute.toFixed(0)} B/node/min, churn reach ${JSON.stringify(churnTrial)}, catch-up ${JSON.stringify(catchUp)}`);
   return {
     nodes: n,
     setupSeconds,
@@ -193,6 +197,7 @@ export function runSize(n: number, preset: Preset): SizeResult {
     rest,
     reach,
     changes,
+    catchUp,
     verifications: sim.verifier.verifications,
     verifierLookups: sim.verifier.lookups,
     cutoffs: sim.cutoffs,
@@ -252,6 +257,14 @@ function max(xs: Array<number | undefined>): number | undefined {
   return Math.max(...(xs as number[]));
 }
 
+function catchUpCell(c: SizeResult['catchUp']): string {
+  if (c.eligible === 0) return 'no join early enough';
+  const done = c.seconds.filter((x): x is number => x !== undefined).sort((a, b) => a - b);
+  if (done.length === 0) return `0 of ${c.eligible}`;
+  const median = done[Math.floor((done.length - 1) / 2)]!;
+  return `${median.toFixed(1)} / ${done.at(-1)!.toFixed(1)} (${done.length} of ${c.eligible})`;
+}
+
 export function renderTable(results: SizeResult[], interval: number): string {
   const lines: string[] = [];
   lines.push('| N | loss | churn | rounds to 50% | rounds to 99% | rounds to 100% (mean / worst) | seconds to 100% (worst) | trials |');
@@ -265,11 +278,11 @@ export function renderTable(results: SizeResult[], interval: number): string {
     }
   }
   lines.push('');
-  lines.push('| N | at rest: bytes / node / minute | at rest: bytes / node / round | at rest: sync bytes / exchange | changes flowing: bytes / node / minute | records published / minute | joins + leaves (simulated seconds) | signature checks run / asked | wall time |');
-  lines.push('| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
+  lines.push('| N | at rest: bytes / node / minute | at rest: bytes / node / round | at rest: sync bytes / exchange | changes flowing: bytes / node / minute | records published / minute | joins + leaves (simulated seconds) | a joined node holds 99% of the records after (median / worst, s; caught up of joined 15 s before the end) | signature checks run / asked | wall time |');
+  lines.push('| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
   for (const r of results) {
     lines.push(
-      `| ${r.nodes.toLocaleString('en-US')} | ${Math.round(r.rest.bytesPerNodePerMinute).toLocaleString('en-US')} | ${Math.round(r.rest.bytesPerNodePerRound)} | ${Math.round(r.rest.syncBytesPerExchange)} | ${Math.round(r.changes.bytesPerNodePerMinute).toLocaleString('en-US')} | ${Math.round(r.changes.recordsPublishedPerMinute)} | ${r.changes.joins} + ${r.changes.leaves} (${Math.round(r.changes.seconds)} s) | ${r.verifications.toLocaleString('en-US')} / ${r.verifierLookups.toLocaleString('en-US')} | ${r.wallSeconds.toFixed(0)} s |`,
+      `| ${r.nodes.toLocaleString('en-US')} | ${Math.round(r.rest.bytesPerNodePerMinute).toLocaleString('en-US')} | ${Math.round(r.rest.bytesPerNodePerRound)} | ${Math.round(r.rest.syncBytesPerExchange)} | ${Math.round(r.changes.bytesPerNodePerMinute).toLocaleString('en-US')} | ${Math.round(r.changes.recordsPublishedPerMinute)} | ${r.changes.joins} + ${r.changes.leaves} (${Math.round(r.changes.seconds)} s) | ${catchUpCell(r.catchUp)} | ${r.verifications.toLocaleString('en-US')} / ${r.verifierLookups.toLocaleString('en-US')} | ${r.wallSeconds.toFixed(0)} s |`,
     );
   }
   return lines.join('\n');

@@ -82,6 +82,8 @@ interface SimNode {
   dialing: number;
   alive: boolean;
   record: PeerRecord | undefined;
+  /** A joined node's bootstrap peers, dialled again while it has no session (as the bootstrap source does). */
+  bootstrap: SimNode[];
   /** Milliseconds after each whole interval at which this node ticks. */
   readonly phase: number;
 }
@@ -101,6 +103,8 @@ export class Simulation {
   /** Cut-offs and misbehaviour reports seen (none expected: every simulated node is honest). */
   cutoffs = 0;
   misbehaviour = 0;
+  /** Nodes that joined: when, and when they first held 99% of the live records (records accepted, ours included). */
+  readonly joins = new Map<number, { at: number; caughtUpAt: number | undefined }>();
   #nextJoiner: number;
 
   constructor(readonly options: SimOptions) {
@@ -113,7 +117,7 @@ export class Simulation {
       seed.writeUInt32BE(options.seed, 0);
       seed.writeUInt32BE(i, 4);
       const identity = NodeIdentity.fromPrivateKey(seed);
-      this.nodes.push({ index: i, identity, engine: undefined, store: undefined, peers: new Set(), dialing: 0, alive: false, record: undefined, phase: Math.floor(this.random() * this.interval) });
+      this.nodes.push({ index: i, identity, engine: undefined, store: undefined, peers: new Set(), dialing: 0, alive: false, record: undefined, bootstrap: [], phase: Math.floor(this.random() * this.interval) });
       this.byId.set(identity.nodeId, i);
     }
     this.base = new SharedBase(this.nodes.map((n) => n.identity.nodeId));
@@ -150,10 +154,11 @@ export class Simulation {
     const n = this.nodes[this.#nextJoiner++];
     if (!n) throw new RangeError('no identities left for joiners');
     n.record = this.#makeRecord(n, 1);
+    this.joins.set(n.index, { at: this.clock.now, caughtUpAt: undefined });
     this.#start(n, true);
     this.#publish(n, n.record);
-    const live = this.alive();
-    for (let k = 0; k < bootstraps; k++) this.#dial(n, live[Math.floor(this.random() * live.length)]!);
+    n.bootstrap = Array.from({ length: bootstraps }, () => this.#randomLive());
+    for (const b of n.bootstrap) this.#dial(n, b);
     return n.index;
   }
 
@@ -166,6 +171,13 @@ export class Simulation {
       // The driver flushes the push before closing: one round.
       this.clock.at(this.clock.now + this.interval + 1, () => this.#stop(n));
     } else this.#stop(n);
+  }
+
+  #randomLive(): SimNode {
+    for (;;) {
+      const n = this.nodes[Math.floor(this.random() * this.nodes.length)]!;
+      if (n.alive) return n;
+    }
   }
 
   #makeRecord(n: SimNode, seq: number): PeerRecord {
@@ -219,6 +231,11 @@ export class Simulation {
 
   /** Dial random nodes whose records we hold, while below the mesh target. */
   #fillMesh(n: SimNode, instant: boolean): void {
+    if (n.peers.size === 0 && n.dialing === 0 && n.bootstrap.length > 0) {
+      // Bootstrap peers that left are replaced by live ones: a joining node is configured with some that are up.
+      n.bootstrap = n.bootstrap.map((b) => (b.alive ? b : this.#randomLive()));
+      for (const b of n.bootstrap) this.#dial(n, b);
+    }
     let tries = 0;
     while (n.peers.size + n.dialing < this.options.meshTarget && tries++ < 16) {
       const i = Math.floor(this.random() * this.nodes.length);
@@ -258,7 +275,11 @@ export class Simulation {
 
   #handle(n: SimNode, step: GossipStep): void {
     for (const e of step.events) {
-      if (e.type === 'record' || e.type === 'left') this.onRecord?.(n.index, e.record, this.clock.now);
+      if (e.type === 'record' || e.type === 'left') {
+        this.onRecord?.(n.index, e.record, this.clock.now);
+        const j = this.joins.get(n.index);
+        if (j && j.caughtUpAt === undefined && n.store!.size >= 0.99 * this.base.size) j.caughtUpAt = this.clock.now;
+      }
       else if (e.type === 'cutoff') {
         this.cutoffs++;
         const p = this.byId.get(e.peer);

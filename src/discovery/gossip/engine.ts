@@ -86,8 +86,8 @@ export const DEFAULT_GOSSIP: Readonly<GossipOptions> = Object.freeze({
   pushRecordBurst: 128,
   pushRecordsPerSecond: 32,
   maxOutstandingWants: 4,
-  wantTimeoutMs: 5000,
-  exchangeTimeoutMs: 5000,
+  wantTimeoutMs: 2000,
+  exchangeTimeoutMs: 2000,
   cutoffScore: -20,
   banMs: 10 * 60_000,
   logIntervalMs: 60_000,
@@ -126,6 +126,8 @@ function checkOptions(given: Partial<GossipOptions>): Readonly<GossipOptions> {
 
 /** Score regained per `antiEntropyIntervalMs` of good behaviour, up to 0. */
 const SCORE_RECOVERY = 1;
+/** An exchange that found us lacking this many records (a full want) is followed by the next one at the next round. */
+const CATCH_UP_LACKING = MAX_WANT_IDS;
 /** Most ids queued for pulling from one peer. */
 const MAX_WANT_QUEUE = 4096;
 /** Most records waiting to be pushed. */
@@ -205,6 +207,8 @@ interface Exchange {
   readonly peer: string;
   readonly x: number;
   at: number;
+  /** Node ids this exchange found us lacking (queued for pulling). */
+  lacking: number;
 }
 
 /**
@@ -349,8 +353,10 @@ export class GossipEngine {
     }
     for (const [id, at] of this.#pending) if (nowMs - at >= o.wantTimeoutMs) this.#pending.delete(id);
     if (this.#exchange && nowMs - this.#exchange.at >= o.exchangeTimeoutMs) {
+      // A lost message, or a peer gone quiet: try again now (with a random peer), not an interval later.
       this.counters.exchangesTimedOut++;
       this.#exchange = undefined;
+      this.#nextAntiEntropyAt = nowMs;
     }
     this.#expireSeen(nowMs);
 
@@ -453,20 +459,13 @@ export class GossipEngine {
       const ex = this.#exchange;
       if (!ex || ex.peer !== state.id || ex.x !== message.x) return;
       ex.at = nowMs;
-      if (message.ranges.length === 0) {
-        this.counters.exchangesCompleted++;
-        this.#exchange = undefined;
-        return;
-      }
+      if (message.ranges.length === 0) return this.#endExchange(nowMs);
     } else if (message.ranges.length === 0) return;
     const answer = answerRanges(this.store, message.ranges);
     this.#queueWants(state, answer.wants, nowMs);
+    if (!fromInitiator) this.#exchange!.lacking += answer.wants.length;
     const n = message.n + 1;
-    if (answer.ranges.length === 0 && !fromInitiator) {
-      this.counters.exchangesCompleted++;
-      this.#exchange = undefined;
-      return;
-    }
+    if (answer.ranges.length === 0 && !fromInitiator) return this.#endExchange(nowMs);
     if (n >= MAX_SYNC_ROUNDS) {
       if (!fromInitiator) {
         this.counters.exchangesTruncated++;
@@ -478,9 +477,23 @@ export class GossipEngine {
     this.#send(state.id, { type: GOSSIP_TYPE.SYNC, x: message.x, n, ranges: answer.ranges });
   }
 
+  /**
+   * The exchange we started is over. When it found us lacking a full want's
+   * worth of records or more, the next one starts at the next round (with
+   * a random peer) instead of an interval later: a node that is behind (it
+   * just joined, a partition healed) catches up at the pace of round trips,
+   * while a node that only misses the few records still on their way keeps
+   * the interval.
+   */
+  #endExchange(nowMs: number): void {
+    this.counters.exchangesCompleted++;
+    if ((this.#exchange?.lacking ?? 0) >= CATCH_UP_LACKING) this.#nextAntiEntropyAt = Math.min(this.#nextAntiEntropyAt, nowMs + this.options.gossipIntervalMs);
+    this.#exchange = undefined;
+  }
+
   #startExchange(peer: string, nowMs: number): void {
     const x = Math.floor(this.#random() * 0x100000000);
-    this.#exchange = { peer, x, at: nowMs };
+    this.#exchange = { peer, x, at: nowMs, lacking: 0 };
     this.counters.exchangesStarted++;
     this.#send(peer, { type: GOSSIP_TYPE.SYNC, x, n: 0, ranges: initialRanges(this.store) });
   }
