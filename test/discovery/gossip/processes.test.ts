@@ -264,3 +264,23 @@ test('partition and heal: two halves that could not talk converge once one link 
     cleanup(procs);
   }
 });
+
+test('a bootstrap entry without a node id: refused unless trust on first use is asked for, and then the key seen first is pinned', { timeout: 60_000 }, async () => {
+  const hub = (await start([{ seed: 41, open: true }]))[0]!;
+  const procs = [hub];
+  try {
+    const refused = new Proc({ seed: 42, bootstrap: [hub.url] });
+    await assert.rejects(refused.ready, /no node id/);
+    const [tofu] = await start([{ seed: 43, bootstrap: [hub.url], tofu: true }]);
+    procs.push(tofu!);
+    await until('the node learned the hub by trust on first use', async () => {
+      const v = (await tofu!.peers()).find((p) => p.nodeId === hub.nodeId);
+      return v !== undefined && v.sources.includes('bootstrap');
+    });
+    await until('the hub holds its record (a session pinned to the key seen first)', async () => (await hub.known()).has(tofu!.nodeId));
+    const s = (await tofu!.ask('status')) as { peers: string[] };
+    assert.deepEqual(s.peers, [hub.nodeId], 'the hub is a gossip member: a bootstrap peer');
+  } finally {
+    cleanup(procs);
+  }
+});
