@@ -56,7 +56,7 @@ export interface SizeResult {
   reach: Array<{ loss: number; churn: boolean; trials: Reach[] }>;
   changes: { bytesPerNodePerMinute: number; recordsPublishedPerMinute: number; joins: number; leaves: number; seconds: number; bytesByType: Record<string, number> };
   /** Joined nodes still alive that had 15 s or more: seconds until each held 99% of the records (undefined: not yet). */
-  catchUp: { eligible: number; seconds: Array<number | undefined> };
+  catchUp: { eligible: number; seconds: Array<number | undefined>; heldAtEnd: number[] };
   verifications: number;
   verifierLookups: number;
   cutoffs: number;
@@ -187,8 +187,12 @@ export function runSize(n: number, preset: Preset): SizeResult {
     seconds: (sim.clock.now - t0) / 1000,
     bytesByType: Object.fromEntries([...sim.network.bytesByType].map(([k, v]) => [k, Math.round(v / sim.alive().length / elapsedMin)])),
   };
-  const eligible = [...sim.joins].filter(([i, j]) => sim.nodes[i]!.alive && sim.clock.now - j.at >= 15_000).map(([, j]) => j);
-  const catchUp = { eligible: eligible.length, seconds: eligible.map((j) => (j.caughtUpAt === undefined ? undefined : (j.caughtUpAt - j.at) / 1000)) };
+  const joined = [...sim.joins].filter(([i, j]) => sim.nodes[i]!.alive && sim.clock.now - j.at >= 15_000);
+  const catchUp = {
+    eligible: joined.length,
+    seconds: joined.map(([, j]) => (j.caughtUpAt === undefined ? undefined : (j.caughtUpAt - j.at) / 1000)),
+    heldAtEnd: joined.map(([i]) => sim.nodes[i]!.store!.size / sim.base.size),
+  };
   log(`N=${n}: changes ${changes.bytesPerNodePerMinute.toFixed(0)} B/node/min, churn reach ${JSON.stringify(churnTrial)}, catch-up ${JSON.stringify(catchUp)}`);
   return {
     nodes: n,
@@ -260,9 +264,11 @@ function max(xs: Array<number | undefined>): number | undefined {
 function catchUpCell(c: SizeResult['catchUp']): string {
   if (c.eligible === 0) return 'no join early enough';
   const done = c.seconds.filter((x): x is number => x !== undefined).sort((a, b) => a - b);
-  if (done.length === 0) return `0 of ${c.eligible}`;
+  const held = [...c.heldAtEnd].sort((a, b) => a - b);
+  const least = `; the least caught up held ${(100 * held[0]!).toFixed(0)}% at the end`;
+  if (done.length === 0) return `0 of ${c.eligible}${least}`;
   const median = done[Math.floor((done.length - 1) / 2)]!;
-  return `${median.toFixed(1)} / ${done.at(-1)!.toFixed(1)} (${done.length} of ${c.eligible})`;
+  return `${median.toFixed(1)} / ${done.at(-1)!.toFixed(1)} (${done.length} of ${c.eligible})${done.length < c.eligible ? least : ''}`;
 }
 
 export function renderTable(results: SizeResult[], interval: number): string {
