@@ -4,32 +4,37 @@
  * relay JSON-RPC both ways. One child per connection: it ends when its
  * connection ends, and the connection ends when it exits.
  *
- * With `--announce` or `--bootstrap` the endpoint is a mesh node
- * (src/mesh/node.ts) that publishes its record and gossips (issue 13): any
- * authenticated peer may hold a session, and gossip decides by its own
- * membership policy; MCP stays the allowlist's decision, and a child starts
- * only with the first MCP message of an allowed peer (mesh sessions that
- * only gossip cost no process).
+ * The server runs inside a mesh node (src/mesh/node.ts): every authenticated
+ * peer is recorded in the peer registry as verified, and sessions carry the
+ * nodes' records. With `--announce`, this node makes and refreshes its own
+ * signed record (its listening URLs or `--public-url`s, `--name`).
  */
 import { unwatchFile, watchFile } from 'node:fs';
-import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 import { McpE2eError } from '../errors.js';
 import { PeerAllowList } from '../identity/trust.js';
-import { EncryptedWebSocketServer } from '../transport/server.js';
+import { MeshNode, type MeshServerOptions } from '../mesh/node.js';
+import { createGossipSources, type GossipSource } from '../discovery/sources/gossip.js';
+import { isRecordAddress } from '../discovery/record.js';
 import { DEFAULT_MAX_MESSAGE_BYTES } from '../protocol.js';
-import { MeshNode } from '../mesh/node.js';
-import { createGossipSources } from '../discovery/sources/gossip.js';
-import type { EncryptedWebSocketServerTransport } from '../transport/server-transport.js';
-import type { PeerIdentity } from '../identity/identity.js';
-import { killAllChildren, spawnChild, type ChildServer } from './child.js';
+import { DEFAULT_MAX_CONNECTIONS_PER_PEER } from '../transport/limits.js';
+import { childEnvironment, killAllChildren, spawnChild, stopWatchdog, type ChildServer } from './child.js';
 import type { HomePaths } from './home.js';
-import type { Logger } from './log.js';
+import { summarizing, type Logger } from './log.js';
+import { ALLOWLIST_POLL_MS, DEFAULT_SERVE_MAX_CONNECTIONS, REFUSAL_LOG_INTERVAL_MS, REFUSALS_LOGGED_PER_INTERVAL } from './limits.js';
+import { PacedSender, writeLine } from './relay.js';
 import { loadIdentity, type Values } from './main.js';
 import { UsageError } from './usage.js';
 
 export const DEFAULT_PORT = 8765;
 /** How long `serve` waits for connections and children to end after SIGINT/SIGTERM (ms). */
 const SHUTDOWN_GRACE_MS = 5000;
+
+function parseCount(value: string | undefined, fallback: number, flag: string): number {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || n < 1 || n > 2 ** 24) throw new UsageError(`${flag} expects a number 1..${2 ** 24}, got ${JSON.stringify(value)}`);
+  return n;
+}
 
 function parsePort(value: string | undefined): number {
   if (value === undefined) return DEFAULT_PORT;
@@ -51,77 +56,111 @@ export async function serveCommand(values: Values, command: string[], paths: Hom
   }
   if (values['allow-any-peer']) log.warn('--allow-any-peer: every client that completes the handshake is accepted');
   if (values['allow-plaintext']) log.warn('--allow-plaintext: plain MCP clients are accepted without encryption or authentication');
+  if (!values.announce && (values.name !== undefined || values['public-url'] !== undefined)) throw new UsageError('--name and --public-url describe the record of --announce; add --announce');
+  for (const u of values['public-url'] ?? []) {
+    if (!isRecordAddress(u)) throw new UsageError(`--public-url ${JSON.stringify(u)} is not an address a record can carry: ws:// or wss://, lowercase host, no query or fragment`);
+  }
 
   let nextId = 1;
   const children = new Set<ChildServer>();
-  const mesh = values.announce === true || (values.bootstrap?.length ?? 0) > 0;
-  /** One connection: a child for it (at once, or in mesh mode with the first MCP message of an allowed peer). */
-  const onConnection = async (transport: EncryptedWebSocketServerTransport, peer: PeerIdentity | undefined) => {
-    const clog = log.child({ conn: nextId++ });
-    clog.info(peer ? `peer ${peer.fingerprint} connected` : 'plaintext client connected', peer ? { node_id: peer.nodeId } : {});
-    let child: ChildServer | undefined;
-    const startChild = () => {
-      const c = spawnChild(command, clog, (msg) => {
-        transport.send(msg as JSONRPCMessage).catch((err: Error) => clog.debug('send to peer failed', { error: err.message }));
-      }, DEFAULT_MAX_MESSAGE_BYTES);
-      children.add(c);
-      void c.exited.then((how) => {
-        children.delete(c);
-        clog.info(`server process ${how}`);
-        void transport.close();
-      });
-      return c;
-    };
-    if (!mesh) child = startChild();
-    transport.onmessage = (msg) => {
-      if (!child) {
-        if (allowList && peer && !allowList.has(peer.nodeId)) {
-          clog.warn(`peer ${peer.fingerprint} is not on the allowlist: MCP refused (mesh sessions are not MCP access)`, { node_id: peer.nodeId, code: 'ERR_PEER_REJECTED' });
-          void transport.close();
-          return;
-        }
-        child = startChild();
-      }
-      child.send(msg);
-    };
-    transport.onerror = (err) => clog.warn(err.message, err instanceof McpE2eError ? { code: err.code } : {});
-    transport.onclose = () => {
-      clog.info(child ? 'connection closed; stopping its server process' : 'connection closed');
-      void child?.terminate();
-    };
-    // Messages flow to onmessage only once started (as McpServer.connect would do).
-    await transport.start();
-  };
-  const onError = (err: Error, info: { remoteAddress?: string | undefined }) => {
-    const code = err instanceof McpE2eError ? err.code : undefined;
-    log.warn(`connection from ${info.remoteAddress ?? 'unknown'} refused: ${err.message}`, code ? { code } : {});
-  };
-  const common = { identity, allowPlaintext: values['allow-plaintext'] ?? false, onConnection, onError };
-  const server = mesh ? undefined : new EncryptedWebSocketServer({ ...common, ...(allowList ? { allowedPeers: allowList } : { allowAnyPeer: true }) });
+  // Gossip (issue 13): with --bootstrap, or --announce, records are gossiped. Then any authenticated
+  // peer may hold a session (gossip has its own membership policy) while MCP stays the allowlist's,
+  // checked at every MCP message, and a server process starts with the first MCP message only
+  // (a session that only gossips costs no process).
+  const gossiping = values.announce === true || (values.bootstrap?.length ?? 0) > 0;
   let sources;
   try {
-    sources = mesh ? createGossipSources({ ...gossipOptions(values), identity }) : undefined;
+    sources = gossiping ? createGossipSources({ ...gossipOptions(values), identity }) : undefined;
   } catch (err) {
     throw new UsageError(`--bootstrap: ${(err as Error).message}`);
   }
-  const node = sources
-    ? new MeshNode({
-        identity,
-        registry: { path: paths.peers },
-        ...(allowList ? { allowList } : {}),
-        announce: values.announce ? { ...(values.name ? { name: values.name } : {}) } : false,
-        server: { ...common, allowAnyPeer: true, port, host },
-        sources: [sources.bootstrap, sources.gossip],
-        log: (level, message, fields) => log[level](message, fields),
-      })
-    : undefined;
-
-  let address;
+  const env = childEnvironment(process.env, { clean: values['clean-env'] ?? false, pass: values['pass-env'] ?? [] });
+  // A stranger can make us refuse connections at will: a few lines per interval, then a summary.
+  const refusal = summarizing(log, { burst: REFUSALS_LOGGED_PER_INTERVAL, intervalMs: REFUSAL_LOG_INTERVAL_MS, what: 'connections refused' });
+  const server: MeshServerOptions = {
+    port,
+    host,
+    ...(allowList && !gossiping ? { allowedPeers: allowList } : { allowAnyPeer: true }),
+    allowPlaintext: values['allow-plaintext'] ?? false,
+    allowedOrigins: values['allow-origin'] ?? [],
+    limits: {
+      maxConnections: parseCount(values['max-connections'], DEFAULT_SERVE_MAX_CONNECTIONS, '--max-connections'),
+      maxConnectionsPerPeer: parseCount(values['max-connections-per-peer'], DEFAULT_MAX_CONNECTIONS_PER_PEER, '--max-connections-per-peer'),
+    },
+    onConnection: async (transport, peer) => {
+      const clog = log.child({ conn: nextId++ });
+      clog.info(peer ? `peer ${peer.fingerprint} connected` : 'plaintext client connected', peer ? { node_id: peer.nodeId } : {});
+      // Child → peer: the child's stdout is paused while sends wait; a send that fails all the same ends the connection.
+      const toPeer = new PacedSender(
+        { pause: () => child.stdout.pause(), resume: () => child.stdout.resume() },
+        (err) => {
+          if (transport.closed) return clog.debug('message to the peer not sent: the connection is closed', { error: err.message });
+          clog.error(`a message from the server process could not be sent, closing the connection: ${err.message}`, err instanceof McpE2eError ? { code: err.code } : {});
+          void transport.close();
+        },
+      );
+      let child!: ChildServer;
+      let started = false;
+      const startChild = () => {
+        started = true;
+        child = spawnChild(command, clog, (msg) => toPeer.send(transport, msg), { maxLineBytes: DEFAULT_MAX_MESSAGE_BYTES, env });
+        children.add(child);
+        void child.exited.then(async (how) => {
+          clog.info(`server process ${how}`);
+          void transport.close();
+          // Counted until its whole process group is gone, so that shutdown waits for grandchildren too.
+          await child.terminate();
+          children.delete(child);
+        });
+      };
+      if (!gossiping) startChild();
+      // Peer → child: while the child's stdin is full, the connection is not read.
+      transport.onmessage = (msg) => {
+        if (gossiping && allowList && peer && !allowList.has(peer.nodeId)) {
+          clog.warn(`peer ${peer.fingerprint} is not on the allowlist: MCP refused (a mesh session is not MCP access)`, { node_id: peer.nodeId, code: 'ERR_PEER_REJECTED' });
+          void transport.close();
+          return;
+        }
+        if (!started) startChild();
+        if (child.stdin.writable) writeLine(child.stdin, msg, transport);
+      };
+      transport.onerror = (err) => clog.warn(err.message, err instanceof McpE2eError ? { code: err.code } : {});
+      transport.onclose = () => {
+        clog.info(started ? 'connection closed; stopping its server process' : 'connection closed');
+        if (started) void child.terminate();
+      };
+      // Messages flow to onmessage only once started (as McpServer.connect would do).
+      await transport.start();
+    },
+    onError: (err, info) => {
+      const code = err instanceof McpE2eError ? err.code : undefined;
+      if (info.peer && code === 'ERR_PEER_REJECTED') {
+        // Revocation of a live session (the allowlist changed): always logged.
+        log.warn(`connection of ${info.peer.fingerprint} closed: ${err.message}`, { code, node_id: info.peer.nodeId });
+        return;
+      }
+      refusal('warn', `connection from ${info.remoteAddress ?? 'unknown'} refused: ${err.message}`, code ? { code } : {});
+    },
+  };
+  const announce = values.announce ? { ...(values.name !== undefined ? { name: values.name } : {}), ...(values['public-url'] ? { publicUrls: values['public-url'] } : {}) } : false;
+  let mesh: MeshNode;
   try {
-    if (node) {
-      await node.start();
-      address = node.address!;
-    } else address = await server!.listen(port, host);
+    mesh = new MeshNode({
+      identity,
+      server,
+      announce,
+      registry: { path: paths.registry },
+      ...(allowList ? { allowList } : {}),
+      ...(sources ? { sources: [sources.bootstrap, sources.gossip] } : {}),
+      log: (level, msg, fields) => log[level](msg, fields),
+    });
+  } catch (err) {
+    if (err instanceof RangeError) throw new UsageError(`cannot announce that: ${err.message.replace(/"(name|addresses)"/, (_, f: string) => (f === 'name' ? '--name' : '--public-url'))}`);
+    throw err;
+  }
+
+  try {
+    await mesh.start();
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
     if (e.code === 'EADDRINUSE') throw new UsageError(`port ${port} on ${host} is already in use; choose another with --port`);
@@ -129,27 +168,36 @@ export async function serveCommand(values: Values, command: string[], paths: Hom
     if (e.code === 'EACCES') throw new UsageError(`not allowed to listen on port ${port}; use a port above 1023`);
     throw err;
   }
+  const address = mesh.address!;
   const url = `ws://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}`;
   log.info(`listening on ${url} as ${identity.fingerprint}`, { url, node_id: identity.nodeId });
+  const record = mesh.record;
+  if (values.announce && record) {
+    log.info(`announcing ${record.name !== undefined ? JSON.stringify(record.name) + ' ' : ''}at ${record.addresses.join(' ') || '(no address)'}`, { addresses: record.addresses, seq: record.seq });
+  }
+
   let status: NodeJS.Timeout | undefined;
-  if (node && sources) {
-    log.info(`mesh node: ${values.announce ? 'announcing' : 'not announcing'}, ${sources.bootstrap.entries.length} bootstrap peer(s), gossip with ${values['open-mesh'] ? 'every authenticated peer (open mesh)' : 'allowed and bootstrap peers'}`);
+  if (sources) {
+    log.info(`gossip: ${sources.bootstrap.entries.length} bootstrap peer(s), with ${values['open-mesh'] ? 'every authenticated peer (open mesh)' : 'allowed and bootstrap peers'}`);
     const every = parseSeconds(values['status-interval'], 60, '--status-interval');
-    status = setInterval(() => log.info(statusLine(node, sources.gossip), statusFields(node, sources.gossip)), every * 1000);
+    const gossip = sources.gossip;
+    status = setInterval(() => log.info(statusLine(mesh, gossip), statusFields(mesh, gossip)), every * 1000);
     status.unref();
   }
 
   if (allowList) {
-    // The allowlist is re-read when the file changes and on SIGHUP, without a restart.
+    // The allowlist is re-read when the file changes and on SIGHUP, without a
+    // restart; the server closes the sessions of peers no longer on it.
     const reload = () => {
       try {
         allowList.reload();
         log.info(`allowlist reloaded: ${allowList.size} peer(s)`);
       } catch (err) {
-        log.error(`allowlist not reloaded, the previous one stays in force: ${(err as Error).message}`);
+        // reload() failed closed (removals applied, nothing added); the message names the file and line.
+        log.error(`allowlist not fully reloaded: ${(err as Error).message}`, err instanceof McpE2eError ? { code: err.code } : {});
       }
     };
-    watchFile(allowPath, { interval: 1000 }, reload);
+    watchFile(allowPath, { interval: ALLOWLIST_POLL_MS }, reload);
     process.on('SIGHUP', reload);
   }
 
@@ -168,10 +216,12 @@ export async function serveCommand(values: Values, command: string[], paths: Hom
         resolve(1);
       }, SHUTDOWN_GRACE_MS);
       force.unref();
-      void (node ? node.stop() : server!.close())
+      void mesh
+        .stop()
         .then(() => Promise.all([...children].map((c) => c.terminate())))
         .then(() => {
           clearTimeout(force);
+          stopWatchdog();
           resolve(0);
         });
     };
@@ -206,7 +256,7 @@ function gossipOptions(values: Values) {
   };
 }
 
-function statusFields(node: MeshNode, gossip: ReturnType<typeof createGossipSources>['gossip']): Record<string, unknown> {
+function statusFields(node: MeshNode, gossip: GossipSource): Record<string, unknown> {
   const s = gossip.status();
   const c = s?.counters;
   return {
@@ -222,7 +272,7 @@ function statusFields(node: MeshNode, gossip: ReturnType<typeof createGossipSour
   };
 }
 
-function statusLine(node: MeshNode, gossip: ReturnType<typeof createGossipSources>['gossip']): string {
+function statusLine(node: MeshNode, gossip: GossipSource): string {
   const f = statusFields(node, gossip);
   return `mesh: ${f.mesh_sessions} session(s), gossip with ${f.gossip_peers}, ${f.records} record(s); messages ${f.messages_in} in / ${f.messages_out} out; records ${f.records_accepted} accepted / ${f.records_refused} refused; ${f.exchanges} exchange(s); ${f.cutoffs} cut off`;
 }

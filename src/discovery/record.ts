@@ -169,8 +169,8 @@ export function isRecordAddress(url: string): boolean {
   return m !== null && (m[1] === undefined || Number(m[1]) <= 65535);
 }
 
-// Controls (Cc), bidirectional formatting characters, line and paragraph separators, and the BOM:
-// what could make a name display as something it is not.
+// Controls (Cc), bidirectional formatting characters, line and paragraph separators, and the BOM
+// (§13.2.2): what could make a name display as something it is not.
 const FORBIDDEN_TEXT_RE = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069\ufeff]/;
 const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 

@@ -25,7 +25,7 @@ import { basename, dirname } from 'node:path';
 import { isMcpE2eError, McpE2eError, type ErrorCode } from '../errors.js';
 import { fingerprintOf, isNodeId, type PeerIdentity } from '../identity/identity.js';
 import { updateFileLocked, readTrustedFile } from '../util/files.js';
-import { hasExactKeys } from '../util/assert.js';
+import { decodeVersionedPeers, hasExactKeys } from '../util/assert.js';
 import { checkSignature, checkTimes, compareToStored, decodePeerRecord, isRecordAddress, recordBytesFromHex, RECORD_CLOCK_SKEW_MS, type PeerRecord } from './record.js';
 import { isLeaving } from './gossip/leaving.js';
 
@@ -309,16 +309,21 @@ const corruptError = (path: string) => (why: string) =>
 const FILE_HEAD = `{"version":${FILE_VERSION},"peers":{`;
 const FILE_TAIL = '}}';
 
+/** `"<node id>":` before the entry's JSON on its line. */
+const ID_PREFIX_BYTES = 1 + 64 + 2;
+const NEWLINE = 0x0a;
+
 /**
  * The entries of a registry, parsed when first used. The file has one entry
  * per line (`"<node id>":{...}`), so a write that changes a few entries
- * copies the other lines as they are, and a `connect` that needs one peer
- * parses one line: at 10,000 peers, parsing and checking every entry takes
- * far longer than reading the file. A line that fails the strict checks
- * throws `ERR_KEY_FILE_CORRUPT` when it is first used.
+ * copies the other lines' bytes as they are, and a `connect` that needs one
+ * peer parses one line: at 10,000 peers, decoding, parsing and checking every
+ * entry takes far longer than reading the file. A line that fails the strict
+ * checks throws `ERR_KEY_FILE_CORRUPT` when it is first used.
  */
 class EntryTable {
-  readonly #slots = new Map<string, { line: string | undefined; entry: Entry | undefined }>();
+  /** Per node id: its line as read or last written (undefined once the entry changed), and the parsed entry. */
+  readonly #slots = new Map<string, { line: Buffer | undefined; entry: Entry | undefined }>();
   constructor(readonly path: string) {}
 
   get size(): number {
@@ -336,7 +341,7 @@ class EntryTable {
     if (!slot.entry) {
       let v: unknown;
       try {
-        v = JSON.parse(slot.line!);
+        v = JSON.parse(slot.line!.toString('utf8', ID_PREFIX_BYTES));
       } catch {
         throw corruptError(this.path)(`entry ${id.slice(0, 12)} is not valid JSON`);
       }
@@ -359,15 +364,16 @@ class EntryTable {
   delete(id: string): boolean {
     return this.#slots.delete(id);
   }
-  addLine(id: string, line: string): void {
+  /** A line as read (the node id is checked when the entry is first used). */
+  addLine(id: string, line: Buffer): void {
     if (this.#slots.has(id)) throw corruptError(this.path)(`node id ${id.slice(0, 12)} twice`);
     this.#slots.set(id, { line, entry: undefined });
   }
   /** The file line of `id` (without separator). */
-  line(id: string): string {
+  line(id: string): Buffer {
     const slot = this.#slots.get(id)!;
-    slot.line ??= JSON.stringify(entryToJson(slot.entry!));
-    return `${JSON.stringify(id)}:${slot.line}`;
+    slot.line ??= Buffer.from(`${JSON.stringify(id)}:${JSON.stringify(entryToJson(slot.entry!))}`, 'utf8');
+    return slot.line;
   }
 }
 
@@ -376,38 +382,43 @@ function parseFile(bytes: Buffer | undefined, path: string): EntryTable {
   const table = new EntryTable(path);
   if (!bytes || bytes.length === 0) return table;
   const corrupt = corruptError(path);
-  const text = bytes.toString('utf8');
-  const lines = text.split('\n');
-  if (lines[0] === FILE_HEAD && lines.at(-1) === '' && lines.at(-2) === FILE_TAIL) {
-    for (let i = 1; i < lines.length - 2; i++) {
-      const line = lines[i]!;
-      const last = i === lines.length - 3;
-      if (!last && !line.endsWith(',')) throw corrupt(`line ${i + 1} does not end with a comma`);
-      const body = last ? line : line.slice(0, -1);
-      const id = body.slice(1, 65);
-      if (body[0] !== '"' || body.slice(65, 67) !== '":' || !isNodeId(id)) throw corrupt(`line ${i + 1} is not an entry`);
-      table.addLine(id, body.slice(67));
+  const head = Buffer.from(`${FILE_HEAD}\n`);
+  const tail = Buffer.from(`\n${FILE_TAIL}\n`);
+  const empty = Buffer.from(`${FILE_HEAD}\n${FILE_TAIL}\n`);
+  if (bytes.equals(empty)) return table;
+  if (bytes.length > head.length + tail.length && bytes.subarray(0, head.length).equals(head) && bytes.subarray(bytes.length - tail.length).equals(tail)) {
+    const end = bytes.length - tail.length;
+    let line = 2;
+    for (let pos = head.length; pos < end; line++) {
+      const nl = bytes.indexOf(NEWLINE, pos);
+      const stop = nl < 0 || nl > end ? end : nl;
+      const last = stop === end;
+      // Every line but the last ends with the comma that separates the members.
+      const body = bytes.subarray(pos, last ? stop : stop - 1);
+      if (!last && bytes[stop - 1] !== 0x2c) throw corrupt(`line ${line} does not end with a comma`);
+      if (body.length <= ID_PREFIX_BYTES || body[0] !== 0x22 || body[65] !== 0x22 || body[66] !== 0x3a) throw corrupt(`line ${line} is not an entry`);
+      table.addLine(body.toString('latin1', 1, 65), body);
+      pos = stop + 1;
     }
     return table;
   }
   // Not our layout (edited by hand?): the slow path, strictly checked all at once.
-  let doc: unknown;
-  try {
-    doc = JSON.parse(text);
-  } catch {
-    throw corrupt('not valid JSON');
-  }
-  if (!hasExactKeys(doc, ['version', 'peers']) || doc.version !== FILE_VERSION) throw corrupt('unexpected fields or version');
-  const peers = doc.peers;
-  if (typeof peers !== 'object' || peers === null || Array.isArray(peers)) throw corrupt('peers is not an object');
-  for (const [id, v] of Object.entries(peers)) table.set(id, entryFromJson(id, v, corrupt));
+  for (const [id, v] of Object.entries(decodeVersionedPeers(bytes.toString('utf8'), FILE_VERSION, corrupt))) table.set(id, entryFromJson(id, v, corrupt));
   return table;
 }
 
-/** The file text: one entry per line. */
-function serialize(table: EntryTable): string {
-  const lines = [...table.ids()].map((id) => table.line(id));
-  return `${FILE_HEAD}\n${lines.join(',\n')}${lines.length ? '\n' : ''}${FILE_TAIL}\n`;
+/** The file: one entry per line. */
+function serialize(table: EntryTable): Buffer {
+  const parts: Buffer[] = [Buffer.from(`${FILE_HEAD}\n`)];
+  const sep = Buffer.from(',\n');
+  let first = true;
+  for (const id of table.ids()) {
+    if (!first) parts.push(sep);
+    parts.push(table.line(id));
+    first = false;
+  }
+  parts.push(Buffer.from(`${first ? '' : '\n'}${FILE_TAIL}\n`));
+  return Buffer.concat(parts);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -553,7 +564,7 @@ export class PeerRegistry {
       return refusal(err);
     }
     const e = this.#entries.get(record.nodeId);
-    if (e?.blocked?.value) return { accepted: false, code: 'ERR_PEER_BLOCKED', message: `node ${record.nodeId.slice(0, 12)} is blocked`, nodeId: record.nodeId };
+    if (e?.blocked?.value) return blockedOutcome(record.nodeId);
     // The stored record again, still valid: the full order of §13.4-§13.5 gives REPLAYED too (§13.5), so the signature need not be checked twice.
     const stored = e?.record;
     if (stored && stored.bytes.equals(record.bytes) && !stored.isExpired(now) && stored.issuedAtMs <= now + this.#skew) {
@@ -576,20 +587,16 @@ export class PeerRegistry {
   addRecord(record: PeerRecord, source: PeerSource): RegistryOutcome {
     const now = this.#now();
     const nodeId = record.nodeId;
-    let e = this.#entries.get(nodeId);
-    if (e?.blocked?.value) return { accepted: false, code: 'ERR_PEER_BLOCKED', message: `node ${nodeId.slice(0, 12)} is blocked`, nodeId };
-    const code = compareToStored(e?.record, record);
+    const existing = this.#entries.get(nodeId);
+    if (existing?.blocked?.value) return blockedOutcome(nodeId);
+    const code = compareToStored(existing?.record, record);
     if (code) {
-      if (e) this.#touch(e, source, now);
+      if (existing) this.#touch(existing, source, now);
       return { accepted: false, code, message: `peer record refused: ${code === 'ERR_RECORD_STALE' ? 'older than the stored one' : code === 'ERR_RECORD_REPLAYED' ? 'the stored record again' : 'the stored seq with other content'}`, nodeId };
     }
-    const isNew = !e;
-    if (!e) {
-      const room = this.#makeRoom(now);
-      if (room) return room;
-      e = newEntry(nodeId, now);
-      this.#entries.set(nodeId, e);
-    }
+    const e = existing ?? this.#create(nodeId, now);
+    if ('accepted' in e) return e;
+    const isNew = !existing;
     e.record = record;
     e.lastSeenMs = Math.max(e.lastSeenMs, now);
     addSource(e, source);
@@ -606,16 +613,12 @@ export class PeerRegistry {
     if (!isNodeId(nodeId)) return { accepted: false, code: 'ERR_INVALID_NODE_ID', message: 'hint for something that is not a node id' };
     if (!isPeerSource(source)) throw new TypeError('"source" expected 1..16 of a-z, 0-9, - (starting with a letter)');
     const now = this.#now();
-    let e = this.#entries.get(nodeId);
-    if (e?.blocked?.value) return { accepted: false, code: 'ERR_PEER_BLOCKED', message: `node ${nodeId.slice(0, 12)} is blocked`, nodeId };
+    const existing = this.#entries.get(nodeId);
+    if (existing?.blocked?.value) return blockedOutcome(nodeId);
     const good = urls.filter((u) => typeof u === 'string' && isRecordAddress(u)).slice(0, MAX_HINTS_PER_PEER);
-    const isNew = !e;
-    if (!e) {
-      const room = this.#makeRoom(now);
-      if (room) return room;
-      e = newEntry(nodeId, now);
-      this.#entries.set(nodeId, e);
-    }
+    const e = existing ?? this.#create(nodeId, now);
+    if ('accepted' in e) return e;
+    const isNew = !existing;
     const known = new Set(e.hints.map((h) => h.url));
     const fresh = good.map((url) => ({ url, source, seenMs: now, expiresMs: now + Math.max(0, ttlMs) }));
     e.hints = mergeHints(e.hints, fresh);
@@ -635,13 +638,10 @@ export class PeerRegistry {
    */
   noteHandshake(peer: PeerIdentity, info: { direction: 'incoming' | 'outgoing'; url?: string | undefined }): { created: boolean; verified: boolean } {
     const now = this.#now();
-    let e = this.#entries.get(peer.nodeId);
-    const created = !e;
-    if (!e) {
-      if (this.#makeRoom(now)) return { created: false, verified: false };
-      e = newEntry(peer.nodeId, now);
-      this.#entries.set(peer.nodeId, e);
-    }
+    const existing = this.#entries.get(peer.nodeId);
+    const created = !existing;
+    const e = existing ?? this.#create(peer.nodeId, now);
+    if ('accepted' in e) return { created: false, verified: false };
     const before = created ? undefined : this.#state(e);
     const url = info.url !== undefined && isRecordAddress(info.url) ? info.url : undefined;
     e.handshake = { atMs: now, direction: info.direction, ...(url ? { url } : {}) };
@@ -867,7 +867,7 @@ export class PeerRegistry {
     return e.nodeId === this.selfNodeId || e.blocked?.value === true || this.#isTrusted(e.nodeId);
   }
 
-  /** Eviction order (§13.8 of SECURITY.md's limits): expired records, then discovered, then verified; least recently seen first. */
+  /** Eviction order (SECURITY.md, Limits: discovery): expired records, then discovered, then verified; least recently seen first. */
   #evictionOrder(entries: Iterable<Entry>, now: number): Entry[] {
     const rank = (e: Entry) => (e.record?.isExpired(now) ? 0 : e.handshake ? 2 : 1);
     return [...entries].filter((e) => !this.#protected(e)).sort((a, b) => rank(a) - rank(b) || a.lastSeenMs - b.lastSeenMs);
@@ -885,8 +885,17 @@ export class PeerRegistry {
     return victims.length;
   }
 
+  /** A new entry for `nodeId`, after making room; the refusal when there is none. */
+  #create(nodeId: string, now: number): Entry | Extract<RegistryOutcome, { accepted: false }> {
+    const full = this.#makeRoom(now);
+    if (full) return full;
+    const e = newEntry(nodeId, now);
+    this.#entries.set(nodeId, e);
+    return e;
+  }
+
   /** Before adding a node id: make room in a batch, or refuse when only protected entries are left. */
-  #makeRoom(now: number): RegistryOutcome | undefined {
+  #makeRoom(now: number): Extract<RegistryOutcome, { accepted: false }> | undefined {
     if (this.#entries.size < this.maxPeers) return undefined;
     const target = Math.max(0, Math.min(this.maxPeers - 1, Math.floor(this.maxPeers * EVICTION_LOW_WATER)));
     this.#evict(this.#entries, this.#entries.size - target, now);
@@ -895,24 +904,28 @@ export class PeerRegistry {
   }
 
   /** The file text, evicting until it fits `maxFileBytes`. */
-  #serializeWithinCap(file: EntryTable, now: number): string {
-    let text = serialize(file);
-    let bytes = Buffer.byteLength(text);
-    if (bytes <= this.maxFileBytes) return text;
+  #serializeWithinCap(file: EntryTable, now: number): Buffer {
+    const whole = serialize(file);
+    if (whole.length <= this.maxFileBytes) return whole;
+    let bytes = whole.length;
     for (const v of this.#evictionOrder(file.values(), now)) {
-      bytes -= Buffer.byteLength(file.line(v.nodeId)) + 2;
+      bytes -= file.line(v.nodeId).length + 2;
       file.delete(v.nodeId);
       this.#dirty.delete(v.nodeId);
       this.evicted++;
       if (bytes <= this.maxFileBytes) break;
     }
-    text = serialize(file);
+    const cut = serialize(file);
     // Only trusted, blocked and our own entries are left: writing would make a file we refuse to read.
-    if (Buffer.byteLength(text) > this.maxFileBytes) {
+    if (cut.length > this.maxFileBytes) {
       throw new McpE2eError('ERR_LIMIT_REACHED', `the ${WHAT} would exceed ${this.maxFileBytes} bytes with trusted and blocked entries alone; raise maxFileBytes`);
     }
-    return text;
+    return cut;
   }
+}
+
+function blockedOutcome(nodeId: string): RegistryOutcome {
+  return { accepted: false, code: 'ERR_PEER_BLOCKED', message: `node ${fingerprintOf(nodeId)} is blocked`, nodeId };
 }
 
 function refusal(err: unknown): RegistryOutcome {

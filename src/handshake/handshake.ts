@@ -347,12 +347,15 @@ export class Handshake {
     checkNodeId(confirm.identityKey, confirm.nodeId);
     const peerKey = importIdentityKey(confirm.identityKey);
     const h3 = sha256(s.t2, confirm.identityKey, Buffer.from(confirm.nodeId, 'hex'));
-    if (!ed25519Verify(peerKey, Buffer.concat([LABEL.INITIATOR_SIGNATURE, h3]), confirm.signature)) {
-      throw new McpE2eError('ERR_HANDSHAKE_BAD_SIGNATURE', 'the initiator\'s handshake signature does not verify');
-    }
+    // The MAC first (PROTOCOL.md §4.3): it costs one HMAC and needs the
+    // shared secret, so a stranger who wants us to spend an Ed25519
+    // verification must first have done its own X25519.
     const expectedMac = hmacSha256(s.finishedInitiator, LABEL.INITIATOR_FINISHED, h3);
     if (!constantTimeEqual(expectedMac, confirm.mac)) {
       throw new McpE2eError('ERR_HANDSHAKE_BAD_MAC', 'the initiator\'s finished MAC does not verify');
+    }
+    if (!ed25519Verify(peerKey, Buffer.concat([LABEL.INITIATOR_SIGNATURE, h3]), confirm.signature)) {
+      throw new McpE2eError('ERR_HANDSHAKE_BAD_SIGNATURE', 'the initiator\'s handshake signature does not verify');
     }
     const keys = deriveSessionKeys(s.dh, h3);
     const sel = selectOptions(this.#init!.offer, { signatures: this.#signatures, framings: this.#framings });

@@ -26,8 +26,8 @@ import type { PeerAllowList, TrustPolicy } from '../identity/trust.js';
 import { PROTOCOL_VERSION } from '../protocol.js';
 import { EncryptedWebSocketClientTransport, type EncryptedWebSocketClientTransportOptions } from '../transport/client.js';
 import { EncryptedWebSocketServer, type EncryptedWebSocketServerOptions } from '../transport/server.js';
-import { createPeerRecord, decodePeerRecord, DEFAULT_RECORD_LIFETIME_MS, MAX_RECORD_LIFETIME_MS, recordBytesFromHex, verifyPeerRecord, type PeerRecord, type RecordService } from '../discovery/record.js';
-import { PeerRegistry, type PeerRegistryOptions, type PeerSource, type RegistryOutcome } from '../discovery/registry.js';
+import { createPeerRecord, decodePeerRecord, encodePeerRecordBody, DEFAULT_RECORD_LIFETIME_MS, MAX_RECORD_LIFETIME_MS, recordBytesFromHex, verifyPeerRecord, type PeerRecord, type RecordService } from '../discovery/record.js';
+import { PeerRegistry, type PeerInfo, type PeerRegistryOptions, type PeerSource, type RegistryOutcome } from '../discovery/registry.js';
 import type { DiscoveryContext, DiscoveryHint, DiscoverySource, EmitResult, LogLevel, PeerEvent } from '../discovery/source.js';
 import { TokenBucket } from '../util/rate.js';
 import { createLeavingRecord } from '../discovery/gossip/leaving.js';
@@ -41,7 +41,7 @@ export const SESSION_RECORD_BURST = 4;
 export const SESSION_RECORD_INTERVAL_MS = 10_000;
 /** Default time for all lookups of one `connect`, ms. */
 export const DEFAULT_LOOKUP_TIMEOUT_MS = 5_000;
-/** How often expiries are checked for `peer:expired`, ms. */
+/** How often expiries are checked for `peer:expired` and the registry file is looked at for other processes' changes, ms. */
 export const DEFAULT_EXPIRY_CHECK_MS = 5_000;
 
 /** What `announce` states in our record. */
@@ -173,8 +173,11 @@ export class MeshNode extends EventEmitter<MeshEvents> {
     }
     this.#announce = options.announce === true ? {} : options.announce === false ? undefined : options.announce;
     const lifetime = this.#announce?.lifetimeMs ?? DEFAULT_RECORD_LIFETIME_MS;
-    if (this.#announce && (!Number.isInteger(lifetime) || lifetime < 1000 || lifetime > MAX_RECORD_LIFETIME_MS)) {
-      throw new RangeError(`"announce.lifetimeMs" expected 1,000..${MAX_RECORD_LIFETIME_MS}`);
+    if (this.#announce) {
+      if (!Number.isInteger(lifetime) || lifetime < 1000 || lifetime > MAX_RECORD_LIFETIME_MS) throw new RangeError(`"announce.lifetimeMs" expected 1,000..${MAX_RECORD_LIFETIME_MS}`);
+      // A mistake in what we would announce is the caller's, now, not a failure at the first refresh.
+      const a = this.#announce;
+      encodePeerRecordBody(this.identity.publicKey, { seq: 0, issuedAtMs: 0, expiresAtMs: lifetime, addresses: a.publicUrls ?? [], protocolVersions: a.protocolVersions ?? [PROTOCOL_VERSION], name: a.name, service: a.service });
     }
   }
 
@@ -256,7 +259,7 @@ export class MeshNode extends EventEmitter<MeshEvents> {
   }
 
   /** Everything the registry knows, most recently seen first. */
-  peers() {
+  peers(): PeerInfo[] {
     return this.registry.list();
   }
 
@@ -608,6 +611,12 @@ export class MeshNode extends EventEmitter<MeshEvents> {
     this.#record = record;
     const o = this.registry.addRecord(record, 'manual');
     if (!o.accepted) this.#log('warn', `our own record was not stored: ${o.message}`, { code: o.code });
+    try {
+      // At once, not with the next batch: other processes of this home (`connect`) send it on their sessions.
+      this.registry.flush();
+    } catch (err) {
+      this.#log('warn', `peer registry not written: ${(err as Error).message}`);
+    }
     clearTimeout(this.#refreshTimer);
     this.#refreshTimer = setTimeout(() => this.#refresh(), a.refreshMs ?? Math.floor(lifetime / 2));
     this.#refreshTimer.unref();
@@ -650,10 +659,13 @@ export class MeshNode extends EventEmitter<MeshEvents> {
     }
   }
 
+  /** The periodic tick: pick up what other processes of the home wrote (a `peers block`, a `peers add`), then report expiries. */
   #checkExpiries(): void {
     const now = Date.now();
     let expired;
     try {
+      this.registry.refresh();
+      for (const session of this.#sessions) if (this.registry.isBlocked(session.peer.nodeId)) void session.close();
       expired = this.registry.expiredBetween(this.#lastExpiryCheck, now);
     } catch (err) {
       this.#log('warn', `peer registry: ${(err as Error).message}`);

@@ -13,7 +13,7 @@ import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import { McpE2eError } from '../errors.js';
 import { Handshake } from '../handshake/handshake.js';
 import { NodeIdentity, type PeerIdentity } from '../identity/identity.js';
-import { allowAnyPeer, pinnedPeer, type TrustPolicy } from '../identity/trust.js';
+import { allowAnyPeer, normalizeEndpoint, pinnedPeer, type TrustPolicy } from '../identity/trust.js';
 import { checkFramings, MAX_HANDSHAKE_MESSAGE_BYTES, type Framing } from '../protocol.js';
 import { WebSocketChannel } from './channel.js';
 import { asMcpE2eError, closeWithError } from './closing.js';
@@ -117,10 +117,11 @@ export class EncryptedWebSocketClientTransport extends WebSocketChannel implemen
     }
   }
 
-  /** `host:port` of the server, the key of endpoint-based trust (`KnownPeersStore`). */
+  /** `host:port` of the server, the key of endpoint-based trust (`KnownPeersStore`), normalised by `normalizeEndpoint`. */
   get endpoint(): string {
     const port = this.url.port || (this.url.protocol === 'wss:' ? '443' : '80');
-    return `${this.url.hostname}:${port}`;
+    const endpoint = `${this.url.hostname}:${port}`;
+    return normalizeEndpoint(endpoint) ?? endpoint;
   }
 
   /**

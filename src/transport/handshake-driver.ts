@@ -34,6 +34,13 @@ export interface HandshakeDriverOptions {
   verifyPeer: (peer: PeerIdentity) => void;
   /** Options of the session created from the result. */
   sessionOptions: SessionOptions;
+  /**
+   * Responder: fail with `ERR_HANDSHAKE_TIMEOUT` when no message (step 1)
+   * has arrived after this many ms. Default: only `timeoutMs`.
+   */
+  firstMessageTimeoutMs?: number;
+  /** Abort the handshake: it fails with the signal's reason (an McpE2eError, e.g. an eviction). */
+  signal?: AbortSignal;
 }
 
 const discard = (): void => {};
@@ -62,6 +69,8 @@ export function performHandshake(ws: WebSocket, inbox: Inbox, handshake: Handsha
       if (settled) return;
       settled = true;
       clearTimeout(timer);
+      clearTimeout(firstTimer);
+      options.signal?.removeEventListener('abort', onAbort);
       ws.off('close', onClose);
       ws.off('error', onError);
       if (err) {
@@ -81,6 +90,16 @@ export function performHandshake(ws: WebSocket, inbox: Inbox, handshake: Handsha
       () => finish(new McpE2eError('ERR_HANDSHAKE_TIMEOUT', `the handshake did not complete within ${options.timeoutMs} ms`)),
       options.timeoutMs,
     );
+    const firstTimer =
+      options.firstMessageTimeoutMs === undefined
+        ? undefined
+        : setTimeout(
+            () => finish(new McpE2eError('ERR_HANDSHAKE_TIMEOUT', `no handshake message within ${options.firstMessageTimeoutMs} ms of the upgrade`)),
+            options.firstMessageTimeoutMs,
+          );
+    const onAbort = (): void => finish(asMcpE2eError(options.signal!.reason, 'ERR_CONNECTION_CLOSED'));
+    if (options.signal?.aborted) queueMicrotask(onAbort);
+    else options.signal?.addEventListener('abort', onAbort, { once: true });
     const onClose = (code: number, reason: Buffer): void =>
       finish(errorFromPeerClose(code, reason) ?? new McpE2eError('ERR_CONNECTION_CLOSED', 'the connection closed during the handshake'));
     // ws emits 'error' just before closing on protocol violations (e.g. 1009).
@@ -104,6 +123,7 @@ export function performHandshake(ws: WebSocket, inbox: Inbox, handshake: Handsha
 
     inbox.setHandler((data, isBinary) => {
       if (settled) return;
+      clearTimeout(firstTimer);
       try {
         // Handshake messages are JSON text frames, always; a binary frame here is
         // a malformed handshake message (the state machine refuses non-strings).

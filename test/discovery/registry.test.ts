@@ -251,7 +251,6 @@ function writer(path: string, tag: number, count: number, batch: number, shared:
   const script = `
     const { PeerRegistry } = await import(${JSON.stringify(join(DIST, 'discovery/registry.js'))});
     const { createHash } = await import('node:crypto');
-    const { writeSync } = await import('node:fs');
     const r = new PeerRegistry({ path: ${JSON.stringify(path)}, flushIntervalMs: 0 });
     for (let i = 0; i < ${count}; i++) {
       const id = createHash('sha256').update('${tag}-' + i).digest('hex');
@@ -277,25 +276,33 @@ test('two processes writing one registry at once lose nothing (2 x 300 peers, on
   assert.deepEqual(readdirSync(d), ['peers.json'], 'no lock or temporary file left');
 });
 
+/** The inode of `path` (every atomic write makes a new one), or -1. */
+const inode = (path: string) => {
+  try {
+    return statSync(path).ino;
+  } catch {
+    return -1;
+  }
+};
+
 test('kill -9 during writes: the registry stays readable, and the next start removes the strays', async () => {
   const d = dir();
   const path = join(d, 'peers.json');
   const script = `
     const { PeerRegistry } = await import(${JSON.stringify(join(DIST, 'discovery/registry.js'))});
     const { createHash } = await import('node:crypto');
-    const { writeSync } = await import('node:fs');
     const r = new PeerRegistry({ path: ${JSON.stringify(path)}, flushIntervalMs: 0 });
     for (let i = 0; ; i++) {
       for (let j = 0; j < 50; j++) r.addHint(createHash('sha256').update(i + '-' + j).digest('hex'), ['ws://127.0.0.1:' + (j + 1)], 'mdns');
       r.flush();
-      if (i === 0) writeSync(1, 'written'); // sync: this loop never lets an asynchronous write out
     }`;
   let sizes = 0;
   for (let round = 0; round < 4; round++) {
-    const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'ignore'] });
-    // Killed only once it has written (on a loaded machine, start-up alone can take longer than a fixed delay), then mid-write.
-    await new Promise((res) => child.stdout!.once('data', res));
-    await new Promise((res) => setTimeout(res, 50 + round * 53));
+    const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: 'ignore' });
+    // Kill it mid-stream, once it has written at least once (a loaded machine starts processes slowly).
+    const before = inode(path);
+    for (let waited = 0; inode(path) === before && waited < 30_000; waited += 20) await new Promise((res) => setTimeout(res, 20));
+    await new Promise((res) => setTimeout(res, 30 + round * 53));
     child.kill('SIGKILL');
     await new Promise((res) => child.once('exit', res));
     const size = new PeerRegistry({ path }).size;

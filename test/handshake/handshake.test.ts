@@ -145,6 +145,9 @@ test('specific tampering maps to specific codes', () => {
   throwsCode(responderGetsConfirm(edit(m3, (d) => (d.node_id = eve.nodeId))), 'ERR_HANDSHAKE_NODE_ID_MISMATCH');
   throwsCode(responderGetsConfirm(edit(m3, (d) => (d.mac = '00'.repeat(32)))), 'ERR_HANDSHAKE_BAD_MAC');
   throwsCode(responderGetsConfirm(edit(m3, (d) => (d.signature = 'ff'.repeat(64)))), 'ERR_HANDSHAKE_BAD_SIGNATURE');
+  // Both wrong: the cheap MAC is checked before the Ed25519 signature (§4.3),
+  // so a peer without the shared secret never costs us a verification.
+  throwsCode(responderGetsConfirm(edit(m3, (d) => ((d.signature = 'ff'.repeat(64)), (d.mac = '00'.repeat(32))))), 'ERR_HANDSHAKE_BAD_MAC');
   throwsCode(responderGetsConfirm(edit(m3, (d) => (d.identity_key = (d.identity_key as string) + '00'))), 'ERR_HANDSHAKE_BAD_KEY');
   // Step 1
   throwsCode(() => new Handshake('responder', bob).receive(edit(m1, (d) => (d.version = 0))), 'ERR_HANDSHAKE_UNSUPPORTED_VERSION');
@@ -236,7 +239,7 @@ test('a recorded step 3 cannot be replayed into a new handshake', () => {
   // Bob's new handshake has fresh randomness: the old confirm no longer matches.
   const r = new Handshake('responder', bob);
   r.receive(m1);
-  throwsCode(() => r.receive(m3), 'ERR_HANDSHAKE_BAD_SIGNATURE');
+  throwsCode(() => r.receive(m3), 'ERR_HANDSHAKE_BAD_MAC');
 });
 
 test('identity misbinding: a relaying attacker cannot claim the initiator\'s handshake as its own', () => {

@@ -17,6 +17,10 @@ import { StaticSource } from '../../src/discovery/sources/static.js';
 import type { DiscoveryHint, DiscoverySource } from '../../src/discovery/source.js';
 import { MeshNode, PEER_RECORD_MESSAGE, SESSION_RECORD_BURST, type MeshNodeOptions } from '../../src/mesh/node.js';
 import { listeningUrls } from '../../src/mesh/addresses.js';
+import { PeerRegistry } from '../../src/discovery/registry.js';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { EncryptedWebSocketClientTransport } from '../../src/transport/client.js';
 import { makeMcpServer, textOf, within } from '../transport/helpers.js';
 
@@ -253,6 +257,28 @@ test('refresh: a new record goes to open sessions; expiry is an event; a block r
     await c.n.stop();
   } finally {
     await Promise.all([a.n.stop(), b.n.stop()]);
+  }
+});
+
+test('a block written by another process (mcp-e2e peers block) reaches a running node within its tick: open sessions closed, new ones refused', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'mcp-e2e-mesh-'));
+  const path = join(dir, 'peers.json');
+  const a = await node('a', { registry: { path }, expiryCheckMs: 50 });
+  const c = await node('c');
+  try {
+    c.n.add({ record: a.n.record!.bytes });
+    const before = await c.n.connect(a.identity.nodeId);
+    const other = new PeerRegistry({ path, flushIntervalMs: 0 });
+    other.setBlocked(c.identity.nodeId, true);
+    other.flush();
+    await waitFor(() => a.n.registry.isBlocked(c.identity.nodeId), 'the block at A');
+    await waitFor(() => before.closed, 'A to close the session C had before the block');
+    const ct = await c.n.connect(a.identity.nodeId).catch((e: McpE2eError) => e);
+    if (!(ct instanceof McpE2eError)) await waitFor(() => ct.closed, 'A to close the blocked client');
+    await waitFor(() => a.refused.includes('ERR_PEER_BLOCKED'), 'A to refuse C');
+    assert.equal(a.mcpSessions.filter((id) => id === c.identity.nodeId).length, 1, 'only the session from before the block');
+  } finally {
+    await Promise.all([a.n.stop(), c.n.stop()]);
   }
 });
 
