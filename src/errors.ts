@@ -80,6 +80,12 @@ const CODES = {
   ERR_RECORD_EQUIVOCATION: CloseCode.PROTOCOL_ERROR,
   ERR_RECORD_WRONG_PEER: CloseCode.PROTOCOL_ERROR,
   ERR_PEER_BLOCKED: CloseCode.PEER_REJECTED,
+  // Gossip of peer records (PROTOCOL.md §14). A malformed or unasked-for
+  // gossip message scores its sender down; a peer cut off for it closes 4003.
+  ERR_GOSSIP_MALFORMED: CloseCode.PROTOCOL_ERROR,
+  ERR_GOSSIP_UNSOLICITED: CloseCode.PROTOCOL_ERROR,
+  ERR_GOSSIP_RATE_LIMITED: CloseCode.PROTOCOL_ERROR,
+  ERR_GOSSIP_CUT_OFF: CloseCode.PEER_REJECTED,
   ERR_PEER_NOT_FOUND: CloseCode.NORMAL,
   // Identity and key files
   ERR_KEY_FILE_PERMISSIONS: CloseCode.NORMAL,

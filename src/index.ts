@@ -126,6 +126,14 @@ export {
 } from './discovery/registry.js';
 export type { DiscoverySource, DiscoveryContext, DiscoveryHint, EmitResult, RegistryView, PeerEvent, LogLevel } from './discovery/source.js';
 export { StaticSource, type StaticEntry } from './discovery/sources/static.js';
+export { BootstrapSource, BOOTSTRAP_CHECK_MS, DEFAULT_MESH_TARGET, type BootstrapSourceOptions } from './discovery/sources/bootstrap.js';
+export { GossipSource, createGossipSources, type GossipSourceOptions, type GossipSourcesOptions } from './discovery/sources/gossip.js';
+export { parseBootstrapEntry, BootstrapSchedule, BOOTSTRAP_BACKOFF, type BootstrapEntry } from './discovery/bootstrap.js';
+export { GossipEngine, DEFAULT_GOSSIP, GOSSIP_PENALTY, verifyRecordHex, type GossipOptions, type GossipEvent, type GossipStep, type GossipCounters, type Outbound, type RecordVerifier } from './discovery/gossip/engine.js';
+export { GossipDriver, MAX_IN_FLIGHT_PER_SESSION, type GossipDriverOptions, type GossipSession, type GossipStatus } from './discovery/gossip/driver.js';
+export { MemoryGossipStore, type GossipStore, type RangeSummary } from './discovery/gossip/store.js';
+export { createLeavingRecord, isLeaving, LEAVING_LIFETIME_MS } from './discovery/gossip/leaving.js';
+export { decodeGossipMessage, fingerprint as gossipFingerprint, itemHash as gossipItemHash, GOSSIP_TYPE, type GossipMessage, type SyncRange } from './discovery/gossip/protocol.js';
 export { MeshSession, MAX_CONTROL_TYPE_LENGTH, type ControlMessage, type ControlCounters, type MeshTransport } from './mesh/session.js';
 export {
   MeshNode,

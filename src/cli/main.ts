@@ -39,6 +39,13 @@ const OPTIONS = {
   announce: { type: 'boolean' },
   name: { type: 'string' },
   'public-url': { type: 'string', multiple: true },
+  bootstrap: { type: 'string', multiple: true },
+  'bootstrap-tofu': { type: 'boolean' },
+  'open-mesh': { type: 'boolean' },
+  'mesh-target': { type: 'string' },
+  'gossip-interval': { type: 'string' },
+  'anti-entropy-interval': { type: 'string' },
+  'status-interval': { type: 'string' },
 } as const;
 
 const GLOBAL = ['home', 'json', 'verbose', 'help', 'version'];
@@ -46,7 +53,7 @@ const PER_COMMAND: Record<string, string[]> = {
   keygen: ['force'],
   id: [],
   peers: [],
-  serve: ['host', 'port', 'allow', 'allow-any-peer', 'allow-plaintext', 'allow-origin', 'clean-env', 'pass-env', 'max-connections', 'max-connections-per-peer', 'announce', 'name', 'public-url'],
+  serve: ['host', 'port', 'allow', 'allow-any-peer', 'allow-plaintext', 'allow-origin', 'clean-env', 'pass-env', 'max-connections', 'max-connections-per-peer', 'announce', 'name', 'public-url', 'bootstrap', 'bootstrap-tofu', 'open-mesh', 'mesh-target', 'gossip-interval', 'anti-entropy-interval', 'status-interval'],
   connect: ['peer', 'plaintext', 'reconnect', 'keepalive'],
 };
 

@@ -41,7 +41,7 @@ export function peersTable(peers: readonly PeerInfo[], now = Date.now()): string
   const rows = peers.map((p) => [
     safe(p.name ?? '-') + (p.self ? ' (self)' : ''),
     p.nodeId.slice(0, 12),
-    p.state + (p.recordExpired ? ', expired' : ''),
+    p.state + (p.left ? ', left' : p.recordExpired ? ', expired' : ''),
     p.addresses.length === 0 ? '-' : safe(p.addresses[0]!) + (p.addresses.length > 1 ? ` +${p.addresses.length - 1}` : ''),
     p.sources.join(',') || '-',
     ago(p.lastSeenMs, now),
@@ -63,7 +63,7 @@ function peerJson(p: PeerInfo): Record<string, unknown> {
     last_seen: new Date(p.lastSeenMs).toISOString(),
     last_handshake: p.lastHandshake ? { at: new Date(p.lastHandshake.atMs).toISOString(), direction: p.lastHandshake.direction, url: p.lastHandshake.url ?? null } : null,
     last_failure: p.lastFailure ? { at: new Date(p.lastFailure.atMs).toISOString(), url: p.lastFailure.url, code: p.lastFailure.code } : null,
-    record: p.record ? { ...p.record.toJSON(), expired: p.recordExpired } : null,
+    record: p.record ? { ...p.record.toJSON(), expired: p.recordExpired, left: p.left } : null,
   };
 }
 

@@ -13,6 +13,7 @@ import { unwatchFile, watchFile } from 'node:fs';
 import { McpE2eError } from '../errors.js';
 import { PeerAllowList } from '../identity/trust.js';
 import { MeshNode, type MeshServerOptions } from '../mesh/node.js';
+import { createGossipSources, type GossipSource } from '../discovery/sources/gossip.js';
 import { isRecordAddress } from '../discovery/record.js';
 import { DEFAULT_MAX_MESSAGE_BYTES } from '../protocol.js';
 import { DEFAULT_MAX_CONNECTIONS_PER_PEER } from '../transport/limits.js';
@@ -62,13 +63,24 @@ export async function serveCommand(values: Values, command: string[], paths: Hom
 
   let nextId = 1;
   const children = new Set<ChildServer>();
+  // Gossip (issue 13): with --bootstrap, or --announce, records are gossiped. Then any authenticated
+  // peer may hold a session (gossip has its own membership policy) while MCP stays the allowlist's,
+  // checked at every MCP message, and a server process starts with the first MCP message only
+  // (a session that only gossips costs no process).
+  const gossiping = values.announce === true || (values.bootstrap?.length ?? 0) > 0;
+  let sources;
+  try {
+    sources = gossiping ? createGossipSources({ ...gossipOptions(values), identity }) : undefined;
+  } catch (err) {
+    throw new UsageError(`--bootstrap: ${(err as Error).message}`);
+  }
   const env = childEnvironment(process.env, { clean: values['clean-env'] ?? false, pass: values['pass-env'] ?? [] });
   // A stranger can make us refuse connections at will: a few lines per interval, then a summary.
   const refusal = summarizing(log, { burst: REFUSALS_LOGGED_PER_INTERVAL, intervalMs: REFUSAL_LOG_INTERVAL_MS, what: 'connections refused' });
   const server: MeshServerOptions = {
     port,
     host,
-    ...(allowList ? { allowedPeers: allowList } : { allowAnyPeer: true }),
+    ...(allowList && !gossiping ? { allowedPeers: allowList } : { allowAnyPeer: true }),
     allowPlaintext: values['allow-plaintext'] ?? false,
     allowedOrigins: values['allow-origin'] ?? [],
     limits: {
@@ -87,24 +99,36 @@ export async function serveCommand(values: Values, command: string[], paths: Hom
           void transport.close();
         },
       );
-      const child = spawnChild(command, clog, (msg) => toPeer.send(transport, msg), { maxLineBytes: DEFAULT_MAX_MESSAGE_BYTES, env });
-      children.add(child);
+      let child!: ChildServer;
+      let started = false;
+      const startChild = () => {
+        started = true;
+        child = spawnChild(command, clog, (msg) => toPeer.send(transport, msg), { maxLineBytes: DEFAULT_MAX_MESSAGE_BYTES, env });
+        children.add(child);
+        void child.exited.then(async (how) => {
+          clog.info(`server process ${how}`);
+          void transport.close();
+          // Counted until its whole process group is gone, so that shutdown waits for grandchildren too.
+          await child.terminate();
+          children.delete(child);
+        });
+      };
+      if (!gossiping) startChild();
       // Peer → child: while the child's stdin is full, the connection is not read.
       transport.onmessage = (msg) => {
+        if (gossiping && allowList && peer && !allowList.has(peer.nodeId)) {
+          clog.warn(`peer ${peer.fingerprint} is not on the allowlist: MCP refused (a mesh session is not MCP access)`, { node_id: peer.nodeId, code: 'ERR_PEER_REJECTED' });
+          void transport.close();
+          return;
+        }
+        if (!started) startChild();
         if (child.stdin.writable) writeLine(child.stdin, msg, transport);
       };
       transport.onerror = (err) => clog.warn(err.message, err instanceof McpE2eError ? { code: err.code } : {});
       transport.onclose = () => {
-        clog.info('connection closed; stopping its server process');
-        void child.terminate();
+        clog.info(started ? 'connection closed; stopping its server process' : 'connection closed');
+        if (started) void child.terminate();
       };
-      void child.exited.then(async (how) => {
-        clog.info(`server process ${how}`);
-        void transport.close();
-        // Counted until its whole process group is gone, so that shutdown waits for grandchildren too.
-        await child.terminate();
-        children.delete(child);
-      });
       // Messages flow to onmessage only once started (as McpServer.connect would do).
       await transport.start();
     },
@@ -127,6 +151,7 @@ export async function serveCommand(values: Values, command: string[], paths: Hom
       announce,
       registry: { path: paths.registry },
       ...(allowList ? { allowList } : {}),
+      ...(sources ? { sources: [sources.bootstrap, sources.gossip] } : {}),
       log: (level, msg, fields) => log[level](msg, fields),
     });
   } catch (err) {
@@ -149,6 +174,15 @@ export async function serveCommand(values: Values, command: string[], paths: Hom
   const record = mesh.record;
   if (values.announce && record) {
     log.info(`announcing ${record.name !== undefined ? JSON.stringify(record.name) + ' ' : ''}at ${record.addresses.join(' ') || '(no address)'}`, { addresses: record.addresses, seq: record.seq });
+  }
+
+  let status: NodeJS.Timeout | undefined;
+  if (sources) {
+    log.info(`gossip: ${sources.bootstrap.entries.length} bootstrap peer(s), with ${values['open-mesh'] ? 'every authenticated peer (open mesh)' : 'allowed and bootstrap peers'}`);
+    const every = parseSeconds(values['status-interval'], 60, '--status-interval');
+    const gossip = sources.gossip;
+    status = setInterval(() => log.info(statusLine(mesh, gossip), statusFields(mesh, gossip)), every * 1000);
+    status.unref();
   }
 
   if (allowList) {
@@ -174,6 +208,7 @@ export async function serveCommand(values: Values, command: string[], paths: Hom
       stopping = true;
       log.info(`${signal}: shutting down`);
       unwatchFile(allowPath);
+      clearInterval(status);
       // Closing the server closes every connection, which terminates every child.
       const force = setTimeout(() => {
         log.error(`connections did not close within ${SHUTDOWN_GRACE_MS} ms; killing their server processes`);
@@ -195,4 +230,49 @@ export async function serveCommand(values: Values, command: string[], paths: Hom
     // Last resort: never leave a child behind, whatever path ends this process.
     process.on('exit', killAllChildren);
   });
+}
+
+/** Seconds from an option, a positive number. */
+function parseSeconds(value: string | undefined, fallback: number, name: string): number {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (!(n > 0) || !Number.isFinite(n)) throw new UsageError(`${name} expects a number of seconds above 0, got ${JSON.stringify(value)}`);
+  return n;
+}
+
+/** The gossip options of `serve`: bootstrap entries, membership, and intervals (shortened in tests). */
+function gossipOptions(values: Values) {
+  const ms = (v: string | undefined, name: string) => (v === undefined ? undefined : Math.round(parseSeconds(v, 0, name) * 1000));
+  const round = ms(values['gossip-interval'], '--gossip-interval');
+  const antiEntropy = ms(values['anti-entropy-interval'], '--anti-entropy-interval');
+  const target = values['mesh-target'] === undefined ? undefined : Number(values['mesh-target']);
+  if (target !== undefined && !(Number.isInteger(target) && target >= 0 && target <= 64)) throw new UsageError(`--mesh-target expects 0..64, got ${JSON.stringify(values['mesh-target'])}`);
+  return {
+    bootstrap: values.bootstrap ?? [],
+    trustOnFirstUse: values['bootstrap-tofu'] ?? false,
+    open: values['open-mesh'] ?? false,
+    ...(target !== undefined ? { target } : {}),
+    gossip: { ...(round ? { gossipIntervalMs: round } : {}), ...(antiEntropy ? { antiEntropyIntervalMs: antiEntropy } : {}) },
+  };
+}
+
+function statusFields(node: MeshNode, gossip: GossipSource): Record<string, unknown> {
+  const s = gossip.status();
+  const c = s?.counters;
+  return {
+    mesh_sessions: node.sessions.length,
+    gossip_peers: s?.peers.length ?? 0,
+    records: s?.records ?? 0,
+    messages_in: c?.messagesIn ?? 0,
+    messages_out: c?.messagesOut ?? 0,
+    records_accepted: c?.recordsAccepted ?? 0,
+    records_refused: c?.recordsRefused ?? 0,
+    exchanges: c?.exchangesCompleted ?? 0,
+    cutoffs: c?.cutoffs ?? 0,
+  };
+}
+
+function statusLine(node: MeshNode, gossip: GossipSource): string {
+  const f = statusFields(node, gossip);
+  return `mesh: ${f.mesh_sessions} session(s), gossip with ${f.gossip_peers}, ${f.records} record(s); messages ${f.messages_in} in / ${f.messages_out} out; records ${f.records_accepted} accepted / ${f.records_refused} refused; ${f.exchanges} exchange(s); ${f.cutoffs} cut off`;
 }

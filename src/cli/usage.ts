@@ -27,6 +27,14 @@ Commands:
       --name NAME             a short human name in the record (never identity)
       --public-url URL        announce this URL instead of the listening ones (behind a
                               proxy or NAT); repeatable
+      --bootstrap URL#NODE_ID join the mesh through this peer and gossip records (repeatable);
+                              dialled at start and whenever below the mesh target, with backoff
+      --bootstrap-tofu        allow --bootstrap URL without #NODE_ID (first key seen is believed)
+      --open-mesh             gossip with every authenticated peer (default: allowed and
+                              bootstrap peers only); MCP access stays the allowlist's
+      --mesh-target N         mesh sessions to keep (default 3)
+      --gossip-interval S     gossip round (default 1); --anti-entropy-interval S (default 10)
+      --status-interval S     log a mesh status line every S seconds (default 60)
   connect URL [--peer NODE_ID] [--plaintext] [--reconnect] [--keepalive MS]
                               be a stdio MCP server for an MCP client, relaying to URL;
                               without --peer, trust on first use (known_peers.json);

@@ -27,6 +27,7 @@ import { fingerprintOf, isNodeId, type PeerIdentity } from '../identity/identity
 import { updateFileLocked, readTrustedFile } from '../util/files.js';
 import { decodeVersionedPeers, hasExactKeys } from '../util/assert.js';
 import { checkSignature, checkTimes, compareToStored, decodePeerRecord, isRecordAddress, recordBytesFromHex, RECORD_CLOCK_SKEW_MS, type PeerRecord } from './record.js';
+import { isLeaving } from './gossip/leaving.js';
 
 /** Where a peer or an address was learned. Sources name themselves; these are the ones of this package. */
 export type PeerSource = 'manual' | 'incoming' | 'outgoing' | 'session' | 'mdns' | 'bootstrap' | 'gossip' | 'dht' | (string & {});
@@ -85,6 +86,8 @@ export interface PeerInfo {
   /** The latest valid record (also when expired: history). */
   record: PeerRecord | undefined;
   recordExpired: boolean;
+  /** The latest record is a valid leaving record (§14.7): the node announced that it left. */
+  left: boolean;
   /** The addresses a connection would try, in order (§13.7). */
   addresses: string[];
   hints: readonly AddressHint[];
@@ -427,6 +430,10 @@ function serialize(table: EntryTable): Buffer {
  * (called by a timer `flushIntervalMs` after the first unsaved change, by
  * `close()`, or by the caller) writes under the lock.
  */
+function isLeft(e: Entry, now: number): boolean {
+  return e.record !== undefined && !e.record.isExpired(now) && isLeaving(e.record);
+}
+
 export class PeerRegistry {
   readonly path: string | undefined;
   readonly selfNodeId: string | undefined;
@@ -819,6 +826,7 @@ export class PeerRegistry {
       name: e.record?.name,
       record: e.record,
       recordExpired: e.record ? e.record.isExpired(now) : false,
+      left: isLeft(e, now),
       addresses: this.#dialAddresses(e, now),
       hints: e.hints.map((h) => ({ ...h })),
       sources: [...e.sources],
@@ -830,6 +838,8 @@ export class PeerRegistry {
   }
 
   #dialAddresses(e: Entry, now: number): string[] {
+    // A node that announced it leaves (PROTOCOL.md §14.7) is not dialled until a newer record says it is back.
+    if (isLeft(e, now)) return [];
     const recordUrls = e.record && !e.record.isExpired(now) ? e.record.addresses : [];
     const hintUrls = e.hints.filter((h) => h.expiresMs > now).map((h) => h.url);
     const candidates = new Set<string>([...recordUrls, ...hintUrls]);

@@ -30,6 +30,7 @@ import { createPeerRecord, decodePeerRecord, encodePeerRecordBody, DEFAULT_RECOR
 import { PeerRegistry, type PeerInfo, type PeerRegistryOptions, type PeerSource, type RegistryOutcome } from '../discovery/registry.js';
 import type { DiscoveryContext, DiscoveryHint, DiscoverySource, EmitResult, LogLevel, PeerEvent } from '../discovery/source.js';
 import { TokenBucket } from '../util/rate.js';
+import { createLeavingRecord } from '../discovery/gossip/leaving.js';
 import { listeningUrls } from './addresses.js';
 import { MeshSession, type ControlMessage, type MeshTransport } from './session.js';
 
@@ -57,6 +58,8 @@ export interface AnnounceOptions {
   refreshMs?: number;
   /** Protocol versions to state. Default [PROTOCOL_VERSION]. */
   protocolVersions?: number[];
+  /** On `stop()`, publish a leaving record so that the mesh forgets us at once (PROTOCOL.md §14.7). Default true. */
+  leaveOnStop?: boolean;
 }
 
 /** The server of a mesh node: the options of `EncryptedWebSocketServer` (the identity is the node's), and where to listen. */
@@ -233,7 +236,9 @@ export class MeshNode extends EventEmitter<MeshEvents> {
   /** Stop the sources, the timers and the server (closing its sessions); write the registry. Idempotent. */
   async stop(): Promise<void> {
     if (this.#state === 'stopped') return;
+    const wasStarted = this.#state === 'started';
     this.#state = 'stopped';
+    if (wasStarted && this.#announce && this.#record && (this.#announce.leaveOnStop ?? true)) await this.#leave(this.#record);
     this.#abort.abort();
     clearTimeout(this.#refreshTimer);
     clearInterval(this.#expiryTimer);
@@ -624,6 +629,19 @@ export class MeshNode extends EventEmitter<MeshEvents> {
     const record = this.#makeRecord();
     for (const source of this.#sources) void this.#publishTo(source, record);
     for (const session of this.#sessions) this.#sendRecord(session, record);
+  }
+
+  /**
+   * Publish a leaving record (PROTOCOL.md §14.7) in place of `current`: to
+   * the registry, the sources (gossip pushes it at once) and every open
+   * session, so that the mesh forgets us now rather than at expiry.
+   */
+  async #leave(current: PeerRecord): Promise<void> {
+    const leaving = createLeavingRecord(this.identity, current, Date.now());
+    this.#record = leaving;
+    this.registry.addRecord(leaving, 'manual');
+    for (const session of this.#sessions) this.#sendRecord(session, leaving);
+    await Promise.all(this.#sources.map((source) => this.#publishTo(source, leaving)));
   }
 
   /** Make a new record now (e.g. after the addresses changed) and publish it. */

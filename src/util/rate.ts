@@ -20,13 +20,13 @@ export class TokenBucket {
     this.#last = now;
   }
 
-  /** Take one token at time `now` (ms); false when none is left. */
-  take(now: number): boolean {
+  /** Take `n` tokens (default one) at time `now` (ms); false, taking none, when fewer are left. */
+  take(now: number, n = 1): boolean {
     const elapsed = Math.max(0, now - this.#last);
     this.#tokens = Math.min(this.burst, this.#tokens + elapsed / this.intervalMs);
     this.#last = Math.max(this.#last, now);
-    if (this.#tokens < 1) return false;
-    this.#tokens -= 1;
+    if (this.#tokens < n) return false;
+    this.#tokens -= n;
     return true;
   }
 }
