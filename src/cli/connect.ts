@@ -3,6 +3,15 @@
  * desktop app launches it as its server command) that relays every message
  * to an encrypted `serve` endpoint. stdout carries only protocol data.
  *
+ * `mcp-e2e connect NODE_ID` (or the name given here to a peer, or its
+ * fingerprint: src/identity/names.ts) finds the peer through the registry
+ * and discovery (src/mesh/node.ts) and pins the handshake to that node id:
+ * no URL, and no trust on first use.
+ *
+ * Whatever fails, the MCP client is told in the error that answers its
+ * request (its `initialize`, typically): one line that says what failed and
+ * what fixes it, as connect's log says it (desktop apps hide stderr).
+ *
  * With `--reconnect`, a lost link is re-established with exponential backoff
  * and jitter (src/transport/reconnect.ts): every attempt is a new connection
  * and a new handshake, never a resumed session. The server on the other side
@@ -17,24 +26,23 @@
  */
 import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 import { McpE2eError } from '../errors.js';
-import { KnownPeersStore } from '../identity/trust.js';
-import type { NodeIdentity } from '../identity/identity.js';
+import { KnownPeersStore, PeerAllowList } from '../identity/trust.js';
+import { fingerprintOf, type NodeIdentity } from '../identity/identity.js';
 import { EncryptedWebSocketClientTransport } from '../transport/client.js';
+import { MeshNode } from '../mesh/node.js';
 import { connectWithRetry, isRetryableError } from '../transport/reconnect.js';
 import { DEFAULT_MAX_MESSAGE_BYTES } from '../protocol.js';
 import type { Logger } from './log.js';
 import { loadIdentity, type HomePaths } from './home.js';
 import type { Values } from './commands.js';
 import { DEFAULT_CONNECT_KEEPALIVE_MS } from './limits.js';
+import { localPeers, resolvePeer } from './peers.js';
 import { idKey, isRequest, isResponse, PacedSender, PendingRequests, relayError, writeLine, type Message } from './relay.js';
 import { LineSplitter, parseJsonLine } from './stdio.js';
-import { resolvePeer } from './names.js';
-import { localPeers } from './peers.js';
 import { UsageError } from './usage.js';
 
 /** Messages from stdin held while no link is ready (connecting or reconnecting). */
 const MAX_HELD_MESSAGES = 256;
-
 
 /** A ws:// or wss:// URL as typed, or a one-line explanation. */
 export function parseUrl(text: string): URL {
@@ -55,8 +63,40 @@ function parseKeepalive(value: string | undefined): number {
   return ms;
 }
 
-export async function connectCommand(values: Values, urlText: string, paths: HomePaths, log: Logger): Promise<number> {
-  const url = parseUrl(urlText);
+/** The target of `connect`: a URL, or (anything without "://") a node id, a name given here or a known peer's fingerprint. */
+const isUrlTarget = (target: string) => target.includes('://');
+
+export async function connectCommand(values: Values, target: string, paths: HomePaths, log: Logger): Promise<number> {
+  if (isUrlTarget(target)) return relay(values, parseUrl(target), undefined, paths, log);
+  if (values.plaintext) throw new UsageError('--plaintext needs a URL: connecting by node id is always encrypted and pinned');
+  if (values['strict-peer']) throw new UsageError('--strict-peer is for a URL: connecting by node id is always pinned');
+  const identity = loadIdentity(paths);
+  const allowList = PeerAllowList.fromFile(paths.allowedPeers);
+  let nodeId: string;
+  try {
+    nodeId = resolvePeer(target, localPeers(paths, allowList));
+  } catch (err) {
+    throw new UsageError(`not a URL (ws://HOST:PORT or wss://HOST:PORT), and ${(err as Error).message}`);
+  }
+  if (values.peer && resolvePeer(values.peer, localPeers(paths, allowList)) !== nodeId) throw new UsageError('--peer contradicts the node to connect to; give one');
+  const mesh = new MeshNode({
+    identity,
+    registry: { path: paths.registry },
+    allowList,
+    client: { keepaliveIntervalMs: parseKeepalive(values.keepalive) },
+    log: (level, msg, fields) => log[level](msg, fields),
+  });
+  await mesh.start();
+  try {
+    return await relay(values, undefined, { mesh, nodeId }, paths, log);
+  } finally {
+    await mesh.stop();
+  }
+}
+
+/** Relay stdio to a link made to `url`, or to `byId.nodeId` through the mesh node. */
+async function relay(values: Values, url: URL | undefined, byId: { mesh: MeshNode; nodeId: string } | undefined, paths: HomePaths, log: Logger): Promise<number> {
+  const where = url ? url.host : `node ${fingerprintOf(byId!.nodeId)}`;
   const plaintext = values.plaintext ?? false;
   const reconnect = values.reconnect ?? false;
   if (plaintext && values.peer) throw new UsageError('--peer has no meaning with --plaintext (nothing is authenticated)');
@@ -64,10 +104,10 @@ export async function connectCommand(values: Values, urlText: string, paths: Hom
   const keepaliveIntervalMs = parseKeepalive(values.keepalive);
   const identity = plaintext ? undefined : loadIdentity(paths);
   // A name or fingerprint selects a peer known here; the pin is always its full node id.
-  const expectedPeer = values.peer === undefined ? undefined : resolvePeer(values.peer, localPeers(paths));
+  const expectedPeer = values.peer === undefined || byId ? undefined : resolvePeer(values.peer, localPeers(paths));
   const strict = values['strict-peer'] ?? false;
   const trust =
-    plaintext || expectedPeer
+    plaintext || expectedPeer || byId
       ? undefined
       : new KnownPeersStore(paths.knownPeers, {
           strict,
@@ -76,8 +116,9 @@ export async function connectCommand(values: Values, urlText: string, paths: Hom
         });
   const newTransport = () =>
     identity
-      ? new EncryptedWebSocketClientTransport(url, { identity, keepaliveIntervalMs, ...(expectedPeer ? { expectedPeer } : { trust: trust! }) })
-      : new EncryptedWebSocketClientTransport(url, { enableEncryption: false, keepaliveIntervalMs });
+      ? new EncryptedWebSocketClientTransport(url!, { identity, keepaliveIntervalMs, ...(expectedPeer ? { expectedPeer } : { trust: trust! }) })
+      : new EncryptedWebSocketClientTransport(url!, { enableEncryption: false, keepaliveIntervalMs });
+  const why = (err: Error, from?: 'server') => describe(err, where, url, identity, { from, strict });
   if (plaintext) log.warn('--plaintext: messages travel unencrypted and the server is not authenticated');
 
   /** The current link, once started. */
@@ -103,7 +144,7 @@ export async function connectCommand(values: Values, urlText: string, paths: Hom
 
   const write = (msg: unknown) => void process.stdout.write(JSON.stringify(msg) + '\n');
   // What the MCP client shows its user: the one line that says what failed and what fixes it.
-  const answerLost = (id: unknown, why: string) => write(relayError(id, `mcp-e2e: ${why}`));
+  const answerLost = (id: unknown, reason: string) => write(relayError(id, `mcp-e2e: ${reason}`));
 
   // Host → server: stdin is paused while the link's sends wait; a send that
   // fails all the same ends the link (its requests are then answered as lost).
@@ -149,14 +190,14 @@ export async function connectCommand(values: Values, urlText: string, paths: Hom
   return new Promise<number>((resolve) => {
     /** The current link reported a failure: the exit code is 1 even if our client then ends the session. */
     let failed = false;
-    /** End the relay; every request still unanswered gets `why` (what failed, and what fixes it). */
-    const finish = (exitCode: number, why = 'the connection to the server closed before the response arrived') => {
+    /** End the relay; every request still unanswered gets `reason` (what failed, and what fixes it). */
+    const finish = (exitCode: number, reason = 'the connection to the server closed before the response arrived') => {
       if (finished) return;
       finished = true;
       // Our MCP client may keep stdin open: stop reading so the process can end.
       process.stdin.destroy();
-      for (const id of inFlight.take()) answerLost(id, why);
-      for (const m of held.splice(0)) if (isRequest(m)) answerLost(m.id, why);
+      for (const id of inFlight.take()) answerLost(id, reason);
+      for (const m of held.splice(0)) if (isRequest(m)) answerLost(m.id, reason);
       // Let stdout drain, then leave.
       process.stdout.write('', () => resolve(exitCode));
     };
@@ -181,10 +222,10 @@ export async function connectCommand(values: Values, urlText: string, paths: Hom
       t.onerror = (err) => {
         const fields = err instanceof McpE2eError ? { code: err.code } : {};
         // A failed attempt is reported once, by whoever gives up on it.
-        if (t !== link) return log.debug(describe(err, url, identity, { strict }), fields);
+        if (t !== link) return log.debug(why(err), fields);
         linkError ??= err;
         failed = true;
-        log.error(describe(err, url, identity, { from: 'server' }), fields);
+        log.error(why(err, 'server'), fields);
       };
       t.onclose = () => {
         // Attempts that never became the link end in establish().
@@ -194,7 +235,7 @@ export async function connectCommand(values: Values, urlText: string, paths: Hom
         if (finished) return;
         if (!reconnect || stdinEnded || (linkError && !isRetryableError(linkError))) {
           // Success only when our MCP client ended the session and nothing failed.
-          finish(stdinEnded && !failed ? 0 : 1, linkError ? describe(linkError, url, identity, { from: 'server' }) : undefined);
+          finish(stdinEnded && !failed ? 0 : 1, linkError ? why(linkError, 'server') : undefined);
           return;
         }
         for (const id of inFlight.take()) answerLost(id, 'the connection to the server was lost before the response arrived; the request may or may not have been carried out');
@@ -208,27 +249,41 @@ export async function connectCommand(values: Values, urlText: string, paths: Hom
       };
     };
 
+    /** One link: a new transport (by URL, or through the mesh node's addresses for the node id), wired and started. */
+    const openLink = async (): Promise<EncryptedWebSocketClientTransport> => {
+      if (byId) {
+        return byId.mesh.connect(byId.nodeId, {
+          start: async (fresh) => {
+            wire(fresh);
+            await fresh.start();
+          },
+        });
+      }
+      const fresh = newTransport();
+      wire(fresh);
+      await fresh.start();
+      return fresh;
+    };
     const establish = async (): Promise<void> => {
-      const attempt = () => {
-        const fresh = newTransport();
-        wire(fresh);
-        return fresh;
-      };
       let t: EncryptedWebSocketClientTransport;
       try {
         if (reconnect) {
-          t = await connectWithRetry(attempt, {
+          // Each attempt is a new link (a new transport, a new handshake), as connectWithRetry requires.
+          const attempt = () => {
+            const a = { link: undefined as EncryptedWebSocketClientTransport | undefined, start: async () => void (a.link = await openLink()), close: async () => a.link?.close() };
+            return a;
+          };
+          t = (await connectWithRetry(attempt, {
             onRetry: ({ attempt: n, delayMs, error }) => log.info(`attempt ${n} failed: ${(error as Error).message}; next in ${delayMs} ms`),
-          });
+          })).link!;
         } else {
-          t = attempt();
-          await t.start();
+          t = await openLink();
         }
       } catch (err) {
         const e = err as Error;
-        const why = describe(e, url, identity, { strict });
-        log.error(why, e instanceof McpE2eError ? { code: e.code } : {});
-        finish(1, why);
+        const reason = why(e);
+        log.error(reason, e instanceof McpE2eError ? { code: e.code } : {});
+        finish(1, reason);
         return;
       }
       if (finished) {
@@ -238,7 +293,7 @@ export async function connectCommand(values: Values, urlText: string, paths: Hom
       link = t;
       generation++;
       const peer = t.peer;
-      log.info(peer ? `connected to ${url.host} as ${peer.fingerprint}` : `connected to ${url.host} (plaintext)`, {
+      log.info(peer ? `connected to ${t.url.host} as ${peer.fingerprint}` : `connected to ${t.url.host} (plaintext)`, {
         ...(peer ? { node_id: peer.nodeId, session: t.e2eSessionId } : {}),
         ...(generation > 1 ? { reconnection: generation - 1 } : {}),
       });
@@ -272,21 +327,22 @@ export async function connectCommand(values: Values, urlText: string, paths: Hom
 /**
  * One line that says what went wrong and what fixes it, for connect's log
  * and for the MCP client (which shows it to its user in the error answering
- * its request). `from` is 'server' for a failure the established link
- * reported (the server closed it), undefined for one while connecting;
- * `strict` is --strict-peer.
+ * its request). `where` names the server (`host:port`, or a node), `url` is
+ * the URL connected to, if any. `from` is 'server' for a failure the
+ * established link reported (the server closed it), undefined for one while
+ * connecting; `strict` is --strict-peer.
  */
-function describe(err: Error, url: URL, identity: NodeIdentity | undefined, how: { from?: 'server'; strict?: boolean }): string {
+function describe(err: Error, where: string, url: URL | undefined, identity: NodeIdentity | undefined, how: { from?: 'server' | undefined; strict: boolean }): string {
   if (!(err instanceof McpE2eError)) return err.message;
   switch (err.code) {
     case 'ERR_PEER_REJECTED':
       // Ours: --strict-peer refused an endpoint with no recorded identity.
-      if (how.from !== 'server' && how.strict) return `${err.message}: check it with \`mcp-e2e scan ${url.href.replace(/\/$/, '')}\`, then connect with --peer NODE_ID`;
+      if (how.from !== 'server' && how.strict && url) return `${err.message}: check it with \`mcp-e2e scan ${url.href.replace(/\/$/, '')}\`, then connect with --peer NODE_ID`;
       // The server decides after the handshake, so its refusal comes on the established link.
       if (how.from !== 'server' || !identity) return err.message;
-      return `the server at ${url.host} refused our identity: ask its operator to run \`mcp-e2e peers allow ${identity.nodeId}\``;
+      return `the server at ${where} refused our identity: ask its operator to run \`mcp-e2e peers allow ${identity.nodeId}\``;
     case 'ERR_CONNECT_FAILED':
-      return `${err.message}; is \`mcp-e2e serve\` running at ${url.host}?`;
+      return `${err.message}; is \`mcp-e2e serve\` running at ${where}?`;
     default:
       return err.message;
   }

@@ -1,22 +1,97 @@
 /**
- * `mcp-e2e peers`: edit the allowlist (who may connect to `serve`, and the
- * names given to peers here) and the known peers (whom `connect` has met).
- * Peers are named as names.ts says: a node id, a name given here, or the
+ * `mcp-e2e peers`: show the peer registry (what discovery and sessions
+ * taught this node), edit the allowlist (who may connect to `serve`, and the
+ * names given to peers here), the known peers (whom `connect URL` has met)
+ * and the registry (records and addresses given by hand, blocks). Peers are
+ * named as src/identity/names.ts says: a node id, a name given here, or the
  * fingerprint of a peer known here.
  */
 import { updateFileLocked } from '../util/files.js';
 import { escapeControlCharacters as safe, hasControlCharacters } from '../util/text.js';
 import { KnownPeersStore, MAX_ALLOWLIST_FILE_BYTES, normalizeEndpoint, PeerAllowList, parseAllowList } from '../identity/trust.js';
-import { fingerprintOf, normalizeNodeId } from '../identity/identity.js';
-import { fingerprintDigits, looksLikeId, nameOf, resolvePeer, type LocalPeers } from './names.js';
+import { fingerprintOf, normalizeNodeId, NodeIdentity } from '../identity/identity.js';
+import { PeerRegistry, type PeerInfo } from '../discovery/registry.js';
+import { recordBytesFromHex } from '../discovery/record.js';
+import { McpE2eError } from '../errors.js';
+import { fingerprintDigits, looksLikeId, nameOf, resolvePeerName, type LocalPeers } from '../identity/names.js';
 import { UsageError } from './usage.js';
 import type { HomePaths } from './home.js';
 
+/** Addresses given by hand stay dialable this long (ms): a person typed them. */
+const MANUAL_HINT_TTL_MS = 365 * 24 * 60 * 60 * 1000;
+
+/** The home's registry; `trusted` read from the allowlist, our own entry marked. */
+export function openRegistry(paths: HomePaths, allowList: PeerAllowList = PeerAllowList.fromFile(paths.allowedPeers)): PeerRegistry {
+  let self: string | undefined;
+  try {
+    self = NodeIdentity.load(paths.identity).nodeId;
+  } catch {
+    // No identity yet: nothing is ours.
+  }
+  return new PeerRegistry({ path: paths.registry, flushIntervalMs: 0, isTrusted: (id) => allowList.has(id), ...(self ? { selfNodeId: self } : {}) });
+}
+
+function ago(ms: number, now: number): string {
+  const s = Math.max(0, Math.round((now - ms) / 1000));
+  if (s < 60) return `${s}s ago`;
+  if (s < 3600) return `${Math.floor(s / 60)}m ago`;
+  if (s < 86400) return `${Math.floor(s / 3600)}h ago`;
+  return `${Math.floor(s / 86400)}d ago`;
+}
+
+/** The registry as a table people can read: name, short id, state, addresses, where learned, last seen. */
+export function peersTable(peers: readonly PeerInfo[], now = Date.now()): string[] {
+  const rows = peers.map((p) => [
+    safe(p.name ?? '-') + (p.self ? ' (self)' : ''),
+    p.nodeId.slice(0, 12),
+    p.state + (p.left ? ', left' : p.recordExpired ? ', expired' : ''),
+    p.addresses.length === 0 ? '-' : safe(p.addresses[0]!) + (p.addresses.length > 1 ? ` +${p.addresses.length - 1}` : ''),
+    p.sources.join(',') || '-',
+    ago(p.lastSeenMs, now),
+  ]);
+  const head = ['NAME', 'ID', 'STATE', 'ADDRESSES', 'LEARNED', 'LAST SEEN'];
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  return [head, ...rows].map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  '));
+}
+
+function peerJson(p: PeerInfo): Record<string, unknown> {
+  return {
+    node_id: p.nodeId,
+    name: p.name ?? null,
+    state: p.state,
+    self: p.self,
+    addresses: p.addresses,
+    sources: p.sources,
+    first_seen: new Date(p.firstSeenMs).toISOString(),
+    last_seen: new Date(p.lastSeenMs).toISOString(),
+    last_handshake: p.lastHandshake ? { at: new Date(p.lastHandshake.atMs).toISOString(), direction: p.lastHandshake.direction, url: p.lastHandshake.url ?? null } : null,
+    last_failure: p.lastFailure ? { at: new Date(p.lastFailure.atMs).toISOString(), url: p.lastFailure.url, code: p.lastFailure.code } : null,
+    record: p.record ? { ...p.record.toJSON(), expired: p.recordExpired, left: p.left } : null,
+  };
+}
+
 const ALLOWLIST = { what: 'allowlist', maxBytes: MAX_ALLOWLIST_FILE_BYTES };
 
-/** The peers this home knows: its allowlist (with the names given here) and the endpoints connect recorded. */
-export function localPeers(paths: HomePaths): LocalPeers {
-  return { allowed: PeerAllowList.fromFile(paths.allowedPeers).entries(), known: new KnownPeersStore(paths.knownPeers).list() };
+/**
+ * The peers this home knows: its allowlist (with the names given here), the
+ * endpoints connect recorded, and the names nodes give themselves in their
+ * records (claims, named in messages, never followed).
+ */
+export function localPeers(paths: HomePaths, allowList: PeerAllowList = PeerAllowList.fromFile(paths.allowedPeers)): LocalPeers {
+  const registry = openRegistry(paths, allowList);
+  const claims = registry.list().flatMap((p) => (p.name !== undefined ? [{ nodeId: p.nodeId, name: p.name }] : []));
+  registry.close();
+  return { allowed: allowList.entries(), known: new KnownPeersStore(paths.knownPeers).list(), claims };
+}
+
+/** The node id a person meant (names.ts); naming nothing known is a usage mistake. */
+export function resolvePeer(text: string, peers: LocalPeers): string {
+  try {
+    return resolvePeerName(text, peers);
+  } catch (err) {
+    if (err instanceof McpE2eError && err.code === 'ERR_PEER_NOT_FOUND') throw new UsageError(err.message);
+    throw err;
+  }
 }
 
 /** The first word of an allowlist line, lowercased: its node id if the line is good. */
@@ -101,7 +176,7 @@ export function peersCommand(args: string[], paths: HomePaths, out: (line: strin
       if (!rest[0]) throw usage('allow NODE_ID [NAME]');
       const peers = localPeers(paths);
       // A fingerprint may select a server connect has met (its full id is recorded); it is never a pin by itself.
-      const id = fingerprintDigits(rest[0]) ? resolvePeer(rest[0], { allowed: [], known: peers.known }) : rest[0];
+      const id = fingerprintDigits(rest[0]) ? resolvePeer(rest[0], { allowed: [], known: peers.known ?? [] }) : rest[0];
       const outcome = allowPeer(paths.allowedPeers, id, rest.slice(1).join(' '));
       const now = localPeers(paths);
       const nodeId = normalizeNodeId(id)!;
@@ -133,19 +208,77 @@ export function peersCommand(args: string[], paths: HomePaths, out: (line: strin
       }
       const endpoints = store.list().filter((k) => k.nodeId === id).map((k) => k.endpoint);
       for (const e of endpoints) store.forget(e);
-      out(endpoints.length ? `forgot the identity of ${endpoints.join(', ')}` : `no endpoint is recorded for ${fingerprintOf(id)}`);
+      const registry = openRegistry(paths);
+      const inRegistry = registry.forget(id);
+      registry.close();
+      const what = [...(endpoints.length ? [`the identity of ${endpoints.join(', ')}`] : []), ...(inRegistry ? [`node ${fingerprintOf(id)} (${paths.registry})`] : [])];
+      out(what.length ? `forgot ${what.join(' and ')}` : `nothing is recorded of ${fingerprintOf(id)}`);
+      return;
+    }
+    case 'add': {
+      // A record (hex) as `mcp-e2e peers record` prints it on the peer, or a node id and its addresses.
+      if (rest.length === 0) throw usage('add RECORD_HEX | NODE_ID URL...');
+      const registry = openRegistry(paths);
+      const id = normalizeNodeId(rest[0]!);
+      let outcome;
+      if (id) {
+        if (rest.length < 2) throw usage('add NODE_ID URL... (ws:// or wss:// addresses)');
+        const urls = rest.slice(1);
+        outcome = registry.addHint(id, urls, 'manual', MANUAL_HINT_TTL_MS);
+        if (outcome.accepted && registry.get(id)!.hints.filter((h) => urls.includes(h.url)).length !== urls.length) {
+          throw new UsageError(`not an address a peer can have (ws:// or wss://, lowercase host, no query): ${urls.join(' ')}`);
+        }
+      } else {
+        let bytes;
+        try {
+          bytes = recordBytesFromHex(rest[0]);
+        } catch (err) {
+          throw new UsageError(`neither a node id nor a peer record (hex): ${(err as Error).message}`);
+        }
+        outcome = registry.addRecordBytes(bytes, 'manual');
+      }
+      registry.close();
+      if (!outcome.accepted) throw new McpE2eError(outcome.code, outcome.message);
+      out(`${outcome.change === 'new' ? 'added' : outcome.change === 'updated' ? 'updated' : 'already known:'} node ${outcome.nodeId} (fingerprint ${fingerprintOf(outcome.nodeId)})`);
+      return;
+    }
+    case 'block':
+    case 'unblock': {
+      if (!rest[0] || rest.length > 1) throw usage(`${sub} PEER`);
+      const id = resolvePeer(rest[0], localPeers(paths));
+      const registry = openRegistry(paths);
+      registry.setBlocked(id, sub === 'block');
+      registry.close();
+      out(`${sub === 'block' ? 'blocked' : 'unblocked'} node ${id}${sub === 'block' ? ': its records are dropped, it is never dialled, its connections are refused' : ''}`);
+      return;
+    }
+    case 'record': {
+      if (rest.length) throw usage('record');
+      const registry = openRegistry(paths);
+      const self = registry.selfNodeId ? registry.get(registry.selfNodeId) : undefined;
+      if (!self?.record || self.recordExpired) throw new UsageError('no valid record of this node: `mcp-e2e serve --announce` makes one (and refreshes it while it runs)');
+      out(json ? JSON.stringify({ ...self.record.toJSON(), record: self.record.toHex() }) : self.record.toHex());
       return;
     }
     case 'list':
     case undefined: {
       if (rest.length) throw usage('list');
-      const allowed = PeerAllowList.fromFile(paths.allowedPeers).entries();
+      const allowList = PeerAllowList.fromFile(paths.allowedPeers);
+      const allowed = allowList.entries();
       const known = new KnownPeersStore(paths.knownPeers).list();
+      const peers = openRegistry(paths, allowList).list();
       const named = (id: string) => (nameOf(id, { allowed }) ? '  ' + safe(nameOf(id, { allowed })!) : '');
       if (json) {
-        out(JSON.stringify({ allowed: allowed.map((p) => ({ node_id: p.nodeId, label: p.label })), known: known.map((k) => ({ endpoint: k.endpoint, node_id: k.nodeId, first_seen: k.firstSeen })) }));
+        out(JSON.stringify({
+          peers: peers.map(peerJson),
+          allowed: allowed.map((p) => ({ node_id: p.nodeId, label: p.label })),
+          known: known.map((k) => ({ endpoint: k.endpoint, node_id: k.nodeId, first_seen: k.firstSeen })),
+        }));
         return;
       }
+      out(`peer registry (${paths.registry}; NAME is what a node calls itself):`);
+      if (peers.length === 0) out('  (none)');
+      else for (const line of peersTable(peers)) out(`  ${line}`);
       out(`allowed peers (${paths.allowedPeers}):`);
       for (const p of allowed) out(`  ${p.nodeId}  ${fingerprintOf(p.nodeId)}${named(p.nodeId)}`);
       if (allowed.length === 0) out('  (none)');
@@ -155,6 +288,6 @@ export function peersCommand(args: string[], paths: HomePaths, out: (line: strin
       return;
     }
     default:
-      throw new UsageError(`unknown peers command "${sub}"; use list, allow, deny or forget (see mcp-e2e peers --help)`);
+      throw new UsageError(`unknown peers command "${sub}"; use list, allow, deny, forget, add, block, unblock or record (see mcp-e2e peers --help)`);
   }
 }

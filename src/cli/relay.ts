@@ -13,7 +13,7 @@
  *   connection stops receiving (`pauseReceiving`: the socket is not read,
  *   the peer's TCP window closes) until the stream's `'drain'`.
  */
-import type { Readable, Writable } from 'node:stream';
+import type { Writable } from 'node:stream';
 import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 
 /** A JSON-RPC message as the relays see it: an object, checked no further than they need. */
@@ -80,13 +80,13 @@ export interface RelayChannel {
 
 /** Sends from one source stream, pausing it while sends wait. */
 export class PacedSender {
-  readonly #source: Pick<Readable, 'pause' | 'resume'>;
+  readonly #source: { pause(): unknown; resume(): unknown };
   readonly #onFailure: (err: Error, channel: RelayChannel) => void;
   /** The latest send that found the queue blocked; the source resumes when it settles. */
   #last: Promise<void> | undefined;
 
   /** @param onFailure a send was refused or failed: the message is lost, so the caller ends the connection. */
-  constructor(source: Pick<Readable, 'pause' | 'resume'>, onFailure: (err: Error, channel: RelayChannel) => void) {
+  constructor(source: { pause(): unknown; resume(): unknown }, onFailure: (err: Error, channel: RelayChannel) => void) {
     this.#source = source;
     this.#onFailure = onFailure;
   }

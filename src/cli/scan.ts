@@ -5,7 +5,7 @@ import { scanPeer } from '../transport/scan.js';
 import { escapeControlCharacters as safe } from '../util/text.js';
 import { parseUrl } from './connect.js';
 import type { HomePaths } from './home.js';
-import { nameOf } from './names.js';
+import { nameOf } from '../identity/names.js';
 import { endpointOf, localPeers } from './peers.js';
 
 export async function scanCommand(urlText: string, paths: HomePaths, out: (line: string) => void, json: boolean): Promise<void> {

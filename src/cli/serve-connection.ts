@@ -1,7 +1,9 @@
 /**
  * One connection of `serve`: a server process of its own, relayed both ways
  * with backpressure (relay.ts), stopped when the connection closes, and the
- * connection closed when it exits.
+ * connection closed when it exits. With `lazy`, the process starts with the
+ * first MCP message (a mesh session that only gossips costs no process),
+ * and `refuse` is asked at every message whether MCP is still allowed.
  *
  * A process that exits before answering is not a bare close for the peer:
  * each request it left unanswered gets a JSON-RPC error response that says
@@ -36,6 +38,10 @@ export interface ServeConnectionOptions {
   log: Logger;
   /** Called with the child once it is started, and again (`gone`) once its whole process group is gone. */
   track: (child: ChildServer, gone: boolean) => void;
+  /** Start the process with the first message from the peer, not at once. */
+  lazy?: boolean;
+  /** Asked at every message: a reason to refuse MCP to this peer (the connection is then closed), or undefined. */
+  refuse?: () => string | undefined;
 }
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms).unref());
@@ -48,40 +54,52 @@ export async function serveConnection(transport: EncryptedWebSocketServerTranspo
   let received = 0;
   /** Set once the process is gone: answers what still comes. */
   let afterExit: ((msg: Message) => void) | undefined;
+  let child: ChildServer | undefined;
   // Child → peer: the child's stdout is paused while sends wait; a send that fails all the same ends the connection.
-  const toPeer = new PacedSender({ pause: () => child.stdout.pause(), resume: () => child.stdout.resume() }, (err) => {
+  const toPeer = new PacedSender({ pause: () => void child?.stdout.pause(), resume: () => void child?.stdout.resume() }, (err) => {
     if (transport.closed) return log.debug('message to the peer not sent: the connection is closed', { error: err.message });
     log.error(`a message from the server process could not be sent, closing the connection: ${err.message}`, err instanceof McpE2eError ? { code: err.code } : {});
     void transport.close();
   });
-  const child = spawnChild(
-    options.command,
-    log,
-    (msg) => {
-      pending.answered(msg);
-      toPeer.send(transport, msg);
-    },
-    { maxLineBytes: options.maxLineBytes, env: options.env },
-  );
-  options.track(child, false);
+  const start = (): ChildServer => {
+    const c = spawnChild(
+      options.command,
+      log,
+      (msg) => {
+        pending.answered(msg);
+        toPeer.send(transport, msg);
+      },
+      { maxLineBytes: options.maxLineBytes, env: options.env },
+    );
+    options.track(c, false);
+    void c.exited.then((how) => reportExit(c, how));
+    return c;
+  };
   // Peer → child: while the child's stdin is full, the connection is not read.
   transport.onmessage = (msg) => {
     const m = msg as unknown as Message;
     received++;
     if (afterExit) return afterExit(m);
+    const refusal = options.refuse?.();
+    if (refusal) {
+      log.warn(refusal, { code: 'ERR_PEER_REJECTED' });
+      void transport.close();
+      return;
+    }
+    child ??= start();
     pending.sent(m);
     if (child.stdin.writable) writeLine(child.stdin, m, transport);
   };
   transport.onerror = (err) => log.warn(err.message, err instanceof McpE2eError ? { code: err.code } : {});
   transport.onclose = () => {
-    log.info('connection closed; stopping its server process');
-    void child.terminate();
+    log.info(child ? 'connection closed; stopping its server process' : 'connection closed');
+    void child?.terminate();
   };
-  void child.exited.then(async (how) => {
+  const reportExit = async (c: ChildServer, how: string) => {
     log.info(`server process ${how}`);
     if (!transport.closed) {
-      await Promise.race([child.outputEnded, sleep(OUTPUT_END_WAIT_MS)]);
-      const words = options.shareStderr && child.lastStderrLine ? `; its last line on stderr: ${child.lastStderrLine}` : '; the server\'s log says why';
+      await Promise.race([c.outputEnded, sleep(OUTPUT_END_WAIT_MS)]);
+      const words = options.shareStderr && c.lastStderrLine ? `; its last line on stderr: ${c.lastStderrLine}` : '; the server\'s log says why';
       const why = `mcp-e2e serve: the MCP server process ${how} before answering${words}`;
       const answer = (id: unknown) => toPeer.send(transport, relayError(id, why));
       for (const id of pending.take()) answer(id);
@@ -101,9 +119,10 @@ export async function serveConnection(transport: EncryptedWebSocketServerTranspo
     }
     void transport.close();
     // Counted until its whole process group is gone, so that shutdown waits for grandchildren too.
-    await child.terminate();
-    options.track(child, true);
-  });
+    await c.terminate();
+    options.track(c, true);
+  };
+  if (!options.lazy) child = start();
   // Messages flow to onmessage only once started (as McpServer.connect would do).
   await transport.start();
 }

@@ -34,7 +34,7 @@ test('typos and misplaced options: one line with a suggestion, never Node\'s par
     [['serve', '--peer', 'x', '--', 'x'], 'mcp-e2e: error: --peer does not apply to serve; it is an option of connect (see mcp-e2e serve --help)'],
     [['--peer', 'x', 'connect', 'ws://h:1'], 'mcp-e2e: error: --peer is an option of connect; it goes after the command, e.g. mcp-e2e connect --peer (see mcp-e2e --help)'],
     [['conect', 'ws://h:1'], 'mcp-e2e: error: unknown command "conect" (did you mean connect?) (see mcp-e2e --help)'],
-    [['connect'], 'mcp-e2e: error: usage: mcp-e2e connect URL [--peer PEER] [options] (see mcp-e2e connect --help)'],
+    [['connect'], 'mcp-e2e: error: usage: mcp-e2e connect URL [--peer PEER] | NODE_ID | NAME [options] (see mcp-e2e connect --help)'],
     [['connect', 'ws://h:1', '--keepalive'], 'mcp-e2e: error: --keepalive needs a value: --keepalive MS (see mcp-e2e connect --help)'],
     [['connect', 'ws://h:1', '--reconnect=yes'], 'mcp-e2e: error: --reconnect takes no value (see mcp-e2e connect --help)'],
     [['connect', 'ws://h:1', '--peer', 'a', '--peer', 'b'], 'mcp-e2e: error: --peer is given twice; give it once (see mcp-e2e connect --help)'],
