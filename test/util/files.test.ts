@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { chmodSync, chownSync, mkdtempSync, readdirSync, readFileSync, symlinkSync, writeFileSync, mkdirSync, utimesSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, symlinkSync, writeFileSync, mkdirSync, utimesSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -49,7 +49,9 @@ test('kill -9 during writes: the file stays readable, and the next update remove
     for (let i = 0; ; i++) updateFileLocked(${JSON.stringify(path)}, { what: 'test file', maxBytes: 1 << 22 }, () => JSON.stringify({ i, big }));`;
   for (let round = 0; round < 5; round++) {
     const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: 'ignore' });
-    await new Promise((r) => setTimeout(r, 150 + round * 37));
+    // Kill it mid-stream: only once it has written (a loaded machine starts processes slowly).
+    for (let waited = 0; !existsSync(path) && waited < 30_000; waited += 20) await new Promise((r) => setTimeout(r, 20));
+    await new Promise((r) => setTimeout(r, 30 + round * 37));
     child.kill('SIGKILL');
     await new Promise((r) => child.once('exit', r));
     const text = readFileSync(path, 'utf8');
