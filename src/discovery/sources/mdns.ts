@@ -1,0 +1,300 @@
+/**
+ * The mDNS / DNS-SD discovery source (issue 12; PROTOCOL.md §13.11): nodes on
+ * one network find each other with no configuration, and ordinary tools see
+ * them (`avahi-browse -rt _mcp-e2e._tcp`, `dns-sd -B _mcp-e2e._tcp`).
+ *
+ * - Advertising: `MdnsAdvertiser` (@homebridge/ciao: probing, conflict
+ *   renaming, per-interface answers, known-answer suppression, jitter,
+ *   goodbyes).
+ * - Browsing: our own, on dns-packet and node:dgram (`MdnsSockets` +
+ *   `BrowseCache`): continuous queries backing off 1 s, 2 s, 4 s ... to an
+ *   hour, a capped TTL cache, goodbyes expiring in 1 s, parse errors dropped
+ *   and counted, addresses dialled only on the network they were announced on.
+ *
+ * Everything found is a hint (`discovered`): a node id, the URLs it was
+ * announced at, for how long. It proves nothing: a connection to it is pinned
+ * to the node id (§13.7), and nothing here grants access.
+ */
+import { EventEmitter } from 'node:events';
+import { hostname } from 'node:os';
+import type { Question } from 'dns-packet';
+import { isNodeId } from '../../identity/identity.js';
+import type { PeerRecord } from '../record.js';
+import { MdnsAdvertiser } from './mdns-advertiser.js';
+import { BrowseCache, QuerySchedule, type BrowseEvent, type BrowseStats, type ResolvedService } from './mdns-cache.js';
+import { isDialableFrom } from './mdns-interfaces.js';
+import { DEFAULT_INTERFACE_POLL_MS, MdnsSockets, type MdnsSocketStats } from './mdns-socket.js';
+import { browseRecords, decodePacket, encodeQuery, SERVICE_NAME } from './mdns-wire.js';
+
+/** The source's name in hints and in the registry. */
+export const MDNS_SOURCE = 'mdns';
+/** Questions per query packet (a name is at most 255 bytes: 24 of them stay well under 9000 bytes, usually under 1500). */
+const MAX_QUESTIONS_PER_QUERY = 24;
+
+/** A node found on the network: where it says it can be reached, until when. Never trust. */
+export interface DiscoveryHint {
+  nodeId: string;
+  /** `ws://` / `wss://` URLs, best first. */
+  urls: string[];
+  source: typeof MDNS_SOURCE;
+  /** How long the hint holds (the shortest TTL it rests on), ms. */
+  ttlMs: number;
+  /** The identity key, when the announcement carried one whose SHA-256 is `nodeId`. */
+  publicKey?: Buffer | undefined;
+  /** The instance name (human, may change on a rename; never identity). */
+  name: string;
+}
+
+/** Everything the source counted: what was dropped is never dropped silently. */
+export interface MdnsStats extends MdnsSocketStats, BrowseStats {
+  /** Packets that did not decode as DNS. */
+  parseErrors: number;
+  /** Services cached now, and addresses. */
+  services: number;
+  addresses: number;
+  /** Queries sent (each to every interface). */
+  queries: number;
+}
+
+export interface MdnsSourceOptions {
+  /** Interface names to use; default every up, multicast-capable interface (and loopback). */
+  interfaces?: readonly string[] | undefined;
+  /** Use IPv6 where an interface has it. Default true. */
+  ipv6?: boolean | undefined;
+  /** Browse for other nodes. Default true. */
+  browse?: boolean | undefined;
+  /** Dial addresses that are not on the network they were announced on. Default false. */
+  allowOffLinkAddresses?: boolean | undefined;
+  /** Most services cached. Default 256. */
+  maxServices?: number | undefined;
+  /** New services accepted at once, then per second. Defaults 32 and 4. */
+  newServicesBurst?: number | undefined;
+  newServicesPerSecond?: number | undefined;
+  /** How often interfaces are read again, ms. Default 3000. */
+  interfacePollMs?: number | undefined;
+  /** The human part of our instance name. Default the host name. */
+  name?: string | undefined;
+  /** The exact instance name to ask for (tests of conflicts). Default `<name>-<12 hex of id>`. */
+  instanceName?: string | undefined;
+  /** Expected network errors and renames, for the log. */
+  onWarning?: ((message: string, fields: Record<string, unknown>) => void) | undefined;
+}
+
+/** What `publish` announces when it is not taken from a record. */
+export interface MdnsPublishOptions {
+  /** The port the endpoint listens on. Default: the port of the record's first address. */
+  port?: number | undefined;
+  /** The HTTP path. Default: the path of the record's first address. */
+  path?: string | undefined;
+  /** Announce only these local addresses (a listener bound to one address). Default: all. */
+  addresses?: readonly string[] | undefined;
+  /** The listener takes IPv6. Default true. */
+  ipv6?: boolean | undefined;
+}
+
+export interface MdnsSourceEvents {
+  hint: [DiscoveryHint];
+  /** A service is gone: a goodbye, or its TTL ran out. */
+  expired: [{ nodeId: string; name: string; reason: 'goodbye' | 'expired' }];
+  /** Every change of the browse cache, as it happened. */
+  service: [BrowseEvent];
+  /** Our instance was renamed after a conflict. */
+  renamed: [string];
+}
+
+const toHint = (s: ResolvedService, nowMs: number): DiscoveryHint => ({
+  nodeId: s.nodeId,
+  urls: [...s.urls],
+  source: MDNS_SOURCE,
+  ttlMs: Math.max(0, s.expiresAtMs - nowMs),
+  publicKey: s.publicKey,
+  name: s.instance,
+});
+
+/**
+ * The mDNS source. `start` and `stop` are safe to repeat; nothing it receives
+ * can make it throw; events: `hint`, `expired`, `service`, `renamed`.
+ */
+export class MdnsSource extends EventEmitter<MdnsSourceEvents> {
+  readonly name = MDNS_SOURCE;
+  private readonly options: MdnsSourceOptions;
+  private readonly sockets: MdnsSockets;
+  private readonly cache: BrowseCache;
+  private readonly advertiser: MdnsAdvertiser;
+  private schedule: QuerySchedule | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private running = false;
+  private parseErrors = 0;
+  private queries = 0;
+
+  constructor(options: MdnsSourceOptions = {}) {
+    super();
+    this.options = options;
+    this.sockets = new MdnsSockets({
+      interfaces: options.interfaces,
+      ipv6: options.ipv6,
+      interfacePollMs: options.interfacePollMs ?? DEFAULT_INTERFACE_POLL_MS,
+      onPacket: (bytes, from) => this.onPacket(bytes, from.iface),
+      watchOnly: options.browse === false,
+      onInterfacesAdded: () => this.requery(),
+      onInterfacesChanged: (names) => this.advertiser.setInterfaces(names),
+      onError: (err, iface) => options.onWarning?.(`mDNS on ${iface}: ${err.code ?? err.message}`, { iface, code: err.code }),
+    });
+    this.cache = new BrowseCache({
+      maxServices: options.maxServices,
+      newServicesBurst: options.newServicesBurst,
+      newServicesPerSecond: options.newServicesPerSecond,
+      acceptAddress: (a) => isDialableFrom(a.address, a.family, a.iface, this.sockets.current, options.allowOffLinkAddresses),
+    });
+    this.advertiser = new MdnsAdvertiser({
+      ipv6: options.ipv6,
+      onRename: (instance) => {
+        options.onWarning?.(`mDNS name conflict: announced as "${instance}"`, { instance });
+        this.emit('renamed', instance);
+      },
+    });
+  }
+
+  /** Open the sockets and begin browsing. */
+  async start(): Promise<void> {
+    if (this.running) return;
+    this.running = true;
+    await this.sockets.start();
+    if (this.options.browse === false) return;
+    this.schedule = new QuerySchedule(Date.now());
+    this.arm();
+  }
+
+  /** Withdraw our announcement (goodbyes) and close everything. */
+  async stop(): Promise<void> {
+    if (!this.running) return;
+    this.running = false;
+    clearTimeout(this.timer);
+    this.sockets.close();
+    await this.advertiser.stop();
+  }
+
+  /** The services that can be dialled now. */
+  services(): ResolvedService[] {
+    return this.cache.services();
+  }
+
+  /** The instance name we announce (after any rename), if any. */
+  get instanceName(): string | undefined {
+    return this.advertiser.instanceName;
+  }
+
+  stats(): MdnsStats {
+    return { ...this.sockets.stats, ...this.cache.stats, parseErrors: this.parseErrors, services: this.cache.size, addresses: this.cache.addressCount, queries: this.queries };
+  }
+
+  /**
+   * Announce our record's node on the network: the node id, key and
+   * protocol versions from `record`, the port and path of its first address
+   * unless given. Replaces an earlier announcement. Starts the source if it
+   * is not running. Resolves with the instance name once announced (probed).
+   * @throws RangeError when there is no port to announce.
+   */
+  async publish(record: PeerRecord, options: MdnsPublishOptions = {}): Promise<string> {
+    await this.start();
+    const first = record.addresses[0] ? new URL(record.addresses[0]) : undefined;
+    const port = options.port ?? (first?.port ? Number(first.port) : undefined);
+    if (port === undefined) throw new RangeError('mDNS publish: no port (the record has no address with a port, and none was given)');
+    const path = options.path ?? (first && first.pathname !== '/' ? first.pathname : undefined);
+    return this.advertiser.announce({
+      nodeId: record.nodeId,
+      publicKey: record.publicKey,
+      protocolVersions: [...record.protocolVersions],
+      port,
+      path,
+      scheme: first?.protocol === 'wss:' ? 'wss' : 'ws',
+      name: this.options.name ?? record.name ?? hostname(),
+      instanceName: this.options.instanceName,
+      addresses: options.addresses,
+      ipv6: options.ipv6,
+    });
+  }
+
+  /**
+   * The hints for `nodeId` the network offers within `timeoutMs` (default
+   * 3000): at once if cached, else after querying again. Resolves with what
+   * was found (empty when nothing answered); never rejects on network errors.
+   */
+  async lookup(nodeId: string, options: { timeoutMs?: number; signal?: AbortSignal } = {}): Promise<DiscoveryHint[]> {
+    if (!isNodeId(nodeId)) throw new TypeError('"nodeId" expected 64 lowercase hex digits');
+    const now = () => Date.now();
+    const matching = () => this.cache.services().filter((s) => s.nodeId === nodeId).map((s) => toHint(s, now()));
+    const cached = matching();
+    if (cached.length > 0 || !this.running || this.options.browse === false) return cached;
+    this.requery();
+    return new Promise<DiscoveryHint[]>((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.off('service', onService);
+        options.signal?.removeEventListener('abort', done);
+        resolve(matching());
+      };
+      const onService = (e: BrowseEvent) => {
+        if (e.type !== 'lost' && e.service.nodeId === nodeId) done();
+      };
+      const timer = setTimeout(done, options.timeoutMs ?? 3000);
+      this.on('service', onService);
+      options.signal?.addEventListener('abort', done, { once: true });
+    });
+  }
+
+  /** Query again soon (a new interface, a lookup): the backoff starts over. */
+  requery(): void {
+    if (!this.running || !this.schedule) return;
+    this.schedule.restart(Date.now());
+    this.arm();
+  }
+
+  private onPacket(bytes: Buffer, iface: string | undefined): void {
+    const packet = decodePacket(bytes);
+    if (!packet) {
+      this.parseErrors++;
+      return;
+    }
+    this.publishEvents(this.cache.handle(browseRecords(packet), { iface }, Date.now()));
+    this.arm();
+  }
+
+  private publishEvents(events: BrowseEvent[]): void {
+    const now = Date.now();
+    for (const e of events) {
+      this.emit('service', e);
+      if (e.type === 'lost') this.emit('expired', { nodeId: e.service.nodeId, name: e.service.instance, reason: e.reason });
+      else this.emit('hint', toHint(e.service, now));
+    }
+  }
+
+  /** One timer for everything that is due next: the continuous query, refreshes, expiries. */
+  private arm(): void {
+    if (!this.running || !this.schedule) return;
+    clearTimeout(this.timer);
+    const next = Math.min(this.schedule.dueMs, this.cache.nextDeadlineMs() ?? Infinity);
+    this.timer = setTimeout(() => this.tick(), Math.max(0, next - Date.now()));
+    this.timer.unref();
+  }
+
+  private tick(): void {
+    if (!this.running || !this.schedule) return;
+    const now = Date.now();
+    this.publishEvents(this.cache.expire(now));
+    const questions: Question[] = this.cache.dueRefreshes(now);
+    const ptrDue = now >= this.schedule.dueMs;
+    if (ptrDue) {
+      this.schedule.sent(now);
+      if (!questions.some((q) => q.type === 'PTR')) questions.unshift({ name: SERVICE_NAME, type: 'PTR' });
+    }
+    // Known answers go with the query for the service (§7.1; an expiring PTR is left out by the half-TTL rule);
+    // many refreshes at once are split so that every packet stays small.
+    for (let i = 0; i < questions.length; i += MAX_QUESTIONS_PER_QUERY) {
+      const part = questions.slice(i, i + MAX_QUESTIONS_PER_QUERY);
+      this.queries++;
+      this.sockets.send(encodeQuery(part, part.some((q) => q.type === 'PTR') ? this.cache.knownAnswers(now) : []));
+    }
+    this.arm();
+  }
+}
