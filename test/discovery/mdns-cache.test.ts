@@ -9,7 +9,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { NodeIdentity } from '../../src/identity/identity.js';
-import { BrowseCache, MAX_HONOURED_TTL_S, QuerySchedule, type BrowseEvent } from '../../src/discovery/sources/mdns-cache.js';
+import { BrowseCache, DEFAULT_MAX_TTL_MS, QuerySchedule, type BrowseEvent } from '../../src/discovery/sources/mdns-cache.js';
 import { encodeTxt, SERVICE_NAME, type BrowseRecord } from '../../src/discovery/sources/mdns-wire.js';
 
 const T0 = 1_800_000_000_000;
@@ -89,10 +89,14 @@ test('a node that goes silent (kill -9) is lost when its shortest TTL runs out, 
   assert.equal(cache.nextDeadlineMs() !== undefined, true, 'the PTR (4500 s) is still cached, waiting for the node to come back');
 });
 
-test('a TTL beyond two hours is read as two hours', () => {
+test('a TTL beyond two hours is read as two hours, or as maxTtlMs', () => {
   const cache = new BrowseCache({ random: noJitter });
   cache.handle(service(1, { ttl: 0x7fffffff, ptrTtl: 0x7fffffff }), {}, T0);
-  assert.equal(cache.services()[0]!.expiresAtMs, T0 + MAX_HONOURED_TTL_S * 1000);
+  assert.equal(cache.services()[0]!.expiresAtMs, T0 + DEFAULT_MAX_TTL_MS);
+  const short = new BrowseCache({ random: noJitter, maxTtlMs: 5000 });
+  short.handle(service(1), {}, T0);
+  assert.equal(short.services()[0]!.expiresAtMs, T0 + 5000);
+  assert.ok(short.dueRefreshes(T0 + 4000).length > 0, 'refreshed at 80 % of the capped TTL');
 });
 
 test('cache-flush: a new address for a host expires its older ones 1 s later (RFC 6762 §10.2)', () => {

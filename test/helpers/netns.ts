@@ -22,8 +22,8 @@ export interface NetNamespace {
   pid: number;
   /** Start `command args` inside the namespace. */
   run: (command: string, args: string[], options?: SpawnOptions) => ChildProcess;
-  /** Run `command args` inside the namespace to its end; rejects when it fails. */
-  exec: (command: string, args: string[], timeoutMs?: number) => Promise<string>;
+  /** Run `command args` inside the namespace to its end (default at most 10 s); its output, or a rejection when it fails. */
+  exec: (command: string, args: string[], options?: { timeoutMs?: number; env?: NodeJS.ProcessEnv }) => Promise<string>;
   /** Kill what is still running (SIGKILL) and let the namespace go. */
   close: () => Promise<void>;
 }
@@ -68,7 +68,7 @@ export async function startNetNamespace(): Promise<NetNamespace> {
   return {
     pid: holder.pid!,
     run,
-    exec: (command, args, timeoutMs = 10_000) => completed(run(command, args), timeoutMs, `${command} ${args.join(' ')}`),
+    exec: (command, args, options = {}) => completed(run(command, args, options.env ? { env: options.env } : {}), options.timeoutMs ?? 10_000, `${command} ${args.join(' ')}`),
     close: async () => {
       await Promise.all(children.map(stop));
       await stop(holder);
@@ -102,8 +102,11 @@ export interface LanHost extends NetNamespace {
 
 export interface Lan {
   hosts: LanHost[];
-  /** Add one more host to the segment (its address follows the others'). */
-  addHost: () => Promise<LanHost>;
+  /**
+   * Add one more host to the segment (its address follows the others'): a new
+   * namespace, or `ns` (which the caller keeps and closes) given an `eth0`.
+   */
+  addHost: (ns?: NetNamespace) => Promise<LanHost>;
   /** Close every host and the hub. */
   close: () => Promise<void>;
 }
@@ -117,13 +120,15 @@ export async function startLan(n: number, options: { ipv6?: boolean } = {}): Pro
   const ipv6 = options.ipv6 !== false;
   const hub = await startNetNamespace();
   const hosts: LanHost[] = [];
+  const owned: NetNamespace[] = [];
   const close = async () => {
-    await Promise.all(hosts.map((h) => h.close()));
+    await Promise.all(owned.map((h) => h.close()));
     await hub.close();
   };
-  const addHost = async (): Promise<LanHost> => {
+  const addHost = async (given?: NetNamespace): Promise<LanHost> => {
     const k = hosts.length + 1;
-    const ns = await startNetNamespace();
+    const ns = given ?? (await startNetNamespace());
+    if (!given) owned.push(ns);
     const host: LanHost = { ...ns, ipv4: `10.99.0.${k}`, ipv6: ipv6 ? `fd99::${k}` : undefined };
     hosts.push(host);
     await hub.exec('ip', ['link', 'add', `h${k}`, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', String(ns.pid)]);

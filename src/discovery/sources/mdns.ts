@@ -70,6 +70,8 @@ export interface MdnsSourceOptions {
   /** New services accepted at once, then per second. Defaults 32 and 4. */
   newServicesBurst?: number | undefined;
   newServicesPerSecond?: number | undefined;
+  /** Longest TTL honoured, ms (see `BrowseCacheOptions.maxTtlMs`). Default two hours. */
+  maxTtlMs?: number | undefined;
   /** How often interfaces are read again, ms. Default 3000. */
   interfacePollMs?: number | undefined;
   /** The human part of our instance name. Default the host name. */
@@ -144,6 +146,7 @@ export class MdnsSource extends EventEmitter<MdnsSourceEvents> {
       maxServices: options.maxServices,
       newServicesBurst: options.newServicesBurst,
       newServicesPerSecond: options.newServicesPerSecond,
+      maxTtlMs: options.maxTtlMs,
       acceptAddress: (a) => isDialableFrom(a.address, a.family, a.iface, this.sockets.current, options.allowOffLinkAddresses),
     });
     this.advertiser = new MdnsAdvertiser({

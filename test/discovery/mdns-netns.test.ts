@@ -1,0 +1,134 @@
+/**
+ * The mDNS source on real multicast, in network namespaces this test makes
+ * and removes (a bridged segment of its own; nothing leaves the machine):
+ * a name conflict resolved by renaming; hostile packets leaving a node
+ * running with its caches within their caps; interfaces that appear and
+ * disappear followed without a restart; and a real avahi that sees our
+ * service with its TXT, and whose `avahi-publish` we see.
+ * Skipped, with the reason, where namespaces cannot be made.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { netNamespaceUnavailable, startLan, startNetNamespace, type Lan } from '../helpers/netns.js';
+import { avahiUnavailable, startAvahi } from '../helpers/avahi.js';
+import { NodeIdentity } from '../../src/identity/identity.js';
+import { MDNS_ATTACKER, MDNS_NODE, startJson, type Line } from './mdns-helpers.js';
+
+const unavailable = await netNamespaceUnavailable();
+const hint = (nodeId: unknown, pred: (l: Line) => boolean = () => true) => (l: Line) => l.event === 'hint' && l.node_id === nodeId && pred(l);
+
+describe('mDNS on a segment of network namespaces', { skip: unavailable }, () => {
+  let lan: Lan;
+  before(async () => {
+    lan = await startLan(3);
+  });
+  after(async () => {
+    await lan?.close();
+  });
+
+  test('two nodes asking for one instance name: one is renamed, both stay discoverable with their own ids', async () => {
+    const [h1, h2, h3] = lan.hosts;
+    const watcher = startJson(h3!, [MDNS_NODE, '--browse-only']);
+    const a = startJson(h1!, [MDNS_NODE, '--port', '4001', '--instance', 'same-name']);
+    const b = startJson(h2!, [MDNS_NODE, '--port', '4002', '--instance', 'same-name']);
+    const ra = await a.waitFor((l) => l.event === 'ready', 20_000, 'a announced');
+    const rb = await b.waitFor((l) => l.event === 'ready', 20_000, 'b announced');
+    assert.notEqual(ra.instance, rb.instance, 'two different instance names in the end');
+    assert.ok([ra.instance, rb.instance].includes('same-name'), 'one keeps the name');
+    assert.ok([ra.instance, rb.instance].includes('same-name (2)'), `the other is renamed as RFC 6762 §9 asks: ${ra.instance} / ${rb.instance}`);
+    const ha = await watcher.waitFor(hint(ra.node_id), 15_000, "a's hint");
+    const hb = await watcher.waitFor(hint(rb.node_id), 15_000, "b's hint");
+    assert.equal(ha.name, ra.instance);
+    assert.equal(hb.name, rb.instance);
+    assert.deepEqual(ha.urls, ['ws://10.99.0.1:4001', 'ws://[fd99::1]:4001']);
+    assert.deepEqual(hb.urls, ['ws://10.99.0.2:4002', 'ws://[fd99::2]:4002']);
+    for (const p of [watcher, a, b]) p.child.kill('SIGKILL');
+  });
+
+  test('hostile packets: junk, a huge TXT, a flood of fake services and a false claim of a node id leave the node running within its caps', async () => {
+    const [h1, h2, h3] = lan.hosts;
+    const real = startJson(h2!, [MDNS_NODE, '--port', '4100']);
+    const realReady = await real.waitFor((l) => l.event === 'ready', 20_000, 'the real node');
+    const victim = startJson(h1!, [MDNS_NODE, '--port', '4200', '--max-services', '64', '--stats-ms', '250']);
+    await victim.waitFor(hint(realReady.node_id), 20_000, 'the real node found');
+    const attacker = startJson(h3!, [MDNS_ATTACKER, '--address', h3!.ipv4, '--claim', String(realReady.node_id), '--flood', '3000', '--port', '4100']);
+    await attacker.waitFor((l) => l.event === 'flooded', 60_000, 'the flood sent');
+    const claim = await victim.waitFor(hint(realReady.node_id, (l) => l.name === 'impostor'), 20_000, 'the impostor seen');
+    // The claim is one more hint for that id, at the attacker's address, beside the real one: nothing is replaced.
+    assert.deepEqual(claim.urls, [`ws://${h3!.ipv4}:4100`]);
+    const since = Date.now();
+    const stats = await victim.waitFor((l) => l.event === 'stats' && (l.t ?? 0) > since, 10_000, 'stats after the attack');
+    assert.equal(victim.child.exitCode, null, 'still running');
+    assert.ok((stats.parseErrors as number) >= 100, `junk counted as parse errors: ${stats.parseErrors}`);
+    assert.ok(((stats.txtRefused as Record<string, number>)['txt-too-large'] ?? 0) >= 1, 'the huge TXT refused');
+    assert.ok((stats.services as number) <= 64, `services cached: ${stats.services}`);
+    assert.ok((stats.rateLimited as number) + (stats.capDropped as number) > 0, 'the flood met the rate limit and the cap');
+    const realHints = victim.lines.filter(hint(realReady.node_id, (l) => l.name !== 'impostor'));
+    assert.ok(realHints.length >= 1 && realHints.every((l) => (l.urls as string[])[0] === 'ws://10.99.0.2:4100'), "the real node's entry is its own");
+    // And the real node still answers: a fresh query from the victim finds it (a node that announces is found at once, too).
+    const watcher = startJson(h1!, [MDNS_NODE, '--browse-only']);
+    await watcher.waitFor(hint(realReady.node_id, (l) => l.name !== 'impostor'), 20_000, 'the real node found again after the attack');
+    for (const p of [attacker, victim, real, watcher]) p.child.kill('SIGKILL');
+  });
+
+  test('an interface that appears is used without a restart, and one that disappears crashes nothing', async () => {
+    const far = lan.hosts[0]!;
+    const watcher = startJson(far, [MDNS_NODE, '--browse-only']);
+    const late = await startNetNamespace();
+    try {
+      const node = startJson(late, [MDNS_NODE, '--port', '4300']);
+      const ready = await node.waitFor((l) => l.event === 'ready', 20_000, 'the node on loopback only');
+      // Now plug it into the segment.
+      const plugged = await lan.addHost(late);
+      const found = await watcher.waitFor(hint(ready.node_id), 30_000, 'the node found through its new interface');
+      assert.deepEqual(found.urls, [`ws://${plugged.ipv4}:4300`, `ws://[${plugged.ipv6}]:4300`]);
+      // Pull it out again: the node keeps running, and its browser still works on loopback.
+      await late.exec('ip', ['link', 'del', 'eth0']);
+      const other = startJson(late, [MDNS_NODE, '--port', '4301']);
+      const otherReady = await other.waitFor((l) => l.event === 'ready', 20_000, 'a second node on loopback');
+      await node.waitFor(hint(otherReady.node_id), 20_000, 'the first node, after losing eth0, still finds nodes on loopback');
+      assert.equal(node.child.exitCode, null);
+    } finally {
+      watcher.child.kill('SIGKILL');
+      await late.close();
+    }
+  });
+});
+
+describe('mDNS and a real avahi', { skip: unavailable ?? avahiUnavailable() }, () => {
+  let lan: Lan;
+  before(async () => {
+    lan = await startLan(2, { ipv6: false });
+  });
+  after(async () => {
+    await lan?.close();
+  });
+
+  test('avahi-browse resolves our service with its TXT; we see what avahi-publish announces', async () => {
+    const [ours, theirs] = lan.hosts;
+    const avahi = await startAvahi(theirs!, 'eth0');
+    try {
+      const node = startJson(ours!, [MDNS_NODE, '--port', '4400', '--name', 'avahi-test']);
+      const ready = await node.waitFor((l) => l.event === 'ready', 20_000, 'our node announced');
+      let rows: string[][] = [];
+      for (let i = 0; i < 5 && !rows.some((r) => r[3] === ready.instance); i++) rows = await avahi.browse('_mcp-e2e._tcp');
+      const row = rows.find((r) => r[3] === ready.instance);
+      assert.ok(row, `avahi-browse lists ${ready.instance}: ${JSON.stringify(rows)}`);
+      assert.equal(row[4], '_mcp-e2e._tcp');
+      assert.equal(row[7], ours!.ipv4);
+      assert.equal(row[8], '4400');
+      const txt = row.slice(9).join(';');
+      for (const s of ['"txtvers=1"', `"id=${ready.node_id}"`, '"pv=1"', '"key=']) assert.ok(txt.includes(s), `TXT has ${s}: ${txt}`);
+
+      const foreign = NodeIdentity.generate();
+      await avahi.publish('from-avahi', '_mcp-e2e._tcp', 4500, ['txtvers=1', `id=${foreign.nodeId}`, 'pv=1', `key=${foreign.publicKey.toString('base64url')}`]);
+      const seen = await node.waitFor(hint(foreign.nodeId), 20_000, 'the avahi-published service');
+      assert.equal(seen.name, 'from-avahi');
+      assert.deepEqual(seen.urls, [`ws://${theirs!.ipv4}:4500`]);
+      assert.equal(seen.key, foreign.publicKey.toString('hex'));
+      node.child.kill('SIGKILL');
+    } finally {
+      await avahi.close();
+    }
+  });
+});
