@@ -10,7 +10,9 @@
  *   the cache-flush bit expires the same host's older addresses of that family
  *   one second later (§10.2).
  * - Refresh queries for records in use at 80, 85, 90 and 95 % of their TTL,
- *   plus up to 2 % random (§5.2), coalesced into one packet.
+ *   plus up to 2 % random (§5.2; one random draw per received packet, so the
+ *   records that came together are refreshed together), coalesced into one
+ *   packet.
  * - Continuous querying for the service with intervals that double from
  *   1 s up to an hour (§5.2), restarted when an interface appears.
  * - Hostile input is bounded: at most `maxServices` instances (incomplete ones
@@ -156,6 +158,7 @@ export class BrowseCache {
   private readonly random: () => number;
   private tokens: number;
   private tokensAtMs: number | undefined;
+  private packetJitter = 0;
 
   constructor(options: BrowseCacheOptions = {}) {
     this.maxServices = number(options.maxServices, DEFAULT_MAX_SERVICES, 'maxServices');
@@ -190,6 +193,8 @@ export class BrowseCache {
   /** Take in the records of one response. */
   handle(records: readonly BrowseRecord[], from: Arrival, nowMs: number): BrowseEvent[] {
     const touched = new Set<string>();
+    // One jitter for the records of one packet: those with one TTL come due together and are refreshed in one query.
+    this.packetJitter = this.random() * 0.02;
     for (const r of records) {
       if (r.kind === 'ptr') this.onPtr(r, nowMs, touched);
       else if (r.kind === 'srv') this.onSrv(r, nowMs, touched);
@@ -313,7 +318,7 @@ export class BrowseCache {
       ttlMs,
       expiresMs: goodbye ? nowMs + GOODBYE_LINGER_MS : nowMs + ttlMs,
       refreshStep: goodbye ? REFRESH_POINTS.length : 0,
-      jitterMs: this.random() * 0.02 * ttlMs,
+      jitterMs: this.packetJitter * ttlMs,
       goodbye,
     };
   }
