@@ -146,3 +146,30 @@ test('queries: QM with known answers, which are left out past ~1400 bytes', () =
   assert.ok((p.answers ?? []).length > 10 && (p.answers ?? []).length < 200);
   assert.equal((p.answers![0] as { ttl: number }).ttl, 4000);
 });
+
+test('TXT vectors (test/vectors/mdns-txt.json): every accepted case reads to its fields, every refused one to its reason, ids re-derived with node:crypto', async () => {
+  const { readFileSync } = await import('node:fs');
+  const { createHash } = await import('node:crypto');
+  const v = JSON.parse(readFileSync(new URL('../../../test/vectors/mdns-txt.json', import.meta.url), 'utf8'));
+  const seeded = NodeIdentity.fromPrivateKey(Buffer.from(v.identity_seed, 'hex'));
+  assert.equal(seeded.publicKey.toString('hex'), v.identity_key);
+  assert.equal(createHash('sha256').update(Buffer.from(v.identity_key, 'hex')).digest('hex'), v.node_id);
+  assert.equal(instanceNameFor(v.instance_name.name, v.node_id), v.instance_name.instance);
+  const everything = v.accepted.find((c: { name: string }) => c.name === 'everything');
+  assert.deepEqual(
+    encodeTxt({ nodeId: v.node_id, protocolVersions: [1], publicKey: seeded.publicKey, path: '/mcp', scheme: 'wss' }).map(([k, x]) => `${k}=${x}`),
+    everything.strings,
+    'the implementation writes the vector byte for byte',
+  );
+  for (const c of v.accepted) {
+    const got = parseTxt(c.strings.map((s: string) => Buffer.from(s, 'latin1')));
+    assert.ok(typeof got !== 'string', `${c.name}: refused with ${got}`);
+    assert.equal(got.nodeId, c.node_id, c.name);
+    assert.deepEqual(got.protocolVersions, c.protocol_versions, c.name);
+    assert.equal(got.publicKey?.toString('hex'), c.key, c.name);
+    assert.equal(got.path, c.path, c.name);
+    assert.equal(got.scheme, c.scheme, c.name);
+  }
+  assert.ok(v.refused.length >= 10);
+  for (const c of v.refused) assert.equal(parseTxt(c.strings.map((s: string) => Buffer.from(s, 'latin1'))), c.reason, c.name);
+});
