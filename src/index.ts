@@ -98,3 +98,22 @@ export {
   type RecordService,
   type VerifyPeerRecordOptions,
 } from './discovery/record.js';
+export {
+  PeerRegistry,
+  isPeerSource,
+  DEFAULT_MAX_PEERS,
+  DEFAULT_MAX_REGISTRY_FILE_BYTES,
+  DEFAULT_REGISTRY_FLUSH_INTERVAL_MS,
+  MAX_HINTS_PER_PEER,
+  MAX_SOURCES_PER_PEER,
+  DEFAULT_HINT_TTL_MS,
+  type PeerRegistryOptions,
+  type PeerInfo,
+  type PeerSource,
+  type TrustState,
+  type AddressHint,
+  type AddressStats,
+  type HandshakeNote,
+  type FailureNote,
+  type RegistryOutcome,
+} from './discovery/registry.js';
