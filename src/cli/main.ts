@@ -28,6 +28,7 @@ const OPTIONS = {
   peer: { type: 'string' },
   plaintext: { type: 'boolean' },
   reconnect: { type: 'boolean' },
+  timeout: { type: 'string' },
 } as const;
 
 const GLOBAL = ['home', 'json', 'verbose', 'help', 'version'];
@@ -37,6 +38,7 @@ const PER_COMMAND: Record<string, string[]> = {
   peers: [],
   serve: ['host', 'port', 'allow', 'allow-any-peer', 'allow-plaintext'],
   connect: ['peer', 'plaintext', 'reconnect'],
+  discover: ['timeout'],
 };
 
 export type Values = { [K in keyof typeof OPTIONS]?: (typeof OPTIONS)[K]['type'] extends 'string' ? string : boolean };
@@ -118,6 +120,11 @@ async function main(argv: string[]): Promise<number> {
       if (positionals.length) throw new UsageError('serve takes its server command after --, e.g. mcp-e2e serve -- node server.js');
       const { serveCommand } = await import('./serve.js');
       return serveCommand(values, command, paths, log);
+    }
+    case 'discover': {
+      if (positionals.length) throw new UsageError('discover takes no arguments; see mcp-e2e --help');
+      const { discoverCommand } = await import('./discover.js');
+      return discoverCommand(values, paths, out, log);
     }
     case 'connect': {
       if (positionals.length !== 1) throw new UsageError('usage: mcp-e2e connect URL [--peer NODE_ID]');

@@ -20,6 +20,9 @@ Commands:
                               without --peer, trust on first use (known_peers.json);
                               --reconnect: retry a lost connection (backoff with jitter,
                               a new handshake each time) and re-initialise the MCP session
+  discover [--timeout S]      list the mcp-e2e nodes the local network offers now (mDNS, like
+                              avahi-browse), marked new/discovered/verified/trusted/blocked;
+                              listens S seconds (default 3); stores and trusts nothing
   peers list                  show allowed and known peers
   peers allow NODE_ID [LABEL] allow a node to connect to serve
   peers deny NODE_ID          remove a node from the allowlist

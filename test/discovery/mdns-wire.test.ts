@@ -13,6 +13,7 @@ import { NodeIdentity } from '../../src/identity/identity.js';
 import {
   browseRecords,
   decodePacket,
+  displayName,
   encodeQuery,
   encodeTxt,
   endpointUrl,
@@ -78,6 +79,11 @@ test('TXT refusals, each with its reason; unknown keys ignored, the first occurr
   assert.equal(ok.nodeId, identity.nodeId, 'the first id counts');
 });
 
+test('displayName escapes what could make a name show as something else, and nothing more', () => {
+  assert.equal(displayName('Küche (2)'), 'Küche (2)');
+  assert.equal(displayName('a\\b\u0007\u2066'), 'a\\u{5c}b\\u{7}\\u{2066}');
+});
+
 test('endpoint URLs follow the record grammar: IPv6 in brackets, no zone', () => {
   assert.equal(endpointUrl('10.0.0.1', 4, 8765, {}), 'ws://10.0.0.1:8765');
   assert.equal(endpointUrl('FD00::1', 6, 8765, { path: '/mcp', scheme: 'wss' }), 'wss://[fd00::1]:8765/mcp');
@@ -111,6 +117,8 @@ test('a response is read into PTR, SRV, TXT, then addresses; other services are 
   assert.deepEqual(ptr, { kind: 'ptr', instance: `laptop-abc.${SERVICE_NAME}`, label: 'Laptop-abc', ttl: 4500 });
   assert.deepEqual(srv, { kind: 'srv', instance: `laptop-abc.${SERVICE_NAME}`, host: 'host-1.local', port: 8765, ttl: 120, flush: true });
   assert.equal(browseRecords(decode(encodeQuery([{ name: SERVICE_NAME, type: 'PTR' }]))).length, 0, 'a query has nothing to browse');
+  const [shown] = browseRecords(decodePacket(response('evil\u001b[2J\u202egnp.exe', 'h.local', 1))!);
+  assert.equal((shown as { label: string }).label, 'evil\\u{1b}[2J\\u{202e}gnp.exe', 'controls and bidi overrides escaped before anyone shows the name');
 });
 
 test('hostile bytes: random packets and mutations of a real response never throw, and decoding stops at 9000 bytes', () => {

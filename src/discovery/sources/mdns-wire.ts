@@ -55,6 +55,15 @@ export type TxtRefusal = 'txt-too-large' | 'txt-version' | 'txt-node-id' | 'txt-
 // Names
 // ---------------------------------------------------------------------------------------------
 
+// Controls, bidirectional formatting, line separators, BOM (the code points §13.2.2 forbids in text).
+// eslint-disable-next-line no-control-regex
+const UNSHOWABLE_RE = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069\ufeff\\]/g;
+
+/** A name from the network made safe to show: code points that could make it display as something else (and `\`) as `\u{XXXX}` escapes. */
+export function displayName(name: string): string {
+  return name.replace(UNSHOWABLE_RE, (c) => `\\u{${c.codePointAt(0)!.toString(16)}}`);
+}
+
 /** Truncate UTF-8 text to at most `max` bytes without cutting a character. */
 function truncateUtf8(text: string, max: number): string {
   let out = '';
@@ -77,8 +86,7 @@ function truncateUtf8(text: string, max: number): string {
  */
 export function instanceNameFor(name: string, nodeId: string): string {
   const suffix = `-${nodeId.slice(0, INSTANCE_ID_HEX)}`;
-  // eslint-disable-next-line no-control-regex
-  const clean = name.replace(/[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069\ufeff.\\]/g, '-').trim() || 'mcp-e2e';
+  const clean = name.replace(UNSHOWABLE_RE, '-').replace(/\./g, '-').trim() || 'mcp-e2e';
   return truncateUtf8(clean, MAX_LABEL_BYTES - suffix.length) + suffix;
 }
 
@@ -198,6 +206,7 @@ export function endpointUrl(address: string, family: 4 | 6, port: number, txt: P
 
 /** One record of a response that concerns `_mcp-e2e._tcp` browsing, TTL in seconds. */
 export type BrowseRecord =
+  /** `label`: the instance label as announced, made safe to show (`displayName`). */
   | { kind: 'ptr'; instance: string; label: string; ttl: number }
   | { kind: 'srv'; instance: string; host: string; port: number; ttl: number; flush: boolean }
   | { kind: 'txt'; instance: string; strings: Buffer[]; ttl: number; flush: boolean }
@@ -235,7 +244,7 @@ export function browseRecords(packet: DecodedPacket): BrowseRecord[] {
     if (a.type === 'PTR') {
       const label = typeof a.data === 'string' ? instanceLabelOf(a.data) : undefined;
       if (canonicalName(a.name) !== SERVICE_NAME || label === undefined) continue;
-      out[0]!.push({ kind: 'ptr', instance: canonicalName(a.data as string), label, ttl });
+      out[0]!.push({ kind: 'ptr', instance: canonicalName(a.data as string), label: displayName(label), ttl });
     } else if (a.type === 'SRV') {
       const d = a.data;
       if (instanceLabelOf(a.name) === undefined || !d || typeof d.target !== 'string' || !Number.isInteger(d.port) || d.port < 1 || d.port > 65535) continue;

@@ -301,3 +301,19 @@ export class MdnsSource extends EventEmitter<MdnsSourceEvents> {
     this.arm();
   }
 }
+
+/**
+ * What the network offers now, like `avahi-browse -t`: browse for
+ * `timeoutMs` (queries at ~0, 1 and 2 s fit in the default 3000 ms), then
+ * stop. Announces nothing.
+ */
+export async function browseOnce(timeoutMs = 3000, options: Omit<MdnsSourceOptions, 'browse'> = {}): Promise<ResolvedService[]> {
+  const source = new MdnsSource({ ...options, browse: true });
+  await source.start();
+  try {
+    await new Promise((resolve) => setTimeout(resolve, timeoutMs));
+    return source.services();
+  } finally {
+    await source.stop();
+  }
+}
