@@ -71,6 +71,23 @@ describe('mDNS on a segment of network namespaces', { skip: unavailable }, () =>
     for (const p of [attacker, victim, real, watcher]) p.child.kill('SIGKILL');
   });
 
+  test("a node announces only the local addresses its record states: a listener on 127.0.0.1 stays off the LAN", async () => {
+    const [h1, h2] = lan.hosts;
+    const lonely = startJson(h1!, [MDNS_NODE, '--address', 'ws://127.0.0.1:4500']);
+    const wide = startJson(h1!, [MDNS_NODE, '--address', `ws://${h1!.ipv4}:4501/mcp`]);
+    const far = startJson(h2!, [MDNS_NODE, '--browse-only']);
+    const near = startJson(h1!, [MDNS_NODE, '--browse-only']);
+    const [lonelyId, wideId] = await Promise.all([lonely, wide].map(async (p) => (await p.waitFor((l) => l.event === 'ready', 20_000, 'announced')).node_id));
+    const seenNear = await near.waitFor(hint(lonelyId), 15_000, 'the loopback-only node from its own host');
+    assert.deepEqual(seenNear.urls, ['ws://127.0.0.1:4500']);
+    const wideFar = await far.waitFor(hint(wideId), 15_000, 'the LAN node from another host');
+    assert.deepEqual(wideFar.urls, [`ws://${h1!.ipv4}:4501/mcp`], 'its record address only: no IPv6, the path kept');
+    // The far browser has queried and been answered (it found the other node); give the loopback-only node the same chance.
+    await new Promise((r) => setTimeout(r, 2500));
+    assert.equal(far.lines.filter(hint(lonelyId)).length, 0, 'the loopback-only node is not offered on the LAN');
+    for (const p of [lonely, wide, far, near]) p.child.kill('SIGKILL');
+  });
+
   test('an interface that appears is used without a restart, and one that disappears crashes nothing', async () => {
     const far = lan.hosts[0]!;
     const watcher = startJson(far, [MDNS_NODE, '--browse-only']);

@@ -16,7 +16,7 @@
  * to the node id (§13.7), and nothing here grants access.
  */
 import { EventEmitter } from 'node:events';
-import { hostname } from 'node:os';
+import { hostname, networkInterfaces } from 'node:os';
 import type { Question } from 'dns-packet';
 import { isNodeId } from '../../identity/identity.js';
 import type { PeerRecord } from '../record.js';
@@ -28,11 +28,13 @@ import { browseRecords, decodePacket, encodeQuery, SERVICE_NAME } from './mdns-w
 
 /** The source's name in hints and in the registry. */
 export const MDNS_SOURCE = 'mdns';
+/** How long `lookup` waits for an answer when no signal ends it sooner, ms. */
+export const DEFAULT_LOOKUP_TIMEOUT_MS = 3000;
 /** Questions per query packet (a name is at most 255 bytes: 24 of them stay well under 9000 bytes, usually under 1500). */
 const MAX_QUESTIONS_PER_QUERY = 24;
 
 /** A node found on the network: where it says it can be reached, until when. Never trust. */
-export interface DiscoveryHint {
+export interface MdnsHint {
   nodeId: string;
   /** `ws://` / `wss://` URLs, best first. */
   urls: string[];
@@ -82,20 +84,20 @@ export interface MdnsSourceOptions {
   onWarning?: ((message: string, fields: Record<string, unknown>) => void) | undefined;
 }
 
-/** What `publish` announces when it is not taken from a record. */
+/** What `publish` announces instead of what it takes from the record. */
 export interface MdnsPublishOptions {
   /** The port the endpoint listens on. Default: the port of the record's first address. */
   port?: number | undefined;
   /** The HTTP path. Default: the path of the record's first address. */
   path?: string | undefined;
-  /** Announce only these local addresses (a listener bound to one address). Default: all. */
+  /** Announce only these local addresses. Default: the local addresses the record states, or all when it states none. */
   addresses?: readonly string[] | undefined;
-  /** The listener takes IPv6. Default true. */
+  /** Announce AAAA records. Default: when an announced address is IPv6 (all: true). */
   ipv6?: boolean | undefined;
 }
 
 export interface MdnsSourceEvents {
-  hint: [DiscoveryHint];
+  hint: [MdnsHint];
   /** A service is gone: a goodbye, or its TTL ran out. */
   expired: [{ nodeId: string; name: string; reason: 'goodbye' | 'expired' }];
   /** Every change of the browse cache, as it happened. */
@@ -104,7 +106,7 @@ export interface MdnsSourceEvents {
   renamed: [string];
 }
 
-const toHint = (s: ResolvedService, nowMs: number): DiscoveryHint => ({
+const toHint = (s: ResolvedService, nowMs: number): MdnsHint => ({
   nodeId: s.nodeId,
   urls: [...s.urls],
   source: MDNS_SOURCE,
@@ -192,18 +194,27 @@ export class MdnsSource extends EventEmitter<MdnsSourceEvents> {
   }
 
   /**
-   * Announce our record's node on the network: the node id, key and
-   * protocol versions from `record`, the port and path of its first address
-   * unless given. Replaces an earlier announcement. Starts the source if it
+   * Announce our record's node on the network: its node id, identity key and
+   * protocol versions, and the port and path of its first address. Only the
+   * local addresses the record states (with that port) are announced: a
+   * record of a listener on 127.0.0.1 is announced on loopback alone, one of
+   * a wildcard listener with every address it lists; a record with none of
+   * ours (public URLs behind a proxy) on every interface. `options` overrides
+   * each of these. Replaces an earlier announcement; starts the source if it
    * is not running. Resolves with the instance name once announced (probed).
    * @throws RangeError when there is no port to announce.
    */
   async publish(record: PeerRecord, options: MdnsPublishOptions = {}): Promise<string> {
     await this.start();
-    const first = record.addresses[0] ? new URL(record.addresses[0]) : undefined;
-    const port = options.port ?? (first?.port ? Number(first.port) : undefined);
-    if (port === undefined) throw new RangeError('mDNS publish: no port (the record has no address with a port, and none was given)');
+    const urls = record.addresses.map((u) => new URL(u));
+    const portOf = (u: URL) => Number(u.port || (u.protocol === 'wss:' ? 443 : 80));
+    const first = urls[0];
+    const port = options.port ?? (first ? portOf(first) : undefined);
+    if (port === undefined) throw new RangeError('mDNS publish: no port (the record has no address, and none was given)');
     const path = options.path ?? (first && first.pathname !== '/' ? first.pathname : undefined);
+    const local = new Set(Object.values(networkInterfaces()).flatMap((l) => (l ?? []).map((i) => i.address.replace(/%.*$/, '').toLowerCase())));
+    const stated = urls.filter((u) => portOf(u) === port).map((u) => u.hostname.replace(/^\[|\]$/g, '')).filter((h) => local.has(h));
+    const addresses = options.addresses ?? (stated.length > 0 ? stated : undefined);
     return this.advertiser.announce({
       nodeId: record.nodeId,
       publicKey: record.publicKey,
@@ -213,36 +224,37 @@ export class MdnsSource extends EventEmitter<MdnsSourceEvents> {
       scheme: first?.protocol === 'wss:' ? 'wss' : 'ws',
       name: this.options.name ?? record.name ?? hostname(),
       instanceName: this.options.instanceName,
-      addresses: options.addresses,
-      ipv6: options.ipv6,
+      addresses,
+      ipv6: options.ipv6 ?? (addresses ? addresses.some((a) => a.includes(':')) : true),
     });
   }
 
   /**
-   * The hints for `nodeId` the network offers within `timeoutMs` (default
-   * 3000): at once if cached, else after querying again. Resolves with what
-   * was found (empty when nothing answered); never rejects on network errors.
+   * The services announcing `nodeId` (each a hint: one node id may be
+   * claimed by several), at once if cached, else as soon as one answers a
+   * new query, or none when `signal` aborts or `timeoutMs` (default 3000)
+   * passes. Never rejects on network errors.
+   * @throws TypeError for a malformed node id.
    */
-  async lookup(nodeId: string, options: { timeoutMs?: number; signal?: AbortSignal } = {}): Promise<DiscoveryHint[]> {
+  async lookup(nodeId: string, signal?: AbortSignal, timeoutMs = DEFAULT_LOOKUP_TIMEOUT_MS): Promise<MdnsHint[]> {
     if (!isNodeId(nodeId)) throw new TypeError('"nodeId" expected 64 lowercase hex digits');
-    const now = () => Date.now();
-    const matching = () => this.cache.services().filter((s) => s.nodeId === nodeId).map((s) => toHint(s, now()));
+    const matching = () => this.cache.services().filter((s) => s.nodeId === nodeId).map((s) => toHint(s, Date.now()));
     const cached = matching();
-    if (cached.length > 0 || !this.running || this.options.browse === false) return cached;
+    if (cached.length > 0 || !this.running || this.options.browse === false || signal?.aborted) return cached;
     this.requery();
-    return new Promise<DiscoveryHint[]>((resolve) => {
+    return new Promise<MdnsHint[]>((resolve) => {
       const done = () => {
         clearTimeout(timer);
         this.off('service', onService);
-        options.signal?.removeEventListener('abort', done);
+        signal?.removeEventListener('abort', done);
         resolve(matching());
       };
       const onService = (e: BrowseEvent) => {
         if (e.type !== 'lost' && e.service.nodeId === nodeId) done();
       };
-      const timer = setTimeout(done, options.timeoutMs ?? 3000);
+      const timer = setTimeout(done, timeoutMs);
       this.on('service', onService);
-      options.signal?.addEventListener('abort', done, { once: true });
+      signal?.addEventListener('abort', done, { once: true });
     });
   }
 
