@@ -117,3 +117,21 @@ export {
   type FailureNote,
   type RegistryOutcome,
 } from './discovery/registry.js';
+export type { DiscoverySource, DiscoveryContext, DiscoveryHint, EmitResult, RegistryView, PeerEvent, LogLevel } from './discovery/source.js';
+export { StaticSource, type StaticEntry } from './discovery/sources/static.js';
+export { MeshSession, MAX_CONTROL_TYPE_LENGTH, type ControlMessage, type ControlCounters, type MeshTransport } from './mesh/session.js';
+export {
+  MeshNode,
+  PEER_RECORD_MESSAGE,
+  SESSION_RECORD_BURST,
+  SESSION_RECORD_INTERVAL_MS,
+  DEFAULT_LOOKUP_TIMEOUT_MS,
+  DEFAULT_EXPIRY_CHECK_MS,
+  type MeshNodeOptions,
+  type MeshServerOptions,
+  type MeshConnectOptions,
+  type MeshEvents,
+  type AnnounceOptions,
+  type DialAttempt,
+} from './mesh/node.js';
+export { listeningUrls } from './mesh/addresses.js';

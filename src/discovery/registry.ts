@@ -622,17 +622,20 @@ export class PeerRegistry {
   /**
    * A handshake with `peer` succeeded: the entry becomes `verified`. For an
    * outgoing connection, `url` is the address that worked.
-   * @returns whether the state changed to `verified` just now.
+   * @returns whether the node id is new to the registry, and whether its
+   *   state changed to `verified` just now (both false when the registry is
+   *   full of protected entries and the peer could not be added).
    */
-  noteHandshake(peer: PeerIdentity, info: { direction: 'incoming' | 'outgoing'; url?: string | undefined }): boolean {
+  noteHandshake(peer: PeerIdentity, info: { direction: 'incoming' | 'outgoing'; url?: string | undefined }): { created: boolean; verified: boolean } {
     const now = this.#now();
     let e = this.#entries.get(peer.nodeId);
+    const created = !e;
     if (!e) {
-      if (this.#makeRoom(now)) return false;
+      if (this.#makeRoom(now)) return { created: false, verified: false };
       e = newEntry(peer.nodeId, now);
       this.#entries.set(peer.nodeId, e);
     }
-    const before = this.#state(e);
+    const before = created ? undefined : this.#state(e);
     const url = info.url !== undefined && isRecordAddress(info.url) ? info.url : undefined;
     e.handshake = { atMs: now, direction: info.direction, ...(url ? { url } : {}) };
     if (url) e.stats.set(url, { ...e.stats.get(url), okMs: now });
@@ -640,7 +643,7 @@ export class PeerRegistry {
     e.lastSeenMs = Math.max(e.lastSeenMs, now);
     this.#trimStats(e);
     this.#changed(peer.nodeId);
-    return before === 'discovered' && this.#state(e) === 'verified';
+    return { created, verified: (created || before === 'discovered') && this.#state(e) === 'verified' };
   }
 
   /** Dialling `url` for `nodeId` failed with `code`. */

@@ -249,8 +249,11 @@ export abstract class WebSocketChannel {
     return undefined;
   }
 
-  /** Resolves once the socket is closed and `onclose` has fired. */
-  protected whenClosed(): Promise<void> {
+  /**
+   * Resolves once the socket is closed and `onclose` has fired, whoever set
+   * `onclose` (the MCP SDK replaces it): how a mesh node follows a session.
+   */
+  whenClosed(): Promise<void> {
     return this.#closed;
   }
 

@@ -45,9 +45,11 @@ test('states: a record is discovered, a handshake verified, the allowlist truste
   const o = r.addRecordBytes(recordOf(a).bytes, 'mdns');
   assert.deepEqual(o, { accepted: true, change: 'new', nodeId: a.nodeId });
   assert.equal(r.stateOf(a.nodeId), 'discovered');
-  assert.equal(r.noteHandshake(a.toPeerIdentity(), { direction: 'outgoing', url: 'ws://127.0.0.1:9001' }), true);
+  assert.deepEqual(r.noteHandshake(a.toPeerIdentity(), { direction: 'outgoing', url: 'ws://127.0.0.1:9001' }), { created: false, verified: true });
   assert.equal(r.stateOf(a.nodeId), 'verified');
-  assert.equal(r.noteHandshake(a.toPeerIdentity(), { direction: 'incoming' }), false, 'already verified');
+  assert.deepEqual(r.noteHandshake(a.toPeerIdentity(), { direction: 'incoming' }), { created: false, verified: false }, 'already verified');
+  const fresh = NodeIdentity.generate().toPeerIdentity();
+  assert.deepEqual(r.noteHandshake(fresh, { direction: 'incoming' }), { created: true, verified: true }, 'new, and verified at once');
   allowed.add(a.nodeId);
   assert.equal(r.stateOf(a.nodeId), 'trusted');
   r.setBlocked(a.nodeId, true);
