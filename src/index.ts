@@ -119,6 +119,17 @@ export {
 } from './discovery/registry.js';
 export type { DiscoverySource, DiscoveryContext, DiscoveryHint, EmitResult, RegistryView, PeerEvent, LogLevel } from './discovery/source.js';
 export { StaticSource, type StaticEntry } from './discovery/sources/static.js';
+export {
+  MdnsSource,
+  browseOnce,
+  MDNS_SOURCE,
+  type MdnsSourceOptions,
+  type MdnsPublishOptions,
+  type MdnsHint,
+  type MdnsStats,
+  type MdnsSourceEvents,
+} from './discovery/sources/mdns.js';
+export type { ResolvedService, ServiceAddress, BrowseEvent } from './discovery/sources/mdns-cache.js';
 export { MeshSession, MAX_CONTROL_TYPE_LENGTH, type ControlMessage, type ControlCounters, type MeshTransport } from './mesh/session.js';
 export {
   MeshNode,

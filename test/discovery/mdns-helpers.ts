@@ -7,6 +7,7 @@ import type { NetNamespace } from '../helpers/netns.js';
 
 export const MDNS_NODE = fileURLToPath(new URL('./fixtures/mdns-node.js', import.meta.url));
 export const MDNS_ATTACKER = fileURLToPath(new URL('./fixtures/mdns-attacker.js', import.meta.url));
+export const MESH_NODE = fileURLToPath(new URL('./fixtures/mesh-node.js', import.meta.url));
 
 export type Line = Record<string, unknown> & { event?: string; t?: number };
 
@@ -17,11 +18,13 @@ export interface JsonProcess {
   waitFor: (pred: (l: Line) => boolean, timeoutMs: number, what: string) => Promise<Line>;
   /** Everything else the process wrote (stderr and lines that are not JSON), for failure messages. */
   other: string[];
+  /** Write one line to its stdin (started with `{ stdin: true }`). */
+  send: (line: string) => void;
 }
 
-/** Start `args` with node in `ns` and collect its JSON lines. */
-export function startJson(ns: NetNamespace, args: string[]): JsonProcess {
-  const child = ns.run(process.execPath, args);
+/** Start `args` with node in `ns` and collect its JSON lines; with `stdin`, its stdin is a pipe for `send`. */
+export function startJson(ns: NetNamespace, args: string[], options: { stdin?: boolean } = {}): JsonProcess {
+  const child = ns.run(process.execPath, args, options.stdin ? { stdio: ['pipe', 'pipe', 'pipe'] } : {});
   const lines: Line[] = [];
   const other: string[] = [];
   const waiters = new Set<() => void>();
@@ -58,5 +61,6 @@ export function startJson(ns: NetNamespace, args: string[]): JsonProcess {
       waiters.add(check);
       check();
     });
-  return { child, lines, waitFor, other };
+  const send = (line: string) => void child.stdin!.write(line + '\n');
+  return { child, lines, waitFor, other, send };
 }

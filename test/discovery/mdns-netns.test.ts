@@ -12,7 +12,7 @@ import assert from 'node:assert/strict';
 import { netNamespaceUnavailable, startLan, startNetNamespace, type Lan } from '../helpers/netns.js';
 import { avahiUnavailable, startAvahi } from '../helpers/avahi.js';
 import { NodeIdentity } from '../../src/identity/identity.js';
-import { MDNS_ATTACKER, MDNS_NODE, startJson, type Line } from './mdns-helpers.js';
+import { MDNS_ATTACKER, MDNS_NODE, MESH_NODE, startJson, type Line } from './mdns-helpers.js';
 
 const unavailable = await netNamespaceUnavailable();
 const hint = (nodeId: unknown, pred: (l: Line) => boolean = () => true) => (l: Line) => l.event === 'hint' && l.node_id === nodeId && pred(l);
@@ -86,6 +86,54 @@ describe('mDNS on a segment of network namespaces', { skip: unavailable }, () =>
     await new Promise((r) => setTimeout(r, 2500));
     assert.equal(far.lines.filter(hint(lonelyId)).length, 0, 'the loopback-only node is not offered on the LAN');
     for (const p of [lonely, wide, far, near]) p.child.kill('SIGKILL');
+  });
+
+  test('mesh nodes with mDNS: connect by id through mDNS; a false claim of that id leaves the registry view as the handshake made it, and connects stay pinned', async () => {
+    const [h1, h2, h3] = lan.hosts;
+    const victim = startJson(h1!, [MESH_NODE, '--no-serve'], { stdin: true });
+    const real = startJson(h2!, [MESH_NODE, '--port', '4600']);
+    const other = startJson(h3!, [MESH_NODE, '--port', '4601']);
+    const [v, r] = await Promise.all([victim, real, other].map((p) => p.waitFor((l) => l.event === 'ready', 20_000, 'mesh node ready')));
+    const realUrl = `ws://${h2!.ipv4}:4600`;
+    const discovered = await victim.waitFor((l) => l.event === 'peer:discovered' && l.node_id === r!.node_id, 20_000, 'the real node discovered');
+    assert.equal(discovered.source, 'mdns');
+    assert.equal(discovered.state, 'discovered', 'discovery grants nothing');
+    victim.send(`connect ${r!.node_id}`);
+    const first = await victim.waitFor((l) => l.event === 'connected' || l.event === 'connect-failed', 20_000, 'connect by id');
+    assert.equal(first.node_id, r!.node_id, JSON.stringify(first));
+    assert.equal(first.url, realUrl);
+    const views: Line[] = [];
+    const view = async () => {
+      const n = victim.lines.filter((l) => l.event === 'view').length;
+      victim.send(`view ${r!.node_id}`);
+      const got = await victim.waitFor((l) => l.event === 'view' && victim.lines.filter((x) => x.event === 'view').indexOf(l) === n, 5000, 'view');
+      views.push(got);
+      return got;
+    };
+    const before = await view();
+    assert.equal(before.state, 'verified');
+    assert.equal((before.addresses as string[])[0], realUrl);
+    // Now someone on the link claims the real node's id at the other node's address.
+    const impostorUrl = `ws://${h3!.ipv4}:4601`;
+    const attacker = startJson(h3!, [MDNS_ATTACKER, '--address', h3!.ipv4, '--claim', String(r!.node_id), '--flood', '0', '--port', '4601']);
+    await victim.waitFor((l) => l.event === 'peer:updated' && l.node_id === r!.node_id && (l.addresses as string[]).includes(impostorUrl), 20_000, 'the claim arrived');
+    const during = await view();
+    assert.equal(during.state, before.state, 'still verified, by the handshake');
+    assert.equal(during.seq, before.seq, "the real node's record is kept");
+    assert.equal((during.addresses as string[])[0], realUrl, 'the address that worked stays first; the claim is only one more hint');
+    victim.send(`connect ${r!.node_id}`);
+    const again = await victim.waitFor((l) => l.event === 'connected' && l !== first, 20_000, 'connect again');
+    assert.equal(again.node_id, r!.node_id);
+    // With the real node gone, the claim is all that is left: the pinned handshake refuses whoever answers there.
+    real.child.kill('SIGKILL');
+    victim.send(`connect ${r!.node_id}`);
+    const refused = await victim.waitFor((l) => l.event === 'connect-failed', 30_000, 'connect to a dead node and its impostor');
+    assert.equal(refused.code, 'ERR_PEER_KEY_CHANGED', String(refused.message));
+    assert.match(String(refused.message), new RegExp(impostorUrl.replace(/[.[\]]/g, '\\$&')));
+    const after = await view();
+    assert.equal(after.state, 'verified');
+    assert.equal(after.seq, before.seq);
+    for (const p of [attacker, victim, other]) p.child.kill('SIGKILL');
   });
 
   test('an interface that appears is used without a restart, and one that disappears crashes nothing', async () => {

@@ -57,6 +57,12 @@ export interface AdvertiserOptions {
   onRename?: ((instance: string) => void) | undefined;
 }
 
+function sameAnnouncement(a: Announcement, b: Announcement): boolean {
+  const txt = (x: Announcement) => JSON.stringify(encodeTxt(x));
+  const addrs = (x: Announcement) => JSON.stringify(x.addresses ?? null);
+  return a.port === b.port && a.name === b.name && a.instanceName === b.instanceName && a.ipv6 === b.ipv6 && addrs(a) === addrs(b) && txt(a) === txt(b);
+}
+
 /**
  * One announced service; `stop` sends its goodbyes. The interfaces are ours
  * to give (`setInterfaces`), not ciao's to find: ciao reads `ip -o link show`
@@ -92,7 +98,11 @@ export class MdnsAdvertiser {
   announce(a: Announcement): Promise<string> {
     const txt = Object.fromEntries(encodeTxt(a));
     if (!Number.isInteger(a.port) || a.port < 1 || a.port > 65535) throw new RangeError('"port" expected 1..65535');
+    const previous = this.current;
     this.current = a;
+    // The same announcement again (a record refresh changes nothing mDNS says): keep it as it is.
+    // Announcing again would send goodbyes and probe anew, and every browser would see the node go and come back.
+    if (previous && this.service && sameAnnouncement(previous, a)) return Promise.resolve(this.instanceName ?? '');
     return this.serialised(() => this.start(a, txt));
   }
 

@@ -21,8 +21,7 @@
  *   that, at most `maxAddressesPerHost` addresses per host, TTLs capped at
  *   `maxTtlMs`. Whatever is dropped is counted in `stats`.
  */
-import type { Question } from 'dns-packet';
-import { endpointUrl, parseTxt, SERVICE_NAME, type BrowseRecord, type KnownAnswer, type ServiceTxt, type TxtRefusal } from './mdns-wire.js';
+import { endpointUrl, parseTxt, SERVICE_NAME, type BrowseRecord, type KnownAnswer, type QueryQuestion, type ServiceTxt, type TxtRefusal } from './mdns-wire.js';
 
 /** Longest TTL honoured by default, ms (longer ones are read as this): a record from a hostile or broken responder cannot pin a cache entry for days. */
 export const DEFAULT_MAX_TTL_MS = 2 * 60 * 60 * 1000;
@@ -265,9 +264,9 @@ export class BrowseCache {
    * A+AAAA per host. Records are refreshed only while they are in use: a
    * complete service's records, or an instance still being resolved.
    */
-  dueRefreshes(nowMs: number): Question[] {
-    const questions = new Map<string, Question>();
-    const add = (name: string, type: Question['type']) => questions.set(`${type} ${name}`, { name, type });
+  dueRefreshes(nowMs: number): QueryQuestion[] {
+    const questions = new Map<string, QueryQuestion>();
+    const add = (name: string, type: QueryQuestion['type']) => questions.set(`${type} ${name}`, { name, type });
     const due = (c: Cached): boolean => {
       const at = this.refreshAt(c);
       if (at === undefined || at > nowMs) return false;

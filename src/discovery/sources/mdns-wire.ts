@@ -10,7 +10,7 @@
  * whose `id` is not SHA-256(key); it proves nothing about who answers at
  * the address, which only a handshake pinned to the node id does.
  */
-import { decode as decodeDnsPacket, encode as encodeDnsPacket, type Answer, type DecodedPacket, type Question } from 'dns-packet';
+import { decode as decodeDnsPacket, encode as encodeDnsPacket, type Answer, type DecodedPacket } from 'dns-packet';
 import { sha256, KEY_BYTES } from '../../crypto/primitives.js';
 import { isNodeId } from '../../identity/identity.js';
 import { isRecordAddress } from '../record.js';
@@ -212,14 +212,20 @@ export type BrowseRecord =
   | { kind: 'txt'; instance: string; strings: Buffer[]; ttl: number; flush: boolean }
   | { kind: 'addr'; host: string; address: string; family: 4 | 6; ttl: number; flush: boolean };
 
-/** Decode a received packet; undefined for anything dns-packet cannot read or that is over the size cap. */
-export function decodePacket(bytes: Buffer): DecodedPacket | undefined {
+/**
+ * The browse records of a received packet (see `browseRecords`; none for a
+ * query), or undefined for bytes that are over the size cap or no DNS
+ * message at all (the caller counts those). Never throws.
+ */
+export function readPacket(bytes: Buffer): BrowseRecord[] | undefined {
   if (bytes.length > MAX_MDNS_PACKET_BYTES) return undefined;
+  let packet: DecodedPacket;
   try {
-    return decodeDnsPacket(bytes);
+    packet = decodeDnsPacket(bytes);
   } catch {
     return undefined;
   }
+  return browseRecords(packet);
 }
 
 const IPV4_RE = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
@@ -232,7 +238,7 @@ const IPV4_RE = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1
  * parse are left out. Records come ordered PTR, SRV, TXT, then addresses, so
  * a single pass sees a service before its host.
  */
-export function browseRecords(packet: DecodedPacket): BrowseRecord[] {
+function browseRecords(packet: DecodedPacket): BrowseRecord[] {
   if (packet.type !== 'response') return [];
   const out: BrowseRecord[][] = [[], [], [], []];
   const all: Answer[] = [...(packet.answers ?? []), ...(packet.additionals ?? [])];
@@ -265,6 +271,12 @@ export function browseRecords(packet: DecodedPacket): BrowseRecord[] {
   return out.flat();
 }
 
+/** A question of a query we send (dns-packet's own type stays out of our declarations). */
+export interface QueryQuestion {
+  name: string;
+  type: 'PTR' | 'SRV' | 'TXT' | 'A' | 'AAAA';
+}
+
 /** A known answer for a query (RFC 6762 §7.1): a PTR we hold, with its remaining TTL in seconds. */
 export interface KnownAnswer {
   instance: string;
@@ -279,7 +291,7 @@ const MAX_QUERY_BYTES = 1400;
  * answers for the service PTR (known-answer suppression, §7.1). Known answers
  * past what fits in one packet are left out.
  */
-export function encodeQuery(questions: readonly Question[], knownAnswers: readonly KnownAnswer[] = []): Buffer {
+export function encodeQuery(questions: readonly QueryQuestion[], knownAnswers: readonly KnownAnswer[] = []): Buffer {
   const answers: Answer[] = [];
   let size = 12 + questions.reduce((n, q) => n + Buffer.byteLength(q.name) + 6, 0);
   for (const k of knownAnswers) {

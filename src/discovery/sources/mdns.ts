@@ -17,14 +17,14 @@
  */
 import { EventEmitter } from 'node:events';
 import { hostname, networkInterfaces } from 'node:os';
-import type { Question } from 'dns-packet';
 import { isNodeId } from '../../identity/identity.js';
 import type { PeerRecord } from '../record.js';
+import type { DiscoveryContext, DiscoveryHint, DiscoverySource } from '../source.js';
 import { MdnsAdvertiser } from './mdns-advertiser.js';
 import { BrowseCache, QuerySchedule, type BrowseEvent, type BrowseStats, type ResolvedService } from './mdns-cache.js';
 import { isDialableFrom } from './mdns-interfaces.js';
 import { DEFAULT_INTERFACE_POLL_MS, MdnsSockets, type MdnsSocketStats } from './mdns-socket.js';
-import { browseRecords, decodePacket, encodeQuery, SERVICE_NAME } from './mdns-wire.js';
+import { readPacket, encodeQuery, SERVICE_NAME, type QueryQuestion } from './mdns-wire.js';
 
 /** The source's name in hints and in the registry. */
 export const MDNS_SOURCE = 'mdns';
@@ -33,12 +33,11 @@ export const DEFAULT_LOOKUP_TIMEOUT_MS = 3000;
 /** Questions per query packet (a name is at most 255 bytes: 24 of them stay well under 9000 bytes, usually under 1500). */
 const MAX_QUESTIONS_PER_QUERY = 24;
 
-/** A node found on the network: where it says it can be reached, until when. Never trust. */
-export interface MdnsHint {
+/** A node found on the network (a `DiscoveryHint` of issue 11's interface): where it says it can be reached, until when. Never trust. */
+export interface MdnsHint extends DiscoveryHint {
   nodeId: string;
   /** `ws://` / `wss://` URLs, best first. */
-  urls: string[];
-  source: typeof MDNS_SOURCE;
+  addresses: string[];
   /** How long the hint holds (the shortest TTL it rests on), ms. */
   ttlMs: number;
   /** The identity key, when the announcement carried one whose SHA-256 is `nodeId`. */
@@ -108,19 +107,22 @@ export interface MdnsSourceEvents {
 
 const toHint = (s: ResolvedService, nowMs: number): MdnsHint => ({
   nodeId: s.nodeId,
-  urls: [...s.urls],
-  source: MDNS_SOURCE,
+  addresses: [...s.urls],
   ttlMs: Math.max(0, s.expiresAtMs - nowMs),
   publicKey: s.publicKey,
   name: s.instance,
 });
 
 /**
- * The mDNS source. `start` and `stop` are safe to repeat; nothing it receives
- * can make it throw; events: `hint`, `expired`, `service`, `renamed`.
+ * The mDNS source (a `DiscoverySource`, issue 11). Under a mesh node, what
+ * it finds goes to the node as hints (our own node id left out); on its own
+ * (`start()` without a context: `discover`, tests) it only raises its events:
+ * `hint`, `expired`, `service`, `renamed`. `start` and `stop` are safe to
+ * repeat; nothing it receives can make it throw.
  */
-export class MdnsSource extends EventEmitter<MdnsSourceEvents> {
+export class MdnsSource extends EventEmitter<MdnsSourceEvents> implements DiscoverySource {
   readonly name = MDNS_SOURCE;
+  private context: DiscoveryContext | undefined;
   private readonly options: MdnsSourceOptions;
   private readonly sockets: MdnsSockets;
   private readonly cache: BrowseCache;
@@ -142,7 +144,7 @@ export class MdnsSource extends EventEmitter<MdnsSourceEvents> {
       watchOnly: options.browse === false,
       onInterfacesAdded: () => this.requery(),
       onInterfacesChanged: (names) => this.advertiser.setInterfaces(names),
-      onError: (err, iface) => options.onWarning?.(`mDNS on ${iface}: ${err.code ?? err.message}`, { iface, code: err.code }),
+      onError: (err, iface) => this.warn(`mDNS on ${iface}: ${err.code ?? err.message}`, { iface, code: err.code }),
     });
     this.cache = new BrowseCache({
       maxServices: options.maxServices,
@@ -154,14 +156,15 @@ export class MdnsSource extends EventEmitter<MdnsSourceEvents> {
     this.advertiser = new MdnsAdvertiser({
       ipv6: options.ipv6,
       onRename: (instance) => {
-        options.onWarning?.(`mDNS name conflict: announced as "${instance}"`, { instance });
+        this.warn(`mDNS name conflict: announced as "${instance}"`, { instance });
         this.emit('renamed', instance);
       },
     });
   }
 
-  /** Open the sockets and begin browsing. */
-  async start(): Promise<void> {
+  /** Open the sockets and begin browsing; with a mesh node's `context`, hand what is found to it. */
+  async start(context?: DiscoveryContext): Promise<void> {
+    if (context) this.context = context;
     if (this.running) return;
     this.running = true;
     await this.sockets.start();
@@ -177,6 +180,12 @@ export class MdnsSource extends EventEmitter<MdnsSourceEvents> {
     clearTimeout(this.timer);
     this.sockets.close();
     await this.advertiser.stop();
+    this.context = undefined;
+  }
+
+  private warn(message: string, fields: Record<string, unknown>): void {
+    this.options.onWarning?.(message, fields);
+    this.context?.log('debug', message, fields);
   }
 
   /** The services that can be dialled now. */
@@ -200,11 +209,13 @@ export class MdnsSource extends EventEmitter<MdnsSourceEvents> {
    * record of a listener on 127.0.0.1 is announced on loopback alone, one of
    * a wildcard listener with every address it lists; a record with none of
    * ours (public URLs behind a proxy) on every interface. `options` overrides
-   * each of these. Replaces an earlier announcement; starts the source if it
-   * is not running. Resolves with the instance name once announced (probed).
+   * each of these. Replaces an earlier announcement (one that says the same,
+   * as a refreshed record does, is left as it is); starts the source if it is
+   * not running. Resolves once announced (probed): `instanceName` is then the
+   * name in use.
    * @throws RangeError when there is no port to announce.
    */
-  async publish(record: PeerRecord, options: MdnsPublishOptions = {}): Promise<string> {
+  async publish(record: PeerRecord, options: MdnsPublishOptions = {}): Promise<void> {
     await this.start();
     const urls = record.addresses.map((u) => new URL(u));
     const portOf = (u: URL) => Number(u.port || (u.protocol === 'wss:' ? 443 : 80));
@@ -215,7 +226,7 @@ export class MdnsSource extends EventEmitter<MdnsSourceEvents> {
     const local = new Set(Object.values(networkInterfaces()).flatMap((l) => (l ?? []).map((i) => i.address.replace(/%.*$/, '').toLowerCase())));
     const stated = urls.filter((u) => portOf(u) === port).map((u) => u.hostname.replace(/^\[|\]$/g, '')).filter((h) => local.has(h));
     const addresses = options.addresses ?? (stated.length > 0 ? stated : undefined);
-    return this.advertiser.announce({
+    await this.advertiser.announce({
       nodeId: record.nodeId,
       publicKey: record.publicKey,
       protocolVersions: [...record.protocolVersions],
@@ -266,12 +277,12 @@ export class MdnsSource extends EventEmitter<MdnsSourceEvents> {
   }
 
   private onPacket(bytes: Buffer, iface: string | undefined): void {
-    const packet = decodePacket(bytes);
-    if (!packet) {
+    const records = readPacket(bytes);
+    if (!records) {
       this.parseErrors++;
       return;
     }
-    this.publishEvents(this.cache.handle(browseRecords(packet), { iface }, Date.now()));
+    this.publishEvents(this.cache.handle(records, { iface }, Date.now()));
     this.arm();
   }
 
@@ -279,8 +290,14 @@ export class MdnsSource extends EventEmitter<MdnsSourceEvents> {
     const now = Date.now();
     for (const e of events) {
       this.emit('service', e);
-      if (e.type === 'lost') this.emit('expired', { nodeId: e.service.nodeId, name: e.service.instance, reason: e.reason });
-      else this.emit('hint', toHint(e.service, now));
+      if (e.type === 'lost') {
+        this.emit('expired', { nodeId: e.service.nodeId, name: e.service.instance, reason: e.reason });
+        continue;
+      }
+      const hint = toHint(e.service, now);
+      this.emit('hint', hint);
+      // The node checks and stores it (a hint of `discovered`, never more); our own announcement is no news.
+      if (this.context && hint.nodeId !== this.context.nodeId) this.context.emit({ nodeId: hint.nodeId, addresses: hint.addresses, ttlMs: hint.ttlMs });
     }
   }
 
@@ -297,7 +314,7 @@ export class MdnsSource extends EventEmitter<MdnsSourceEvents> {
     if (!this.running || !this.schedule) return;
     const now = Date.now();
     this.publishEvents(this.cache.expire(now));
-    const questions: Question[] = this.cache.dueRefreshes(now);
+    const questions: QueryQuestion[] = this.cache.dueRefreshes(now);
     const ptrDue = now >= this.schedule.dueMs;
     if (ptrDue) {
       this.schedule.sent(now);
