@@ -33,6 +33,20 @@ export interface Avahi {
   close: () => Promise<void>;
 }
 
+/** Resolves once `child` has printed `text` (either stream); rejects if it exits first or after 15 s. */
+function printed(child: ChildProcess, text: string, what: string): Promise<void> {
+  const seen = deferred();
+  let out = '';
+  const onData = (d: Buffer) => {
+    out += d.toString();
+    if (out.includes(text)) seen.resolve();
+  };
+  child.stdout!.on('data', onData);
+  child.stderr!.on('data', onData);
+  child.once('exit', (code) => seen.reject(new Error(`${what}: exited (${code}): ${out}`)));
+  return within(seen.promise, 15_000, what);
+}
+
 /** Start dbus-daemon and avahi-daemon in `ns`, on interface `iface` (IPv4). */
 export async function startAvahi(ns: NetNamespace, iface: string): Promise<Avahi> {
   const dir = mkdtempSync(join(tmpdir(), 'mcp-e2e-avahi-'));
@@ -69,16 +83,7 @@ export async function startAvahi(ns: NetNamespace, iface: string): Promise<Avahi
       { env },
     );
     started.push(daemon);
-    const up = deferred();
-    let log = '';
-    const onData = (d: Buffer) => {
-      log += d.toString();
-      if (log.includes('Server startup complete')) up.resolve();
-    };
-    daemon.stdout!.on('data', onData);
-    daemon.stderr!.on('data', onData);
-    daemon.once('exit', (code) => up.reject(new Error(`avahi-daemon exited (${code}): ${log}`)));
-    await within(up.promise, 15_000, 'avahi-daemon to start');
+    await printed(daemon, 'Server startup complete', 'avahi-daemon to start');
   } catch (err) {
     await close();
     throw err;
@@ -92,16 +97,7 @@ export async function startAvahi(ns: NetNamespace, iface: string): Promise<Avahi
     publish: async (name, type, port, txt) => {
       const child = ns.run('avahi-publish', ['-s', name, type, String(port), ...txt], { env });
       started.push(child);
-      const ok = deferred();
-      let out = '';
-      const onData = (d: Buffer) => {
-        out += d.toString();
-        if (out.includes('Established')) ok.resolve();
-      };
-      child.stdout!.on('data', onData);
-      child.stderr!.on('data', onData);
-      child.once('exit', (code) => ok.reject(new Error(`avahi-publish exited (${code}): ${out}`)));
-      await within(ok.promise, 15_000, 'avahi-publish to establish the service');
+      await printed(child, 'Established', 'avahi-publish to establish the service');
       return child;
     },
     close,
