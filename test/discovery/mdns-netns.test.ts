@@ -36,6 +36,7 @@ describe('mDNS on a segment of network namespaces', { skip: unavailable }, () =>
     assert.notEqual(ra.instance, rb.instance, 'two different instance names in the end');
     assert.ok([ra.instance, rb.instance].includes('same-name'), 'one keeps the name');
     assert.ok([ra.instance, rb.instance].includes('same-name (2)'), `the other is renamed as RFC 6762 §9 asks: ${ra.instance} / ${rb.instance}`);
+    assert.equal(ra.hooks_intact, true, "announcing (loading ciao) left the process's Error.prepareStackTrace and process.emit alone");
     const ha = await watcher.waitFor(hint(ra.node_id), 15_000, "a's hint");
     const hb = await watcher.waitFor(hint(rb.node_id), 15_000, "b's hint");
     assert.equal(ha.name, ra.instance);

@@ -28,6 +28,8 @@ import { readPacket, encodeQuery, SERVICE_NAME, type QueryQuestion } from './mdn
 
 /** The source's name in hints and in the registry. */
 export const MDNS_SOURCE = 'mdns';
+/** How long `publish` waits for the announcement (probing takes ~1 s) before it returns and lets it go on, ms. */
+const PUBLISH_WAIT_MS = 10_000;
 /** How long `lookup` waits for an answer when no signal ends it sooner, ms. */
 export const DEFAULT_LOOKUP_TIMEOUT_MS = 3000;
 /** Questions per query packet (a name is at most 255 bytes: 24 of them stay well under 9000 bytes, usually under 1500). */
@@ -226,7 +228,7 @@ export class MdnsSource extends EventEmitter<MdnsSourceEvents> implements Discov
     const local = new Set(Object.values(networkInterfaces()).flatMap((l) => (l ?? []).map((i) => i.address.replace(/%.*$/, '').toLowerCase())));
     const stated = urls.filter((u) => portOf(u) === port).map((u) => u.hostname.replace(/^\[|\]$/g, '')).filter((h) => local.has(h));
     const addresses = options.addresses ?? (stated.length > 0 ? stated : undefined);
-    await this.advertiser.announce({
+    const announced = this.advertiser.announce({
       nodeId: record.nodeId,
       publicKey: record.publicKey,
       protocolVersions: [...record.protocolVersions],
@@ -238,6 +240,17 @@ export class MdnsSource extends EventEmitter<MdnsSourceEvents> implements Discov
       addresses,
       ipv6: options.ipv6 ?? (addresses ? addresses.some((a) => a.includes(':')) : true),
     });
+    // Probing takes about a second; a node must not hang in start() if it takes far longer (it goes on in the background).
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<'late'>((resolve) => {
+      timer = setTimeout(() => resolve('late'), PUBLISH_WAIT_MS);
+      timer.unref();
+    });
+    const outcome = await Promise.race([announced.then(() => 'done' as const), late]).finally(() => clearTimeout(timer));
+    if (outcome === 'late') {
+      this.warn(`mDNS: not announced within ${PUBLISH_WAIT_MS} ms; still trying`, {});
+      announced.catch((err: Error) => this.warn(`mDNS announcement failed: ${err.message}`, {}));
+    }
   }
 
   /**
