@@ -89,6 +89,29 @@ test('a node that goes silent (kill -9) is lost when its shortest TTL runs out, 
   assert.equal(cache.nextDeadlineMs() !== undefined, true, 'the PTR (4500 s) is still cached, waiting for the node to come back');
 });
 
+test('refreshes are coalesced: records past 70 % of their TTL go along with one that is due', () => {
+  const cache = new BrowseCache({ random: noJitter });
+  cache.handle(service(1), {}, T0);
+  cache.handle(service(2), {}, T0 + 20_000);
+  // At 96 s service 1 is at 80 %, service 2 at 63 %: only 1 is asked for.
+  assert.deepEqual(cache.dueRefreshes(T0 + 96_000).map((q) => q.name).filter((n) => n.startsWith('node')), [`node-1.${SERVICE_NAME}`]);
+  const c2 = new BrowseCache({ random: noJitter });
+  c2.handle(service(1), {}, T0);
+  c2.handle(service(2), {}, T0 + 10_000);
+  // Service 2 at 72 % when service 1 is due: both in one query, and service 2 is not asked again at its own 80 %.
+  const q = c2.dueRefreshes(T0 + 96_000).map((x) => `${x.type} ${x.name}`);
+  assert.ok(q.includes(`SRV node-1.${SERVICE_NAME}`) && q.includes(`SRV node-2.${SERVICE_NAME}`) && q.includes('A host-2.local'), q.join(', '));
+  // Nothing answered (a virtual network): service 1 is asked again at its 85 %, service 2 not before its own 85 %.
+  assert.deepEqual(c2.dueRefreshes(T0 + 106_000).filter((x) => x.type === 'SRV').map((x) => x.name), [`node-1.${SERVICE_NAME}`]);
+});
+
+test('our own service is cached and reported but never refreshed', () => {
+  const me = NodeIdentity.fromPrivateKey(Buffer.alloc(32, 2));
+  const cache = new BrowseCache({ random: noJitter, ownNodeId: () => me.nodeId });
+  assert.deepEqual(types(cache.handle(service(1), {}, T0)), ['found'], 'service 1 is ours (seed 2)');
+  for (let t = T0; t < T0 + 120_000; t += 500) assert.deepEqual(cache.dueRefreshes(t), []);
+});
+
 test('a TTL beyond two hours is read as two hours, or as maxTtlMs', () => {
   const cache = new BrowseCache({ random: noJitter });
   cache.handle(service(1, { ttl: 0x7fffffff, ptrTtl: 0x7fffffff }), {}, T0);

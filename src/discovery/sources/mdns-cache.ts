@@ -36,6 +36,8 @@ export const DEFAULT_NEW_SERVICES_PER_SECOND = 4;
 export const DEFAULT_MAX_ADDRESSES_PER_HOST = 8;
 /** Refresh points as fractions of a record's TTL (RFC 6762 §5.2). */
 const REFRESH_POINTS = [0.8, 0.85, 0.9, 0.95];
+/** Records past this fraction of their TTL are refreshed along with one that is due. */
+const PIGGYBACK_POINT = 0.7;
 /** An instance announced without its SRV, TXT or addresses is asked for them this long after each try, ms; then no more until its PTR is refreshed. */
 const RESOLVE_DELAYS_MS = [250, 1000, 3000];
 
@@ -109,6 +111,8 @@ export interface BrowseCacheOptions {
   acceptAddress?: (address: ServiceAddress) => boolean;
   /** Random numbers in [0, 1), for the jitter. Default `Math.random`. */
   random?: () => number;
+  /** Our own node id (once known): its service is cached but never refreshed. */
+  ownNodeId?: () => string | undefined;
 }
 
 interface Cached {
@@ -155,6 +159,7 @@ export class BrowseCache {
   private readonly maxTtlMs: number;
   private readonly accept: (a: ServiceAddress) => boolean;
   private readonly random: () => number;
+  private readonly ownNodeId: () => string | undefined;
   private tokens: number;
   private tokensAtMs: number | undefined;
   private packetJitter = 0;
@@ -167,6 +172,7 @@ export class BrowseCache {
     this.maxTtlMs = number(options.maxTtlMs, DEFAULT_MAX_TTL_MS, 'maxTtlMs');
     this.accept = options.acceptAddress ?? (() => true);
     this.random = options.random ?? Math.random;
+    this.ownNodeId = options.ownNodeId ?? (() => undefined);
     this.tokens = this.burst;
   }
 
@@ -261,22 +267,41 @@ export class BrowseCache {
   /**
    * The questions of the refreshes due at `nowMs` (each record's next refresh
    * point passed), coalesced: the service PTR once, SRV+TXT per instance,
-   * A+AAAA per host. Records are refreshed only while they are in use: a
-   * complete service's records, or an instance still being resolved.
+   * A+AAAA per host. When anything is due, records past 70 % of their TTL
+   * come along (so a browser of N nodes sends one refresh, not N). Records
+   * are refreshed only while they are in use: a service's records, or an
+   * instance still being resolved; our own node's service never (it is ours
+   * to announce, not to keep alive).
    */
   dueRefreshes(nowMs: number): QueryQuestion[] {
     const questions = new Map<string, QueryQuestion>();
     const add = (name: string, type: QueryQuestion['type']) => questions.set(`${type} ${name}`, { name, type });
-    const due = (c: Cached): boolean => {
+    const own = this.ownNodeId();
+    const isOwn = (i: Instance) => own !== undefined && i.txt?.fields?.nodeId === own;
+    const ownHosts = new Set<string>();
+    const otherHosts = new Set<string>();
+    for (const i of this.instances.values()) if (i.srv) (isOwn(i) ? ownHosts : otherHosts).add(i.srv.host);
+    const hostInUse = (host: string) => otherHosts.has(host) || !ownHosts.has(host);
+    // Pass 1 (due points reached) and, only if it found something, pass 2 (piggyback from 70 %).
+    const visit = (take: (c: Cached) => boolean) => {
+      for (const [key, i] of this.instances) {
+        if (isOwn(i)) continue;
+        if (take(i.ptr)) add(SERVICE_NAME, 'PTR');
+        if (i.srv && take(i.srv)) add(key, 'SRV');
+        if (i.txt && take(i.txt)) add(key, 'TXT');
+      }
+      for (const [host, addrs] of this.hosts) {
+        if (!hostInUse(host)) continue;
+        for (const a of addrs.values()) if (take(a)) (add(host, 'A'), add(host, 'AAAA'));
+      }
+    };
+    visit((c) => {
       const at = this.refreshAt(c);
       if (at === undefined || at > nowMs) return false;
       while (c.refreshStep < REFRESH_POINTS.length && (this.refreshAt(c) ?? Infinity) <= nowMs) c.refreshStep++;
       return true;
-    };
+    });
     for (const [key, i] of this.instances) {
-      if (due(i.ptr)) add(SERVICE_NAME, 'PTR');
-      if (i.srv && due(i.srv)) add(key, 'SRV');
-      if (i.txt && due(i.txt)) add(key, 'TXT');
       if (i.resolveAtMs !== undefined && i.resolveAtMs <= nowMs) {
         // Announced, not resolved: ask for what it needs (a few times, RESOLVE_DELAYS_MS).
         add(key, 'SRV');
@@ -286,13 +311,12 @@ export class BrowseCache {
         i.resolveAtMs = i.resolveStep < RESOLVE_DELAYS_MS.length ? nowMs + RESOLVE_DELAYS_MS[i.resolveStep]! : undefined;
       }
     }
-    for (const [host, addrs] of this.hosts) {
-      for (const a of addrs.values()) {
-        if (due(a)) {
-          add(host, 'A');
-          add(host, 'AAAA');
-        }
-      }
+    if (questions.size > 0) {
+      visit((c) => {
+        if (c.refreshStep !== 0 || c.goodbye || nowMs < c.receivedMs + PIGGYBACK_POINT * c.ttlMs) return false;
+        c.refreshStep = 1; // asked now as if at 80 %: if nothing answers, the next try is at 85 %
+        return true;
+      });
     }
     return [...questions.values()];
   }

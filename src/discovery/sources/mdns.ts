@@ -134,6 +134,7 @@ export class MdnsSource extends EventEmitter<MdnsSourceEvents> implements Discov
   private running = false;
   private parseErrors = 0;
   private queries = 0;
+  private publishedNodeId: string | undefined;
 
   constructor(options: MdnsSourceOptions = {}) {
     super();
@@ -153,6 +154,7 @@ export class MdnsSource extends EventEmitter<MdnsSourceEvents> implements Discov
       newServicesBurst: options.newServicesBurst,
       newServicesPerSecond: options.newServicesPerSecond,
       maxTtlMs: options.maxTtlMs,
+      ownNodeId: () => this.context?.nodeId ?? this.publishedNodeId,
       acceptAddress: (a) => isDialableFrom(a.address, a.family, a.iface, this.sockets.current, options.allowOffLinkAddresses),
     });
     this.advertiser = new MdnsAdvertiser({
@@ -228,6 +230,7 @@ export class MdnsSource extends EventEmitter<MdnsSourceEvents> implements Discov
     const local = new Set(Object.values(networkInterfaces()).flatMap((l) => (l ?? []).map((i) => i.address.replace(/%.*$/, '').toLowerCase())));
     const stated = urls.filter((u) => portOf(u) === port).map((u) => u.hostname.replace(/^\[|\]$/g, '')).filter((h) => local.has(h));
     const addresses = options.addresses ?? (stated.length > 0 ? stated : undefined);
+    this.publishedNodeId = record.nodeId;
     const announced = this.advertiser.announce({
       nodeId: record.nodeId,
       publicKey: record.publicKey,
