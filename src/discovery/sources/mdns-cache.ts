@@ -550,11 +550,14 @@ export class BrowseCache {
 /**
  * When to send the next continuous query for the service (RFC 6762 §5.2):
  * the first 20..120 ms after `start`, then after 1 s, 2 s, 4 s ... up to an
- * hour. `restart` (a new interface, a lookup) begins again.
+ * hour. `restart` (a new interface, a lookup) begins again, but never sooner
+ * than a second after the last query: however often an application looks a
+ * node up, the link sees at most one query a second.
  */
 export class QuerySchedule {
   private intervalMs = FIRST_QUERY_INTERVAL_MS;
   private nextMs: number;
+  private lastSentMs = -Infinity;
 
   constructor(nowMs: number, private readonly random: () => number = Math.random) {
     this.nextMs = nowMs + 20 + random() * 100;
@@ -567,13 +570,14 @@ export class QuerySchedule {
 
   /** Call when a query was sent at `nowMs`: schedules the next one. */
   sent(nowMs: number): void {
+    this.lastSentMs = nowMs;
     this.nextMs = nowMs + this.intervalMs;
     this.intervalMs = Math.min(this.intervalMs * 2, MAX_QUERY_INTERVAL_MS);
   }
 
-  /** Begin again with a query in 20..120 ms. */
+  /** Begin again with a query in 20..120 ms (or a second after the last one). */
   restart(nowMs: number): void {
     this.intervalMs = FIRST_QUERY_INTERVAL_MS;
-    this.nextMs = Math.min(this.nextMs, nowMs + 20 + this.random() * 100);
+    this.nextMs = Math.max(this.lastSentMs + FIRST_QUERY_INTERVAL_MS, Math.min(this.nextMs, nowMs + 20 + this.random() * 100));
   }
 }
