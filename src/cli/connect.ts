@@ -18,6 +18,9 @@
 import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 import { McpE2eError } from '../errors.js';
 import { KnownPeersStore } from '../identity/trust.js';
+import { fingerprintOf, normalizeNodeId } from '../identity/identity.js';
+import { MeshNode } from '../mesh/node.js';
+import { MdnsSource } from '../discovery/sources/mdns.js';
 import { EncryptedWebSocketClientTransport } from '../transport/client.js';
 import { connectWithRetry, isRetryableError } from '../transport/reconnect.js';
 import { DEFAULT_MAX_MESSAGE_BYTES } from '../protocol.js';
@@ -51,17 +54,30 @@ const isResponse = (m: Message) => m.method === undefined && hasId(m) && ('resul
 /** Map key of a JSON-RPC id (1 and "1" are different ids). */
 const idKey = (m: Message) => JSON.stringify(m.id);
 
-export async function connectCommand(values: Values, urlText: string, paths: HomePaths, log: Logger): Promise<number> {
-  const url = parseUrl(urlText);
+export async function connectCommand(values: Values, target: string, paths: HomePaths, log: Logger): Promise<number> {
+  // A node id: found through the registry, then mDNS lookups, and pinned to that id (PROTOCOL.md §13.7).
+  const nodeId = normalizeNodeId(target);
+  const url = nodeId ? undefined : parseUrl(target);
   const plaintext = values.plaintext ?? false;
   const reconnect = values.reconnect ?? false;
   if (plaintext && values.peer) throw new UsageError('--peer has no meaning with --plaintext (nothing is authenticated)');
+  if (nodeId && (plaintext || values.peer || reconnect)) throw new UsageError('connecting to a node id pins that id: --peer and --plaintext do not apply, and --reconnect needs a URL for now');
+  if (!nodeId && values['no-mdns']) throw new UsageError('--no-mdns goes with a node id (a URL is dialled as it is)');
+  const where = url ? url.host : fingerprintOf(nodeId!);
   const identity = plaintext ? undefined : loadIdentity(paths);
+  const node = nodeId
+    ? new MeshNode({
+        identity: identity!,
+        registry: { path: paths.registry },
+        sources: values['no-mdns'] ? [] : [new MdnsSource({ onWarning: (message, fields) => log.debug(message, fields) })],
+        log: (level, message, fields) => log[level](message, fields),
+      })
+    : undefined;
   const trust = plaintext || values.peer ? undefined : new KnownPeersStore(paths.knownPeers);
   const newTransport = () =>
     identity
-      ? new EncryptedWebSocketClientTransport(url, { identity, ...(values.peer ? { expectedPeer: values.peer } : { trust: trust! }) })
-      : new EncryptedWebSocketClientTransport(url, { enableEncryption: false });
+      ? new EncryptedWebSocketClientTransport(url!, { identity, ...(values.peer ? { expectedPeer: values.peer } : { trust: trust! }) })
+      : new EncryptedWebSocketClientTransport(url!, { enableEncryption: false });
   if (plaintext) log.warn('--plaintext: messages travel unencrypted and the server is not authenticated');
 
   /** The current link, once started. */
@@ -131,8 +147,8 @@ export async function connectCommand(values: Values, urlText: string, paths: Hom
       // Our MCP client may keep stdin open: stop reading so the process can end.
       process.stdin.destroy();
       for (const m of held.splice(0)) if (isRequest(m)) answerLost(m.id, 'no connection to the server');
-      // Let stdout drain, then leave.
-      process.stdout.write('', () => resolve(exitCode));
+      // Let stdout drain (and the registry be written), then leave.
+      void (node?.stop() ?? Promise.resolve()).finally(() => process.stdout.write('', () => resolve(exitCode)));
     };
 
     /** Wire a new transport's callbacks; events of an older link are ignored. */
@@ -154,10 +170,10 @@ export async function connectCommand(values: Values, urlText: string, paths: Hom
       t.onerror = (err) => {
         const fields = err instanceof McpE2eError ? { code: err.code } : {};
         // A failed attempt is reported once, by whoever gives up on it.
-        if (t !== link) return log.debug(describe(err, url), fields);
+        if (t !== link) return log.debug(describe(err, where), fields);
         linkError ??= err;
         failed = true;
-        log.error(describe(err, url), fields);
+        log.error(describe(err, where), fields);
       };
       t.onclose = () => {
         // Attempts that never became the link end in establish().
@@ -190,7 +206,15 @@ export async function connectCommand(values: Values, urlText: string, paths: Hom
       };
       let t: EncryptedWebSocketClientTransport;
       try {
-        if (reconnect) {
+        if (node) {
+          await node.start();
+          t = await node.connect(nodeId!, {
+            start: async (attempt) => {
+              wire(attempt);
+              await attempt.start();
+            },
+          });
+        } else if (reconnect) {
           t = await connectWithRetry(attempt, {
             onRetry: ({ attempt: n, delayMs, error }) => log.info(`attempt ${n} failed: ${(error as Error).message}; next in ${delayMs} ms`),
           });
@@ -200,7 +224,7 @@ export async function connectCommand(values: Values, urlText: string, paths: Hom
         }
       } catch (err) {
         const e = err as Error;
-        log.error(describe(e, url), e instanceof McpE2eError ? { code: e.code } : {});
+        log.error(describe(e, where), e instanceof McpE2eError ? { code: e.code } : {});
         finish(1);
         return;
       }
@@ -211,7 +235,7 @@ export async function connectCommand(values: Values, urlText: string, paths: Hom
       link = t;
       generation++;
       const peer = t.peer;
-      log.info(peer ? `connected to ${url.host} as ${peer.fingerprint}` : `connected to ${url.host} (plaintext)`, {
+      log.info(peer ? `connected to ${where} as ${peer.fingerprint}` : `connected to ${where} (plaintext)`, {
         ...(peer ? { node_id: peer.nodeId, session: t.e2eSessionId } : {}),
         ...(generation > 1 ? { reconnection: generation - 1 } : {}),
       });
@@ -242,14 +266,14 @@ export async function connectCommand(values: Values, urlText: string, paths: Hom
   });
 }
 
-/** One line that says what went wrong and what to do. */
-function describe(err: Error, url: URL): string {
+/** One line that says what went wrong and what to do; `where` is the server's host:port or node. */
+function describe(err: Error, where: string): string {
   if (!(err instanceof McpE2eError)) return err.message;
   switch (err.code) {
     case 'ERR_PEER_REJECTED':
-      return `the server at ${url.host} refused our identity: ask its operator to run \`mcp-e2e peers allow <our node id>\` (see \`mcp-e2e id\`)`;
+      return `the server at ${where} refused our identity: ask its operator to run \`mcp-e2e peers allow <our node id>\` (see \`mcp-e2e id\`)`;
     case 'ERR_CONNECT_FAILED':
-      return `${err.message}; is \`mcp-e2e serve\` running at ${url.host}?`;
+      return `${err.message}; is \`mcp-e2e serve\` running at ${where}?`;
     default:
       return err.message;
   }

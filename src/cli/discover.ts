@@ -13,7 +13,6 @@ import type { HomePaths } from './home.js';
 import type { Logger } from './log.js';
 import type { Values } from './main.js';
 import { UsageError } from './usage.js';
-import { join } from 'node:path';
 
 /** Default listening time, seconds: the first three queries (at ~0, 1 and 2 s) and their answers. */
 export const DEFAULT_DISCOVER_TIMEOUT_S = 3;
@@ -29,7 +28,7 @@ export async function discoverCommand(values: Values, paths: HomePaths, out: (li
   const timeoutMs = parseTimeout(values.timeout);
   const services = await browseOnce(timeoutMs, { onWarning: (message, fields) => log.debug(message, fields) });
   const allowed = PeerAllowList.fromFile(paths.allowedPeers);
-  const registry = new PeerRegistry({ path: join(paths.home, 'peers.json'), isTrusted: (id) => allowed.has(id), flushIntervalMs: 0 });
+  const registry = new PeerRegistry({ path: paths.registry, isTrusted: (id) => allowed.has(id), flushIntervalMs: 0 });
   const rows = services.map((s) => ({
     name: s.instance,
     node_id: s.nodeId,

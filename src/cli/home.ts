@@ -13,6 +13,8 @@ export interface HomePaths {
   allowedPeers: string;
   /** Endpoint → node id, recorded on first use by `connect`. */
   knownPeers: string;
+  /** The peer registry (src/discovery/registry.ts): what this home has learned about other nodes. */
+  registry: string;
 }
 
 export function resolveHome(flag: string | undefined, env: NodeJS.ProcessEnv = process.env): HomePaths {
@@ -22,5 +24,6 @@ export function resolveHome(flag: string | undefined, env: NodeJS.ProcessEnv = p
     identity: join(home, 'identity.json'),
     allowedPeers: join(home, 'allowed_peers'),
     knownPeers: join(home, 'known_peers.json'),
+    registry: join(home, 'peers.json'),
   };
 }

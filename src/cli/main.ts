@@ -29,6 +29,9 @@ const OPTIONS = {
   plaintext: { type: 'boolean' },
   reconnect: { type: 'boolean' },
   timeout: { type: 'string' },
+  announce: { type: 'boolean' },
+  name: { type: 'string' },
+  'no-mdns': { type: 'boolean' },
 } as const;
 
 const GLOBAL = ['home', 'json', 'verbose', 'help', 'version'];
@@ -36,8 +39,8 @@ const PER_COMMAND: Record<string, string[]> = {
   keygen: ['force'],
   id: [],
   peers: [],
-  serve: ['host', 'port', 'allow', 'allow-any-peer', 'allow-plaintext'],
-  connect: ['peer', 'plaintext', 'reconnect'],
+  serve: ['host', 'port', 'allow', 'allow-any-peer', 'allow-plaintext', 'announce', 'name', 'no-mdns'],
+  connect: ['peer', 'plaintext', 'reconnect', 'no-mdns'],
   discover: ['timeout'],
 };
 
@@ -127,7 +130,7 @@ async function main(argv: string[]): Promise<number> {
       return discoverCommand(values, paths, out, log);
     }
     case 'connect': {
-      if (positionals.length !== 1) throw new UsageError('usage: mcp-e2e connect URL [--peer NODE_ID]');
+      if (positionals.length !== 1) throw new UsageError('usage: mcp-e2e connect URL [--peer NODE_ID], or mcp-e2e connect NODE_ID');
       const { connectCommand } = await import('./connect.js');
       return connectCommand(values, positionals[0]!, paths, log);
     }

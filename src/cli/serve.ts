@@ -8,7 +8,8 @@ import { unwatchFile, watchFile } from 'node:fs';
 import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 import { McpE2eError } from '../errors.js';
 import { PeerAllowList } from '../identity/trust.js';
-import { EncryptedWebSocketServer } from '../transport/server.js';
+import { MeshNode } from '../mesh/node.js';
+import { MdnsSource } from '../discovery/sources/mdns.js';
 import { DEFAULT_MAX_MESSAGE_BYTES } from '../protocol.js';
 import { killAllChildren, spawnChild, type ChildServer } from './child.js';
 import type { HomePaths } from './home.js';
@@ -41,42 +42,54 @@ export async function serveCommand(values: Values, command: string[], paths: Hom
   if (values['allow-any-peer']) log.warn('--allow-any-peer: every client that completes the handshake is accepted');
   if (values['allow-plaintext']) log.warn('--allow-plaintext: plain MCP clients are accepted without encryption or authentication');
 
+  const announce = values.announce ?? false;
+  if (!announce && (values.name !== undefined || values['no-mdns'])) throw new UsageError('--name and --no-mdns go with --announce');
+  // `--announce` is heard on the local network unless --no-mdns (PROTOCOL.md §13.11).
+  const mdns = announce && !values['no-mdns'] ? new MdnsSource({ name: values.name, onWarning: (message, fields) => log.debug(message, fields) }) : undefined;
+
   let nextId = 1;
   const children = new Set<ChildServer>();
-  const server = new EncryptedWebSocketServer({
+  const node = new MeshNode({
     identity,
-    ...(allowList ? { allowedPeers: allowList } : { allowAnyPeer: true }),
-    allowPlaintext: values['allow-plaintext'] ?? false,
-    onConnection: async (transport, peer) => {
-      const clog = log.child({ conn: nextId++ });
-      clog.info(peer ? `peer ${peer.fingerprint} connected` : 'plaintext client connected', peer ? { node_id: peer.nodeId } : {});
-      const child = spawnChild(command, clog, (msg) => {
-        transport.send(msg as JSONRPCMessage).catch((err: Error) => clog.debug('send to peer failed', { error: err.message }));
-      }, DEFAULT_MAX_MESSAGE_BYTES);
-      children.add(child);
-      transport.onmessage = (msg) => child.send(msg);
-      transport.onerror = (err) => clog.warn(err.message, err instanceof McpE2eError ? { code: err.code } : {});
-      transport.onclose = () => {
-        clog.info('connection closed; stopping its server process');
-        void child.terminate();
-      };
-      void child.exited.then((how) => {
-        children.delete(child);
-        clog.info(`server process ${how}`);
-        void transport.close();
-      });
-      // Messages flow to onmessage only once started (as McpServer.connect would do).
-      await transport.start();
-    },
-    onError: (err, info) => {
-      const code = err instanceof McpE2eError ? err.code : undefined;
-      log.warn(`connection from ${info.remoteAddress ?? 'unknown'} refused: ${err.message}`, code ? { code } : {});
+    registry: { path: paths.registry },
+    sources: mdns ? [mdns] : [],
+    ...(announce ? { announce: values.name !== undefined ? { name: values.name } : {} } : {}),
+    log: (level, message, fields) => log[level](message, fields),
+    server: {
+      host,
+      port,
+      ...(allowList ? { allowedPeers: allowList } : { allowAnyPeer: true }),
+      allowPlaintext: values['allow-plaintext'] ?? false,
+      onConnection: async (transport, peer) => {
+        const clog = log.child({ conn: nextId++ });
+        clog.info(peer ? `peer ${peer.fingerprint} connected` : 'plaintext client connected', peer ? { node_id: peer.nodeId } : {});
+        const child = spawnChild(command, clog, (msg) => {
+          transport.send(msg as JSONRPCMessage).catch((err: Error) => clog.debug('send to peer failed', { error: err.message }));
+        }, DEFAULT_MAX_MESSAGE_BYTES);
+        children.add(child);
+        transport.onmessage = (msg) => child.send(msg);
+        transport.onerror = (err) => clog.warn(err.message, err instanceof McpE2eError ? { code: err.code } : {});
+        transport.onclose = () => {
+          clog.info('connection closed; stopping its server process');
+          void child.terminate();
+        };
+        void child.exited.then((how) => {
+          children.delete(child);
+          clog.info(`server process ${how}`);
+          void transport.close();
+        });
+        // Messages flow to onmessage only once started (as McpServer.connect would do).
+        await transport.start();
+      },
+      onError: (err, info) => {
+        const code = err instanceof McpE2eError ? err.code : undefined;
+        log.warn(`connection from ${info.remoteAddress ?? 'unknown'} refused: ${err.message}`, code ? { code } : {});
+      },
     },
   });
 
-  let address;
   try {
-    address = await server.listen(port, host);
+    await node.start();
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
     if (e.code === 'EADDRINUSE') throw new UsageError(`port ${port} on ${host} is already in use; choose another with --port`);
@@ -84,8 +97,13 @@ export async function serveCommand(values: Values, command: string[], paths: Hom
     if (e.code === 'EACCES') throw new UsageError(`not allowed to listen on port ${port}; use a port above 1023`);
     throw err;
   }
+  const address = node.address!;
   const url = `ws://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}`;
   log.info(`listening on ${url} as ${identity.fingerprint}`, { url, node_id: identity.nodeId });
+  if (mdns) {
+    log.info(`announced on the local network as "${mdns.instanceName}"`, { instance: mdns.instanceName, addresses: node.record?.addresses });
+    if (address.address.startsWith('127.') || address.address === '::1') log.warn(`listening on ${address.address} only: announced to this machine alone; --host 0.0.0.0 to be found on the network`);
+  }
 
   if (allowList) {
     // The allowlist is re-read when the file changes and on SIGHUP, without a restart.
@@ -115,8 +133,8 @@ export async function serveCommand(values: Values, command: string[], paths: Hom
         resolve(1);
       }, SHUTDOWN_GRACE_MS);
       force.unref();
-      void server
-        .close()
+      void node
+        .stop()
         .then(() => Promise.all([...children].map((c) => c.terminate())))
         .then(() => {
           clearTimeout(force);

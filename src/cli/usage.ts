@@ -15,11 +15,16 @@ Commands:
       --allow FILE            allowlist of node ids (default: HOME/allowed_peers)
       --allow-any-peer        accept any authenticated peer
       --allow-plaintext       also accept plain MCP over WebSocket (unauthenticated!)
+      --announce [--name N]   publish this node's signed record with the addresses it listens on;
+                              heard on the local network over mDNS (use --host 0.0.0.0)
+      --no-mdns               with --announce: do not announce on the local network
   connect URL [--peer NODE_ID] [--plaintext] [--reconnect]
                               be a stdio MCP server for an MCP client, relaying to URL;
                               without --peer, trust on first use (known_peers.json);
                               --reconnect: retry a lost connection (backoff with jitter,
                               a new handshake each time) and re-initialise the MCP session
+  connect NODE_ID [--no-mdns] the same, to a node found by its id: the registry's addresses, then
+                              an mDNS lookup on the local network; pinned to that id
   discover [--timeout S]      list the mcp-e2e nodes the local network offers now (mDNS, like
                               avahi-browse), marked new/discovered/verified/trusted/blocked;
                               listens S seconds (default 3); stores and trusts nothing
