@@ -24,6 +24,7 @@ import {
   sign,
   timingSafeEqual,
   verify,
+  type JsonWebKey,
   type KeyObject,
 } from 'node:crypto';
 import { McpE2eError } from '../errors.js';
@@ -141,15 +142,25 @@ export function rawPrivateKey(key: KeyObject): Buffer {
   return Buffer.from(d, 'base64url');
 }
 
-/** A fresh X25519 key pair; the public half as 32 raw bytes. */
+// Node 20 deadlock: the KeyGenJob behind a generated KeyObject takes that
+// key's mutex when it is garbage-collected, and a JWK export of the key holds
+// the same mutex while it allocates. A GC during that export (seen here after
+// some 30,000 generate-then-export rounds) blocks the process forever. So a
+// generated KeyObject is never exported: the job encodes what we need itself.
+
+/** generateKeyPairSync with JWK encodings (missing from the Node 20 typings). */
+const generateJwk = generateKeyPairSync as unknown as <P, K>(type: 'x25519' | 'ed25519', options: object) => { publicKey: P; privateKey: K };
+
+/** A fresh X25519 key pair; the public half as 32 raw bytes (encoded by the generation, see above). */
 export function generateX25519(): { privateKey: KeyObject; publicKey: Buffer } {
-  const { privateKey, publicKey } = generateKeyPairSync('x25519');
-  return { privateKey, publicKey: rawPublicKey(publicKey) };
+  const { privateKey, publicKey } = generateJwk<JsonWebKey, KeyObject>('x25519', { publicKeyEncoding: { format: 'jwk' } });
+  return { privateKey, publicKey: Buffer.from(publicKey.x!, 'base64url') };
 }
 
-/** A fresh Ed25519 key pair. */
-export function generateEd25519(): { privateKey: KeyObject; publicKey: KeyObject } {
-  return generateKeyPairSync('ed25519');
+/** A fresh Ed25519 private key, imported from the generation's JWK (so exporting it later is safe, see above). */
+export function generateEd25519(): { privateKey: KeyObject } {
+  const { privateKey } = generateJwk<JsonWebKey, JsonWebKey>('ed25519', { publicKeyEncoding: { format: 'jwk' }, privateKeyEncoding: { format: 'jwk' } });
+  return { privateKey: createPrivateKey({ key: privateKey, format: 'jwk' }) };
 }
 
 /**

@@ -857,7 +857,7 @@ export class PeerRegistry {
     return e.nodeId === this.selfNodeId || e.blocked?.value === true || this.#isTrusted(e.nodeId);
   }
 
-  /** Eviction order (§13.8 of SECURITY.md's limits): expired records, then discovered, then verified; least recently seen first. */
+  /** Eviction order (SECURITY.md, Limits: discovery): expired records, then discovered, then verified; least recently seen first. */
   #evictionOrder(entries: Iterable<Entry>, now: number): Entry[] {
     const rank = (e: Entry) => (e.record?.isExpired(now) ? 0 : e.handshake ? 2 : 1);
     return [...entries].filter((e) => !this.#protected(e)).sort((a, b) => rank(a) - rank(b) || a.lastSeenMs - b.lastSeenMs);
