@@ -99,16 +99,18 @@ describe('mcp-e2e serve --announce, discover, connect NODE_ID on one LAN', { ski
     assert.ok(table.includes(b.instance), table);
   });
 
-  test('connect NODE_ID reaches each through an mDNS lookup, pinned to the id; discover then shows them verified', async () => {
+  test('connect NODE_ID reaches each through an mDNS lookup, pinned to the id; discover then shows them verified (or trusted once allowed)', async () => {
     for (const s of [a, b]) {
       const { client: mcp, stderr } = await connectById(lan.hosts[2]!, client.home, s.nodeId);
       assert.equal(textOf(await mcp.callTool({ name: 'echo', arguments: { message: 'found by id' } })), 'Echo: found by id');
       await mcp.close();
       assert.match(stderr(), new RegExp(`"node_id":"${s.nodeId}"`), 'connect logged the pinned node id');
     }
+    // A person allows B: discover marks it trusted (the allowlist), A stays verified (a handshake, no trust).
+    await lan.hosts[2]!.exec(process.execPath, [CLI, 'peers', 'allow', b.nodeId, '--home', client.home]);
     const rows = JSON.parse(await lan.hosts[2]!.exec(process.execPath, [CLI, 'discover', '--json', '--timeout', '2', '--home', client.home], { timeoutMs: 20_000 })) as Array<{ node_id: string; state: string }>;
     assert.equal(rows.find((r) => r.node_id === a.nodeId)?.state, 'verified');
-    assert.equal(rows.find((r) => r.node_id === b.nodeId)?.state, 'verified');
+    assert.equal(rows.find((r) => r.node_id === b.nodeId)?.state, 'trusted');
   });
 
   test('connect NODE_ID fails with ERR_PEER_NOT_FOUND for a node nobody announces, and with --no-mdns from an empty home', async () => {

@@ -133,7 +133,9 @@ export async function startLan(n: number, options: { ipv6?: boolean } = {}): Pro
     hosts.push(host);
     await hub.exec('ip', ['link', 'add', `h${k}`, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', String(ns.pid)]);
     await hub.exec('ip', ['link', 'set', `h${k}`, 'master', 'br0', 'up']);
-    await ns.exec('sysctl', ['-q', '-w', 'net.ipv6.conf.eth0.accept_dad=0', ...(ipv6 ? [] : ['net.ipv6.conf.eth0.disable_ipv6=1'])]);
+    // /proc/sys/net is the namespace's own (no sysctl binary needed: procps may not be installed).
+    const conf = '/proc/sys/net/ipv6/conf/eth0';
+    await ns.exec('sh', ['-c', `echo 0 > ${conf}/accept_dad${ipv6 ? '' : ` && echo 1 > ${conf}/disable_ipv6`}`]);
     await ns.exec('ip', ['addr', 'add', `${host.ipv4}/24`, 'dev', 'eth0']);
     if (ipv6) await ns.exec('ip', ['-6', 'addr', 'add', `${host.ipv6}/64`, 'dev', 'eth0', 'nodad']);
     await ns.exec('ip', ['link', 'set', 'eth0', 'up']);
