@@ -276,6 +276,15 @@ test('two processes writing one registry at once lose nothing (2 x 300 peers, on
   assert.deepEqual(readdirSync(d), ['peers.json'], 'no lock or temporary file left');
 });
 
+/** The inode of `path` (every atomic write makes a new one), or -1. */
+const inode = (path: string) => {
+  try {
+    return statSync(path).ino;
+  } catch {
+    return -1;
+  }
+};
+
 test('kill -9 during writes: the registry stays readable, and the next start removes the strays', async () => {
   const d = dir();
   const path = join(d, 'peers.json');
@@ -290,7 +299,10 @@ test('kill -9 during writes: the registry stays readable, and the next start rem
   let sizes = 0;
   for (let round = 0; round < 4; round++) {
     const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: 'ignore' });
-    await new Promise((res) => setTimeout(res, 400 + round * 53));
+    // Kill it mid-stream, once it has written at least once (a loaded machine starts processes slowly).
+    const before = inode(path);
+    for (let waited = 0; inode(path) === before && waited < 30_000; waited += 20) await new Promise((res) => setTimeout(res, 20));
+    await new Promise((res) => setTimeout(res, 30 + round * 53));
     child.kill('SIGKILL');
     await new Promise((res) => child.once('exit', res));
     const size = new PeerRegistry({ path }).size;
