@@ -46,6 +46,8 @@ const OPTIONS = {
   'gossip-interval': { type: 'string' },
   'anti-entropy-interval': { type: 'string' },
   'status-interval': { type: 'string' },
+  timeout: { type: 'string' },
+  'no-mdns': { type: 'boolean' },
 } as const;
 
 const GLOBAL = ['home', 'json', 'verbose', 'help', 'version'];
@@ -53,8 +55,9 @@ const PER_COMMAND: Record<string, string[]> = {
   keygen: ['force'],
   id: [],
   peers: [],
-  serve: ['host', 'port', 'allow', 'allow-any-peer', 'allow-plaintext', 'allow-origin', 'clean-env', 'pass-env', 'max-connections', 'max-connections-per-peer', 'announce', 'name', 'public-url', 'bootstrap', 'bootstrap-tofu', 'open-mesh', 'mesh-target', 'gossip-interval', 'anti-entropy-interval', 'status-interval'],
-  connect: ['peer', 'plaintext', 'reconnect', 'keepalive'],
+  serve: ['host', 'port', 'allow', 'allow-any-peer', 'allow-plaintext', 'allow-origin', 'clean-env', 'pass-env', 'max-connections', 'max-connections-per-peer', 'announce', 'name', 'public-url', 'bootstrap', 'bootstrap-tofu', 'open-mesh', 'mesh-target', 'gossip-interval', 'anti-entropy-interval', 'status-interval', 'no-mdns'],
+  connect: ['peer', 'plaintext', 'reconnect', 'keepalive', 'no-mdns'],
+  discover: ['timeout'],
 };
 
 type Option = (typeof OPTIONS)[keyof typeof OPTIONS];
@@ -140,6 +143,11 @@ async function main(argv: string[]): Promise<number> {
       if (positionals.length) throw new UsageError('serve takes its server command after --, e.g. mcp-e2e serve -- node server.js');
       const { serveCommand } = await import('./serve.js');
       return serveCommand(values, command, paths, log);
+    }
+    case 'discover': {
+      if (positionals.length) throw new UsageError('discover takes no arguments; see mcp-e2e --help');
+      const { discoverCommand } = await import('./discover.js');
+      return discoverCommand(values, paths, out, log);
     }
     case 'connect': {
       if (positionals.length !== 1) throw new UsageError('usage: mcp-e2e connect URL [--peer NODE_ID] | NODE_ID | NAME');

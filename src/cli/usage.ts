@@ -23,7 +23,8 @@ Commands:
       --clean-env             give COMMAND only PATH, HOME, USER, LANG, TZ, TMPDIR and the like
       --pass-env NAME         with --clean-env, also pass NAME (repeatable)
       --announce              publish this node's signed record (its URLs, --name) to the
-                              peers it meets and to the discovery sources
+                              peers it meets and to the discovery sources; heard on the
+                              local network over mDNS (use --host 0.0.0.0)
       --name NAME             a short human name in the record (never identity)
       --public-url URL        announce this URL instead of the listening ones (behind a
                               proxy or NAT); repeatable
@@ -35,6 +36,7 @@ Commands:
       --mesh-target N         mesh sessions to keep (default 3)
       --gossip-interval S     gossip round (default 1); --anti-entropy-interval S (default 10)
       --status-interval S     log a mesh status line every S seconds (default 60)
+      --no-mdns               with --announce: do not announce on the local network (mDNS)
   connect URL [--peer NODE_ID] [--plaintext] [--reconnect] [--keepalive MS]
                               be a stdio MCP server for an MCP client, relaying to URL;
                               without --peer, trust on first use (known_peers.json);
@@ -45,7 +47,11 @@ Commands:
   connect NODE_ID | NAME [--reconnect] [--keepalive MS]
                               the same, to a node found through the peer registry and
                               discovery, pinned to its node id (NAME: an allowed peer's
-                              label or record name)
+                              label or record name); an mDNS lookup on the local network
+                              when the registry has no working address (--no-mdns: none)
+  discover [--timeout S]      list the mcp-e2e nodes the local network offers now (mDNS, like
+                              avahi-browse), marked new/discovered/verified/trusted/blocked;
+                              listens S seconds (default 3); stores and trusts nothing
   peers [list]                show the peer registry, the allowed and the known peers
   peers allow NODE_ID [LABEL] allow a node to connect to serve (its state becomes trusted)
   peers deny NODE_ID          remove a node from the allowlist
