@@ -136,6 +136,17 @@ export { GossipDriver, MAX_IN_FLIGHT_PER_SESSION, type GossipDriverOptions, type
 export { MemoryGossipStore, type GossipStore, type RangeSummary } from './discovery/gossip/store.js';
 export { createLeavingRecord, isLeaving, LEAVING_LIFETIME_MS } from './discovery/gossip/leaving.js';
 export { decodeGossipMessage, fingerprint as gossipFingerprint, itemHash as gossipItemHash, GOSSIP_TYPE, type GossipMessage, type SyncRange } from './discovery/gossip/protocol.js';
+export {
+  MdnsSource,
+  browseOnce,
+  MDNS_SOURCE,
+  type MdnsSourceOptions,
+  type MdnsPublishOptions,
+  type MdnsHint,
+  type MdnsStats,
+  type MdnsSourceEvents,
+} from './discovery/sources/mdns.js';
+export type { ResolvedService, ServiceAddress, BrowseEvent } from './discovery/sources/mdns-cache.js';
 export { MeshSession, MAX_CONTROL_TYPE_LENGTH, type ControlMessage, type ControlCounters, type MeshTransport } from './mesh/session.js';
 export {
   MeshNode,

@@ -28,6 +28,7 @@ import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 import { McpE2eError } from '../errors.js';
 import { KnownPeersStore, PeerAllowList } from '../identity/trust.js';
 import { fingerprintOf, type NodeIdentity } from '../identity/identity.js';
+import { MdnsSource } from '../discovery/sources/mdns.js';
 import { EncryptedWebSocketClientTransport } from '../transport/client.js';
 import { MeshNode } from '../mesh/node.js';
 import { connectWithRetry, isRetryableError } from '../transport/reconnect.js';
@@ -67,7 +68,10 @@ function parseKeepalive(value: string | undefined): number {
 const isUrlTarget = (target: string) => target.includes('://');
 
 export async function connectCommand(values: Values, target: string, paths: HomePaths, log: Logger): Promise<number> {
-  if (isUrlTarget(target)) return relay(values, parseUrl(target), undefined, paths, log);
+  if (isUrlTarget(target)) {
+    if (values['no-mdns']) throw new UsageError('--no-mdns goes with a node id or name (a URL is dialled as it is)');
+    return relay(values, parseUrl(target), undefined, paths, log);
+  }
   if (values.plaintext) throw new UsageError('--plaintext needs a URL: connecting by node id is always encrypted and pinned');
   if (values['strict-peer']) throw new UsageError('--strict-peer is for a URL: connecting by node id is always pinned');
   const identity = loadIdentity(paths);
@@ -84,6 +88,8 @@ export async function connectCommand(values: Values, target: string, paths: Home
     registry: { path: paths.registry },
     allowList,
     client: { keepaliveIntervalMs: parseKeepalive(values.keepalive) },
+    // The registry's addresses first, then an mDNS lookup on the local network (PROTOCOL.md §13.7, §13.11).
+    sources: values['no-mdns'] ? [] : [new MdnsSource({ onWarning: (message, fields) => log.debug(message, fields) })],
     log: (level, msg, fields) => log[level](msg, fields),
   });
   await mesh.start();

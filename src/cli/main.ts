@@ -85,6 +85,10 @@ async function main(argv: string[]): Promise<number> {
       const { serveCommand } = await import('./serve.js');
       return serveCommand(values, trailing, paths, log);
     }
+    case 'discover': {
+      const { discoverCommand } = await import('./discover.js');
+      return discoverCommand(values, paths, out, log);
+    }
     case 'connect': {
       const { connectCommand } = await import('./connect.js');
       return connectCommand(values, positionals[0]!, paths, log);

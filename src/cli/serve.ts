@@ -15,6 +15,7 @@ import { PeerAllowList } from '../identity/trust.js';
 import { MeshNode, type MeshServerOptions } from '../mesh/node.js';
 import { createGossipSources, type GossipSource } from '../discovery/sources/gossip.js';
 import { isRecordAddress } from '../discovery/record.js';
+import { MdnsSource } from '../discovery/sources/mdns.js';
 import { DEFAULT_MAX_MESSAGE_BYTES } from '../protocol.js';
 import { DEFAULT_MAX_CONNECTIONS_PER_PEER } from '../transport/limits.js';
 import { nameOf } from '../identity/names.js';
@@ -71,6 +72,10 @@ export async function serveCommand(values: Values, command: string[], paths: Hom
   for (const u of values['public-url'] ?? []) {
     if (!isRecordAddress(u)) throw new UsageError(`--public-url ${JSON.stringify(u)} is not an address a record can carry: ws:// or wss://, lowercase host, no query or fragment`);
   }
+
+  if (!values.announce && values['no-mdns']) throw new UsageError('--no-mdns goes with --announce');
+  // `--announce` is heard on the local network unless --no-mdns (PROTOCOL.md §13.11).
+  const mdns = values.announce && !values['no-mdns'] ? new MdnsSource({ name: values.name, onWarning: (message, fields) => log.debug(message, fields) }) : undefined;
 
   let nextId = 1;
   const children = new Set<ChildServer>();
@@ -136,7 +141,7 @@ export async function serveCommand(values: Values, command: string[], paths: Hom
       announce,
       registry: { path: paths.registry },
       ...(allowList ? { allowList } : {}),
-      ...(sources ? { sources: [sources.bootstrap, sources.gossip] } : {}),
+      sources: [...(sources ? [sources.bootstrap, sources.gossip] : []), ...(mdns ? [mdns] : [])],
       log: (level, msg, fields) => log[level](msg, fields),
     });
   } catch (err) {
@@ -180,6 +185,10 @@ export async function serveCommand(values: Values, command: string[], paths: Hom
     const gossip = sources.gossip;
     status = setInterval(() => log.info(statusLine(mesh, gossip), statusFields(mesh, gossip)), every * 1000);
     status.unref();
+  if (mdns) {
+    log.info(`announced on the local network as "${mdns.instanceName}"`, { instance: mdns.instanceName, addresses: mesh.record?.addresses });
+    if (address.address.startsWith('127.') || address.address === '::1') log.warn(`listening on ${address.address} only: announced to this machine alone; --host 0.0.0.0 to be found on the network`);
+  }
   }
 
   if (allowList) {

@@ -30,6 +30,7 @@ import { EncryptedWebSocketServer, type EncryptedWebSocketServerOptions } from '
 import { createPeerRecord, decodePeerRecord, encodePeerRecordBody, DEFAULT_RECORD_LIFETIME_MS, MAX_RECORD_LIFETIME_MS, recordBytesFromHex, verifyPeerRecord, type PeerRecord, type RecordService } from '../discovery/record.js';
 import { PeerRegistry, type PeerInfo, type PeerRegistryOptions, type PeerSource, type RegistryOutcome } from '../discovery/registry.js';
 import type { DiscoveryContext, DiscoveryHint, DiscoverySource, EmitResult, LogLevel, PeerEvent } from '../discovery/source.js';
+import { MdnsSource, type MdnsSourceOptions } from '../discovery/sources/mdns.js';
 import { TokenBucket } from '../util/rate.js';
 import { createLeavingRecord } from '../discovery/gossip/leaving.js';
 import { listeningUrls } from './addresses.js';
@@ -80,6 +81,13 @@ export interface MeshNodeOptions {
   allowList?: PeerAllowList;
   /** Discovery sources. Default none. */
   sources?: DiscoverySource[];
+  /**
+   * Find and announce nodes on the local network with mDNS / DNS-SD
+   * (PROTOCOL.md §13.11): `true`, or the options of `MdnsSource`. Default
+   * off: a library does not multicast unasked (the CLI turns it on).
+   * Announcing follows `announce`.
+   */
+  mdns?: boolean | MdnsSourceOptions;
   /** Accept connections. Default: none (a node that only dials). */
   server?: MeshServerOptions;
   /** Publish our record to the sources and on sessions. Default: not (a node that publishes nothing still sends a valid record of ours found in the registry). */
@@ -156,6 +164,7 @@ export class MeshNode extends EventEmitter<MeshEvents> {
     this.#options = options;
     this.#log = options.log ?? (() => {});
     this.#sources = [...(options.sources ?? [])];
+    if (options.mdns) this.#sources.push(new MdnsSource(options.mdns === true ? {} : options.mdns));
     const names = this.#sources.map((s) => s.name);
     if (new Set(names).size !== names.length) throw new TypeError('"sources" expected distinct source names');
     const server = options.server;

@@ -16,7 +16,7 @@ import { CLI, DEMO_SERVER, eventually, makeHome, runCli, startServe } from './he
 
 /** An SDK client whose server command is `mcp-e2e connect TARGET`. */
 async function connectTo(target: string, home: string) {
-  const transport = new StdioClientTransport({ command: process.execPath, args: [CLI, 'connect', target, '--home', home], stderr: 'pipe' });
+  const transport = new StdioClientTransport({ command: process.execPath, args: [CLI, 'connect', target, '--no-mdns', '--home', home], stderr: 'pipe' });
   const stderr: string[] = [];
   transport.stderr?.on('data', (c: Buffer) => stderr.push(c.toString()));
   const client = new Client({ name: 'cli-discovery-test', version: '1.0.0' });
@@ -30,7 +30,7 @@ const registryOf = (home: string) => new PeerRegistry({ path: join(home, 'peers.
 test('serve --announce; its record given by hand; connect <node id> and connect <name> reach it, pinned', async () => {
   const a = makeHome();
   const b = makeHome();
-  const serve = await startServe(['--home', b.home, '--allow-any-peer', '--announce', '--name', 'bee'], [process.execPath, DEMO_SERVER]);
+  const serve = await startServe(['--home', b.home, '--allow-any-peer', '--announce', '--no-mdns', '--name', 'bee'], [process.execPath, DEMO_SERVER]);
   try {
     await serve.waitFor((e) => typeof e.msg === 'string' && (e.msg as string).startsWith('announcing'));
     const rec = runCli(['peers', 'record', '--home', b.home]);
@@ -59,11 +59,11 @@ test('serve --announce; its record given by hand; connect <node id> and connect 
     assert.deepEqual(listed.known, [], 'connect by id never uses trust on first use');
 
     // The name in its record is its claim: it selects nothing, even once the node is allowed; a name given here does.
-    const refused = runCli(['connect', 'bee', '--home', a.home]);
+    const refused = runCli(['connect', 'bee', '--no-mdns', '--home', a.home]);
     assert.equal(refused.code, 2);
     assert.match(refused.stderr, new RegExp(`not a URL .*"bee" is neither a node id .*; ${b.identity.fingerprint} calls itself that, a claim that selects nothing: name one here`));
     assert.equal(runCli(['peers', 'allow', b.identity.nodeId, 'the-bee', '--home', a.home]).code, 0);
-    assert.equal(runCli(['connect', 'bee', '--home', a.home]).code, 2);
+    assert.equal(runCli(['connect', 'bee', '--no-mdns', '--home', a.home]).code, 2);
     for (const name of ['the-bee', b.identity.fingerprint]) {
       const byName = await connectTo(name, a.home);
       assert.equal(text(await byName.client.callTool({ name: 'add', arguments: { a: 20, b: 22 } })), '42');
@@ -75,11 +75,11 @@ test('serve --announce; its record given by hand; connect <node id> and connect 
 
     // Blocked: connect refuses at once; forgetting removes the entry.
     assert.equal(runCli(['peers', 'block', b.identity.nodeId, '--home', a.home]).code, 0);
-    const blocked = runCli(['connect', b.identity.nodeId, '--home', a.home]);
+    const blocked = runCli(['connect', b.identity.nodeId, '--no-mdns', '--home', a.home]);
     assert.equal(blocked.code, 1);
     assert.match(blocked.stderr, /ERR_PEER_BLOCKED/);
     assert.equal(runCli(['peers', 'forget', b.identity.nodeId, '--home', a.home]).code, 0);
-    const gone = runCli(['connect', b.identity.nodeId, '--home', a.home]);
+    const gone = runCli(['connect', b.identity.nodeId, '--no-mdns', '--home', a.home]);
     assert.equal(gone.code, 1);
     assert.match(gone.stderr, /no address known.*ERR_PEER_NOT_FOUND/);
   } finally {
@@ -96,7 +96,7 @@ test('a record for B pointing at C: connect <B> fails with ERR_PEER_KEY_CHANGED 
     const now = Date.now();
     const lying = createPeerRecord(b, { seq: now, issuedAtMs: now, expiresAtMs: now + 600_000, addresses: [serveC.url], protocolVersions: [1], name: 'bee' });
     assert.equal(runCli(['peers', 'add', lying.toHex(), '--home', a.home]).code, 0);
-    const r = runCli(['connect', b.nodeId, '--home', a.home]);
+    const r = runCli(['connect', b.nodeId, '--no-mdns', '--home', a.home]);
     assert.equal(r.code, 1);
     assert.match(r.stderr, new RegExp(`tried ${serveC.url.replace(/[.]/g, '\\.')} \\(ERR_PEER_KEY_CHANGED`));
     assert.match(r.stderr, /\[ERR_PEER_KEY_CHANGED\]$/m);
@@ -110,8 +110,8 @@ test('a record for B pointing at C: connect <B> fails with ERR_PEER_KEY_CHANGED 
 test('serve learns a peer from an incoming session; connect <its id> then works from that home with no URL given', async () => {
   const a = makeHome();
   const b = makeHome();
-  const serveA = await startServe(['--home', a.home, '--allow-any-peer', '--announce', '--name', 'ay'], [process.execPath, DEMO_SERVER]);
-  const serveB = await startServe(['--home', b.home, '--allow-any-peer', '--announce', '--name', 'bee'], [process.execPath, DEMO_SERVER]);
+  const serveA = await startServe(['--home', a.home, '--allow-any-peer', '--announce', '--no-mdns', '--name', 'ay'], [process.execPath, DEMO_SERVER]);
+  const serveB = await startServe(['--home', b.home, '--allow-any-peer', '--announce', '--no-mdns', '--name', 'bee'], [process.execPath, DEMO_SERVER]);
   try {
     await serveA.waitFor((e) => typeof e.msg === 'string' && (e.msg as string).startsWith('announcing'));
     await serveB.waitFor((e) => typeof e.msg === 'string' && (e.msg as string).startsWith('announcing'));
@@ -136,9 +136,9 @@ test('serve learns a peer from an incoming session; connect <its id> then works 
 test('connect <node id> --reconnect: a killed serve comes back on its address, the relay reconnects pinned to the id', async () => {
   const a = makeHome();
   const b = makeHome();
-  let serve = await startServe(['--home', b.home, '--allow-any-peer', '--announce'], [process.execPath, DEMO_SERVER]);
+  let serve = await startServe(['--home', b.home, '--allow-any-peer', '--announce', '--no-mdns'], [process.execPath, DEMO_SERVER]);
   const port = serve.port;
-  const transport = new StdioClientTransport({ command: process.execPath, args: [CLI, 'connect', b.identity.nodeId, '--reconnect', '--json', '--home', a.home], stderr: 'pipe' });
+  const transport = new StdioClientTransport({ command: process.execPath, args: [CLI, 'connect', b.identity.nodeId, '--no-mdns', '--reconnect', '--json', '--home', a.home], stderr: 'pipe' });
   let log = '';
   transport.stderr?.on('data', (c: Buffer) => (log += c.toString()));
   const client = new Client({ name: 'cli-discovery-reconnect', version: '1.0.0' });
@@ -149,7 +149,7 @@ test('connect <node id> --reconnect: a killed serve comes back on its address, t
     assert.equal(text(await client.callTool({ name: 'echo', arguments: { message: 'one' } })), 'Echo: one');
     await serve.stop('SIGKILL');
     await eventually(() => log.includes('connection lost; reconnecting'), 10_000, 'the relay to notice');
-    serve = await startServe(['--home', b.home, '--allow-any-peer', '--announce', '--port', String(port)], [process.execPath, DEMO_SERVER]);
+    serve = await startServe(['--home', b.home, '--allow-any-peer', '--announce', '--no-mdns', '--port', String(port)], [process.execPath, DEMO_SERVER]);
     await eventually(() => log.includes('re-initialised'), 30_000, 'the relay to reconnect');
     assert.equal(text(await client.callTool({ name: 'echo', arguments: { message: 'two' } })), 'Echo: two');
     assert.equal(log.split('\n').filter((l) => l.includes('"connected to 127.0.0.1')).length, 2);

@@ -13,7 +13,7 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { CLI, DEMO_SERVER, childPids, makeHome, runCli, startServe, type Serve } from './helpers.js';
 
-const FAST = ['--announce', '--allow-any-peer', '--gossip-interval', '0.1', '--anti-entropy-interval', '0.5', '--status-interval', '0.5'];
+const FAST = ['--announce', '--no-mdns', '--allow-any-peer', '--gossip-interval', '0.1', '--anti-entropy-interval', '0.5', '--status-interval', '0.5'];
 
 interface Discovered {
   node_id: string;

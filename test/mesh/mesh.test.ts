@@ -268,6 +268,8 @@ test('a block written by another process (mcp-e2e peers block) reaches a running
   try {
     c.n.add({ record: a.n.record!.bytes });
     const before = await c.n.connect(a.identity.nodeId);
+    // A counts the session once its MCP side is set up, a moment after C's connect resolves.
+    await waitFor(() => a.mcpSessions.includes(c.identity.nodeId), 'A to take the session before the block');
     const other = new PeerRegistry({ path, flushIntervalMs: 0 });
     other.setBlocked(c.identity.nodeId, true);
     other.flush();
