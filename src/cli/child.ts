@@ -23,7 +23,8 @@
  *   is killed, its own children are not.
  *
  * The child's environment: mcp-e2e's own variables (`MCP_E2E_*`) are never
- * passed on; `cleanEnvironment` keeps only what programs need to run.
+ * passed on; `cleanEnvironment` keeps only what programs need to run. What
+ * `serve` sets itself, in every case (`peerEnvironment`): who is calling.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { accessSync, constants as fsConstants, existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
@@ -31,6 +32,7 @@ import { join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import type { Logger } from './log.js';
 import { escapeControlCharacters } from '../util/text.js';
+import { fingerprintOf, isNodeId } from '../identity/identity.js';
 import { LineSplitter, parseJsonLine } from './stdio.js';
 
 /** How long a child gets between SIGTERM and SIGKILL (ms). */
@@ -112,6 +114,29 @@ export function childEnvironment(env: NodeJS.ProcessEnv, options: { clean?: bool
     out[name] = value;
   }
   return out;
+}
+
+/** Longest name put into `MCP_E2E_PEER_NAME` (characters); an allowlist label is a short name. */
+const MAX_PEER_NAME_CHARS = 200;
+
+/**
+ * The variables that tell a child which authenticated peer it serves (one
+ * child per connection): `MCP_E2E_PEER_ID` (the full node id, 64 lowercase
+ * hex digits), `MCP_E2E_PEER_FINGERPRINT`, and `MCP_E2E_PEER_NAME` only when
+ * the peer has a name given here (its allowlist label), never the name a
+ * peer gives itself in its record. A plaintext client has no identity: none
+ * are set. They are added after `childEnvironment`, which drops every
+ * inherited `MCP_E2E_*`, so a child never sees values that did not come from
+ * the handshake.
+ * @throws TypeError for a node id that is not one (the handshake only gives valid ones).
+ */
+export function peerEnvironment(peer: { nodeId: string } | undefined, name?: string): NodeJS.ProcessEnv {
+  if (!peer) return {};
+  if (!isNodeId(peer.nodeId)) throw new TypeError('peerEnvironment: not a node id');
+  const env: NodeJS.ProcessEnv = { MCP_E2E_PEER_ID: peer.nodeId, MCP_E2E_PEER_FINGERPRINT: fingerprintOf(peer.nodeId) };
+  // Allowlist labels cannot hold control characters; escaping anyway keeps a NUL (which spawn refuses) or an escape out whatever the source.
+  if (name) env.MCP_E2E_PEER_NAME = escapeControlCharacters(name).slice(0, MAX_PEER_NAME_CHARS);
+  return env;
 }
 
 /**

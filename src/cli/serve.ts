@@ -19,7 +19,7 @@ import { MdnsSource } from '../discovery/sources/mdns.js';
 import { DEFAULT_MAX_MESSAGE_BYTES } from '../protocol.js';
 import { DEFAULT_MAX_CONNECTIONS_PER_PEER } from '../transport/limits.js';
 import { nameOf } from '../identity/names.js';
-import { childEnvironment, commandProblem, killAllChildren, stopWatchdog, type ChildServer } from './child.js';
+import { childEnvironment, commandProblem, killAllChildren, peerEnvironment, stopWatchdog, type ChildServer } from './child.js';
 import { loadIdentity, type HomePaths } from './home.js';
 import type { Values } from './commands.js';
 import { summarizing, type Logger } from './log.js';
@@ -112,7 +112,8 @@ export async function serveCommand(values: Values, command: string[], paths: Hom
       clog.info(peer ? `peer ${name ? `${JSON.stringify(name)} (${peer.fingerprint})` : peer.fingerprint} connected` : 'plaintext client connected', peer ? { node_id: peer.nodeId } : {});
       await serveConnection(transport, peer, {
         command,
-        env,
+        // Who is calling, for the server to decide what this caller may do (one process per connection).
+        env: { ...env, ...peerEnvironment(peer, name) },
         maxLineBytes: DEFAULT_MAX_MESSAGE_BYTES,
         shareStderr: values['share-stderr'] ?? false,
         log: clog,
