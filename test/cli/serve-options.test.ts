@@ -33,7 +33,8 @@ test('the child never gets mcp-e2e\'s own variables; --clean-env gives it only t
   const env = { MCP_E2E_SECRET: 'x', mcp_e2e_other: 'y', FOO_FOR_CHILD: 'z' };
   const inherited = await childEnv([], env);
   assert.ok(inherited.includes('FOO_FOR_CHILD') && inherited.includes('PATH'), inherited.join(','));
-  assert.ok(!inherited.some((n) => n.toUpperCase().startsWith('MCP_E2E_')), inherited.join(','));
+  // The only MCP_E2E_* names are the caller's, which serve sets (test/cli/peer-env.test.ts).
+  assert.deepEqual(inherited.filter((n) => n.toUpperCase().startsWith('MCP_E2E_')), ['MCP_E2E_PEER_FINGERPRINT', 'MCP_E2E_PEER_ID'], inherited.join(','));
   const clean = await childEnv(['--clean-env'], env);
   assert.ok(clean.includes('PATH') && !clean.includes('FOO_FOR_CHILD'), clean.join(','));
   const passed = await childEnv(['--clean-env', '--pass-env', 'FOO_FOR_CHILD'], env);
