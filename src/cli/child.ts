@@ -243,7 +243,7 @@ export function killAllChildren(): void {
   }
 }
 
-export function spawnChild(command: string[], log: Logger, onMessage: (message: Record<string, unknown>) => void, options: SpawnOptions): ChildServer {
+export function spawnChild(command: readonly string[], log: Logger, onMessage: (message: Record<string, unknown>) => void, options: SpawnOptions): ChildServer {
   const graceMs = options.graceMs ?? CHILD_GRACE_MS;
   const [file, ...args] = [...DEATH_SIGNAL_PREFIX, ...command];
   const child = spawn(file!, args, { stdio: ['pipe', 'pipe', 'pipe'], shell: false, detached: POSIX, env: options.env });

@@ -131,6 +131,7 @@ export const COMMANDS: readonly Command[] = [
     trailing: true,
     description: [
       'Only node ids on the allowlist may connect (mcp-e2e peers allow NODE_ID); the file is re-read when it changes.',
+      'An allowlist line command=["PROGRAM","ARG",...] NODE_ID gives that peer its own server command (see README).',
       'Everything after -- is the server\'s command line, run without a shell.',
     ],
     examples: [

@@ -8,7 +8,7 @@
  */
 import { updateFileLocked } from '../util/files.js';
 import { escapeControlCharacters as safe, hasControlCharacters } from '../util/text.js';
-import { KnownPeersStore, MAX_ALLOWLIST_FILE_BYTES, normalizeEndpoint, PeerAllowList, parseAllowList } from '../identity/trust.js';
+import { allowLineNodeId, formatAllowLine, KnownPeersStore, labelHasOption, MAX_ALLOWLIST_FILE_BYTES, normalizeEndpoint, PeerAllowList, parseAllowLine, parseAllowList } from '../identity/trust.js';
 import { fingerprintOf, normalizeNodeId, NodeIdentity } from '../identity/identity.js';
 import { PeerRegistry, type PeerInfo } from '../discovery/registry.js';
 import { recordBytesFromHex } from '../discovery/record.js';
@@ -94,9 +94,6 @@ export function resolvePeer(text: string, peers: LocalPeers): string {
   }
 }
 
-/** The first word of an allowlist line, lowercased: its node id if the line is good. */
-const lineId = (line: string) => line.replace(/#.*/, '').trim().split(/\s+/)[0]?.toLowerCase();
-
 /**
  * Add a node id to an allowlist file with an optional name, keeping its
  * comments (locked read-modify-write, so a concurrent edit is never lost).
@@ -113,6 +110,7 @@ export function allowPeer(path: string, nodeId: string, name = ''): 'added' | 'r
   if (hasControlCharacters(name)) throw new UsageError('a name must not contain control characters (newlines, tabs, escapes)');
   if (name.includes('#')) throw new UsageError('a name must not contain # (it starts a comment in the allowlist)');
   if (looksLikeId(name)) throw new UsageError(`a name must not look like a node id or a fingerprint: ${JSON.stringify(name)}`);
+  if (labelHasOption(name)) throw new UsageError('a name must not contain a word starting with command= (a per-peer command goes before the node id: edit the allowlist, see README)');
   const label = name.trim().replace(/\s+/g, ' ');
   let outcome: 'added' | 'renamed' | 'unchanged' = 'unchanged';
   updateFileLocked(path, ALLOWLIST, (current) => {
@@ -124,7 +122,8 @@ export function allowPeer(path: string, nodeId: string, name = ''): 'added' | 'r
     if (entries.has(id)) {
       if (!label || entries.get(id) === label) return undefined;
       outcome = 'renamed';
-      return text.split(/\r?\n/).map((l) => (lineId(l) === id ? line : l)).join('\n');
+      // The entry keeps its command= option, if it has one: renaming changes the name only.
+      return text.split(/\r?\n/).map((l) => (allowLineNodeId(l) === id ? formatAllowLine(id, { ...parseAllowLine(l, path)!, label }) : l)).join('\n');
     }
     outcome = 'added';
     const sep = text === '' || text.endsWith('\n') ? '' : '\n';
@@ -133,7 +132,7 @@ export function allowPeer(path: string, nodeId: string, name = ''): 'added' | 'r
   return outcome;
 }
 
-/** Remove a node id from an allowlist file (locked read-modify-write; other lines are kept as they are, even bad ones). Returns false if it was not there. */
+/** Remove a node id from an allowlist file (locked read-modify-write; other lines are kept as they are, even bad ones; its own bad lines go too). Returns false if it was not there. */
 export function denyPeer(path: string, nodeId: string): boolean {
   const id = normalizeNodeId(nodeId);
   if (!id) throw new UsageError(`not a node id (64 hex digits): ${JSON.stringify(nodeId)}`);
@@ -141,7 +140,7 @@ export function denyPeer(path: string, nodeId: string): boolean {
   updateFileLocked(path, ALLOWLIST, (current) => {
     if (current === undefined) return undefined;
     const lines = current.toString('utf8').split(/\r?\n/);
-    const kept = lines.filter((l) => lineId(l) !== id);
+    const kept = lines.filter((l) => allowLineNodeId(l) !== id);
     if (kept.length === lines.length) return undefined;
     removed = true;
     return kept.join('\n');
@@ -271,7 +270,7 @@ export function peersCommand(args: string[], paths: HomePaths, out: (line: strin
       if (json) {
         out(JSON.stringify({
           peers: peers.map(peerJson),
-          allowed: allowed.map((p) => ({ node_id: p.nodeId, label: p.label })),
+          allowed: allowed.map((p) => ({ node_id: p.nodeId, label: p.label, ...(p.command ? { command: p.command } : {}) })),
           known: known.map((k) => ({ endpoint: k.endpoint, node_id: k.nodeId, first_seen: k.firstSeen })),
         }));
         return;
@@ -280,7 +279,7 @@ export function peersCommand(args: string[], paths: HomePaths, out: (line: strin
       if (peers.length === 0) out('  (none)');
       else for (const line of peersTable(peers)) out(`  ${line}`);
       out(`allowed peers (${paths.allowedPeers}):`);
-      for (const p of allowed) out(`  ${p.nodeId}  ${fingerprintOf(p.nodeId)}${named(p.nodeId)}`);
+      for (const p of allowed) out(`  ${p.nodeId}  ${fingerprintOf(p.nodeId)}${named(p.nodeId)}${p.command ? `  command=${safe(JSON.stringify(p.command))}` : ''}`);
       if (allowed.length === 0) out('  (none)');
       out(`known peers (${paths.knownPeers}):`);
       for (const k of known) out(`  ${safe(k.endpoint)}  ${k.nodeId}  ${fingerprintOf(k.nodeId)}${named(k.nodeId)}`);

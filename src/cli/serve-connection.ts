@@ -26,10 +26,8 @@ export const EXIT_REPORT_GRACE_MS = 2000;
 const OUTPUT_END_WAIT_MS = 1000;
 
 export interface ServeConnectionOptions {
-  /** The server's command line. */
-  command: string[];
-  /** Its environment. */
-  env: NodeJS.ProcessEnv;
+  /** The server's command line and environment, asked when its process starts (with `lazy`, the allowlist may have changed since the connection was made). */
+  launch: () => { command: readonly string[]; env: NodeJS.ProcessEnv };
   /** Longest line accepted from its stdout (bytes). */
   maxLineBytes: number;
   /** Tell the peer the last line the process wrote to stderr when it exits without answering. */
@@ -62,14 +60,15 @@ export async function serveConnection(transport: EncryptedWebSocketServerTranspo
     void transport.close();
   });
   const start = (): ChildServer => {
+    const { command, env } = options.launch();
     const c = spawnChild(
-      options.command,
+      command,
       log,
       (msg) => {
         pending.answered(msg);
         toPeer.send(transport, msg);
       },
-      { maxLineBytes: options.maxLineBytes, env: options.env },
+      { maxLineBytes: options.maxLineBytes, env },
     );
     options.track(c, false);
     void c.exited.then((how) => reportExit(c, how));

@@ -19,6 +19,7 @@ import { MdnsSource } from '../discovery/sources/mdns.js';
 import { DEFAULT_MAX_MESSAGE_BYTES } from '../protocol.js';
 import { DEFAULT_MAX_CONNECTIONS_PER_PEER } from '../transport/limits.js';
 import { nameOf } from '../identity/names.js';
+import { fingerprintOf } from '../identity/identity.js';
 import { childEnvironment, commandProblem, killAllChildren, peerEnvironment, stopWatchdog, type ChildServer } from './child.js';
 import { loadIdentity, type HomePaths } from './home.js';
 import type { Values } from './commands.js';
@@ -94,6 +95,8 @@ export async function serveCommand(values: Values, command: string[], paths: Hom
   // A server that cannot start would only fail each connection later, where its operator does not look.
   const problem = commandProblem(command[0]!, env);
   if (problem) throw new UsageError(`cannot run the MCP server ${JSON.stringify(command[0])}: ${problem}`);
+  const peerProblems = allowList ? peerCommandProblems(allowList, env) : [];
+  if (peerProblems.length) throw new UsageError(peerProblems[0]!);
   // A stranger can make us refuse connections at will: a few lines per interval, then a summary.
   const refusal = summarizing(log, { burst: REFUSALS_LOGGED_PER_INTERVAL, intervalMs: REFUSAL_LOG_INTERVAL_MS, what: 'connections refused' });
   const server: MeshServerOptions = {
@@ -108,12 +111,17 @@ export async function serveCommand(values: Values, command: string[], paths: Hom
     },
     onConnection: async (transport, peer) => {
       const clog = log.child({ conn: nextId++ });
-      const name = peer && allowList ? nameOf(peer.nodeId, { allowed: allowList.entries() }) : undefined;
+      const nameHere = () => (peer && allowList ? nameOf(peer.nodeId, { allowed: allowList.entries() }) : undefined);
+      const name = nameHere();
       clog.info(peer ? `peer ${name ? `${JSON.stringify(name)} (${peer.fingerprint})` : peer.fingerprint} connected` : 'plaintext client connected', peer ? { node_id: peer.nodeId } : {});
       await serveConnection(transport, peer, {
-        command,
-        // Who is calling, for the server to decide what this caller may do (one process per connection).
-        env: { ...env, ...peerEnvironment(peer, name) },
+        launch: () => {
+          // The allowlist's command= for this peer, as authorized_keys' command=, else the one after --.
+          const own = peer ? allowList?.commandOf(peer.nodeId) : undefined;
+          if (own) clog.info(`starting the server command ${allowPath} gives this peer (${JSON.stringify(own[0])}), not the one after --`);
+          // Who is calling, for the server to decide what this caller may do (one process per connection).
+          return { command: own ?? command, env: { ...env, ...peerEnvironment(peer, nameHere()) } };
+        },
         maxLineBytes: DEFAULT_MAX_MESSAGE_BYTES,
         shareStderr: values['share-stderr'] ?? false,
         log: clog,
@@ -203,6 +211,8 @@ export async function serveCommand(values: Values, command: string[], paths: Hom
         // reload() failed closed (removals applied, nothing added); the message names the file and line.
         log.error(`allowlist not fully reloaded: ${(err as Error).message}`, err instanceof McpE2eError ? { code: err.code } : {});
       }
+      // Such a peer's connections would each fail at start: say so now, where the operator looks.
+      for (const p of peerCommandProblems(allowList, env)) log.error(p);
     };
     // watchFile also calls back once for a file that does not exist (both
     // stats zero); only a real change is a reason to reload and say so.
@@ -241,6 +251,14 @@ export async function serveCommand(values: Values, command: string[], paths: Hom
     process.on('SIGTERM', () => stop('SIGTERM'));
     // Last resort: never leave a child behind, whatever path ends this process.
     process.on('exit', killAllChildren);
+  });
+}
+
+/** Why the per-peer commands of `allowList` (its `command=` options) cannot be run, one line each. */
+function peerCommandProblems(allowList: PeerAllowList, env: NodeJS.ProcessEnv): string[] {
+  return allowList.entries().flatMap(({ nodeId, label, command }) => {
+    const problem = command && commandProblem(command[0]!, env);
+    return problem ? [`cannot run the MCP server ${JSON.stringify(command[0])} that ${allowList.path} gives ${label ? JSON.stringify(label) : fingerprintOf(nodeId)}: ${problem}`] : [];
   });
 }
 

@@ -53,15 +53,113 @@ export function pinnedPeer(expectedNodeId: string): TrustPolicy {
 /** Largest allowlist file read (bytes); a few thousand ids fit in a fraction of it. */
 export const MAX_ALLOWLIST_FILE_BYTES = 1024 * 1024;
 
-/** One allowlist line: the node id and its label, or undefined for a blank or comment line. @throws McpE2eError naming the line. */
-function parseAllowLine(raw: string, where: string): [string, string] | undefined {
-  const line = raw.replace(/#.*/, '').trim();
-  if (!line) return undefined;
-  const [id, ...label] = line.split(/\s+/);
+/**
+ * One allowlist entry: the label (the name given here, possibly empty) and,
+ * when the line has a `command=` option, the server command this peer gets
+ * instead of the default one (argv, never run through a shell).
+ */
+export interface AllowListEntry {
+  label: string;
+  command?: readonly string[];
+}
+
+/** The line option that gives a peer its own server command (the authorized_keys `command=` idea). */
+const COMMAND_OPTION = 'command=';
+/** Most arguments a per-peer command may have (its program included). */
+export const MAX_ALLOWLIST_COMMAND_ARGS = 256;
+const bad = (where: string, why: string) => new McpE2eError('ERR_INVALID_NODE_ID', `${where}: ${why}`);
+const COMMAND_EXAMPLE = 'command=["node","/srv/server.js","--read-only"] NODE_ID NAME';
+
+/** True when some word of `label` starts with `command=` (an option put after the node id, where it would be a label). */
+export function labelHasOption(label: string): boolean {
+  return label.split(/\s+/).some((w) => w.startsWith(COMMAND_OPTION));
+}
+
+/**
+ * The `command=` option at the start of `line` (leading whitespace already
+ * trimmed): a JSON array (RFC 8259) of 1..MAX_ALLOWLIST_COMMAND_ARGS strings,
+ * the first one (the program) not empty, none with a control character. The
+ * array ends at the first `]` outside a string and is followed by whitespace.
+ * @returns the argv and the rest of the line.
+ */
+function parseCommandOption(line: string, where: string): { command: string[]; rest: string } {
+  const start = COMMAND_OPTION.length;
+  if (line[start] !== '[') throw bad(where, `command= takes a JSON array of strings, run without a shell, e.g. ${COMMAND_EXAMPLE}`);
+  // Only strings are allowed, so no nesting: the array ends at the first ] outside a string.
+  let end = -1;
+  let inString = false;
+  for (let i = start + 1; i < line.length && end < 0; i++) {
+    const c = line[i];
+    if (inString) {
+      if (c === '\\') i++;
+      else if (c === '"') inString = false;
+    } else if (c === '"') inString = true;
+    else if (c === ']') end = i;
+  }
+  if (end < 0) throw bad(where, 'the command= array does not end (no ] outside a string on this line)');
+  let value: unknown;
+  try {
+    value = JSON.parse(line.slice(start, end + 1));
+  } catch (err) {
+    throw bad(where, `command= is not valid JSON: ${(err as Error).message}`);
+  }
+  if (!Array.isArray(value) || value.length === 0 || !value.every((a): a is string => typeof a === 'string')) {
+    throw bad(where, `command= takes a non-empty array of strings, e.g. ${COMMAND_EXAMPLE}`);
+  }
+  if (value.length > MAX_ALLOWLIST_COMMAND_ARGS) throw bad(where, `command= has ${value.length} arguments, at most ${MAX_ALLOWLIST_COMMAND_ARGS} are allowed`);
+  if (value[0] === '') throw bad(where, 'command= names no program (its first string is empty)');
+  if (value.some(hasControlCharacters)) throw bad(where, 'command= contains a control character');
+  const rest = line.slice(end + 1);
+  if (!/^\s/.test(rest)) throw bad(where, `command=[...] must be followed by whitespace and the node id, e.g. ${COMMAND_EXAMPLE}`);
+  return { command: value, rest };
+}
+
+/**
+ * One allowlist line: `[command=JSON_ARRAY] NODE_ID [LABEL] [# comment]`, or
+ * undefined for a blank or comment line. Strict: an option other than
+ * `command=`, a second one, one after the node id, or a malformed array is
+ * refused, never read as a label or skipped, so a line meant to restrict a
+ * peer never gives it the default command instead.
+ * @throws McpE2eError `ERR_INVALID_NODE_ID` naming `where` (file and line).
+ */
+export function parseAllowLine(raw: string, where: string): ({ nodeId: string } & AllowListEntry) | undefined {
+  let line = raw.trimStart();
+  let command: string[] | undefined;
+  // The option comes first, before comments are cut: a # inside its strings is not a comment.
+  if (line.startsWith(COMMAND_OPTION)) ({ command, rest: line } = parseCommandOption(line, where));
+  line = line.replace(/#.*/, '').trim();
+  if (!line) {
+    if (command) throw bad(where, `command= must be followed by the node id it applies to, e.g. ${COMMAND_EXAMPLE}`);
+    return undefined;
+  }
+  const [id, ...words] = line.split(/\s+/);
+  const option = /^([A-Za-z][\w-]*)=/.exec(id!);
+  if (option) {
+    throw bad(where, option[1] === 'command' ? 'a second command= option (give one per line)' : `unknown option ${JSON.stringify(option[1] + '=')} (the only option is command=)`);
+  }
   const nodeId = checkNodeId(id!, where);
-  const text = label.join(' ');
-  if (hasControlCharacters(text)) throw new McpE2eError('ERR_INVALID_NODE_ID', `${where}: the label contains a control character`);
-  return [nodeId, text];
+  const label = words.join(' ');
+  if (hasControlCharacters(label)) throw bad(where, 'the label contains a control character');
+  if (labelHasOption(label)) throw bad(where, `options go before the node id: ${COMMAND_EXAMPLE}`);
+  return { nodeId, label, ...(command ? { command } : {}) };
+}
+
+/** An allowlist line for `entry`, in the form `parseAllowLine` reads. */
+export function formatAllowLine(nodeId: string, entry: AllowListEntry): string {
+  return `${entry.command ? `${COMMAND_OPTION}${JSON.stringify(entry.command)} ` : ''}${nodeId}${entry.label ? ' ' + entry.label : ''}`;
+}
+
+/**
+ * The node id an allowlist line is about, for editing the file (`peers
+ * deny`): the parsed one, or for a line that does not parse, the first word
+ * that is a node id (so that denying a peer also removes its broken lines).
+ */
+export function allowLineNodeId(raw: string): string | undefined {
+  try {
+    return parseAllowLine(raw, 'allowlist')?.nodeId;
+  } catch {
+    return raw.split(/\s+/).map(normalizeNodeId).find((id) => id !== undefined);
+  }
 }
 
 /**
@@ -69,13 +167,22 @@ function parseAllowLine(raw: string, where: string): [string, string] | undefine
  * (the caller decides what a bad line means: `parseAllowList` refuses the
  * file, `PeerAllowList.reload` keeps only removals).
  */
-function parseAllowListLines(text: string, source: string): { ids: Map<string, string>; error: McpE2eError | undefined } {
-  const ids = new Map<string, string>();
+function parseAllowListLines(text: string, source: string): { ids: Map<string, AllowListEntry>; error: McpE2eError | undefined } {
+  const ids = new Map<string, AllowListEntry>();
+  const lineOf = new Map<string, number>();
   let error: McpE2eError | undefined;
   text.split(/\r?\n/).forEach((raw, i) => {
+    const where = `${source} line ${i + 1}`;
     try {
-      const entry = parseAllowLine(raw, `${source} line ${i + 1}`);
-      if (entry) ids.set(entry[0], entry[1]);
+      const entry = parseAllowLine(raw, where);
+      if (!entry) return;
+      // Listed twice is fine (the last label wins), but not with two commands: which one would it get?
+      const before = ids.get(entry.nodeId);
+      if (before && JSON.stringify(before.command) !== JSON.stringify(entry.command)) {
+        throw bad(where, `${fingerprintOf(entry.nodeId)} is already listed on line ${lineOf.get(entry.nodeId)} with another command; give each peer one line`);
+      }
+      ids.set(entry.nodeId, entry.command ? { label: entry.label, command: entry.command } : { label: entry.label });
+      lineOf.set(entry.nodeId, i + 1);
     } catch (err) {
       error ??= err as McpE2eError;
     }
@@ -86,10 +193,18 @@ function parseAllowListLines(text: string, source: string): { ids: Map<string, s
 /**
  * Parse an allowlist file: one node id per line; `#` starts a comment; text
  * after the node id (separated by whitespace) is a free-form label without
- * control characters.
+ * control characters. A line may start with `command=["PROGRAM","ARG",...]`
+ * (a JSON array of strings, then whitespace): the server command this peer
+ * gets (see `parseAllowLine`).
+ * @returns node id → label (`parseAllowListEntries` gives the commands too).
  * @throws McpE2eError `ERR_INVALID_NODE_ID` naming the first bad line.
  */
 export function parseAllowList(text: string, source = 'allowlist'): Map<string, string> {
+  return new Map([...parseAllowListEntries(text, source)].map(([id, e]) => [id, e.label]));
+}
+
+/** `parseAllowList` with each entry's command. @throws as `parseAllowList`. */
+export function parseAllowListEntries(text: string, source = 'allowlist'): Map<string, AllowListEntry> {
   const { ids, error } = parseAllowListLines(text, source);
   if (error) throw error;
   return ids;
@@ -101,7 +216,7 @@ export function parseAllowList(text: string, source = 'allowlist'): Map<string, 
  * uses that to close the connections of peers that were removed.
  */
 export class PeerAllowList implements TrustPolicy {
-  #ids = new Map<string, string>();
+  #ids = new Map<string, AllowListEntry>();
   readonly #listeners = new Set<() => void>();
   readonly path: string | undefined;
 
@@ -155,8 +270,8 @@ export class PeerAllowList implements TrustPolicy {
 
   /** Replace the whole list. @throws McpE2eError `ERR_INVALID_NODE_ID` (nothing changes). */
   set(entries: Iterable<string>): void {
-    const next = new Map<string, string>();
-    for (const e of entries) next.set(checkNodeId(e, 'allowed peer'), '');
+    const next = new Map<string, AllowListEntry>();
+    for (const e of entries) next.set(checkNodeId(e, 'allowed peer'), { label: '' });
     this.#replace(next);
   }
 
@@ -177,8 +292,14 @@ export class PeerAllowList implements TrustPolicy {
     return this.#ids.size;
   }
 
-  entries(): Array<{ nodeId: string; label: string }> {
-    return [...this.#ids].map(([nodeId, label]) => ({ nodeId, label }));
+  /** Each allowed node id with its label and, if the file gives it one, its own server command. */
+  entries(): Array<{ nodeId: string; label: string; command?: readonly string[] }> {
+    return [...this.#ids].map(([nodeId, e]) => ({ nodeId, ...e }));
+  }
+
+  /** The server command the file gives `nodeId` (its `command=` option), or undefined for the default one. */
+  commandOf(nodeId: string): readonly string[] | undefined {
+    return this.#ids.get(nodeId)?.command;
   }
 
   verify(peer: PeerIdentity): void {
@@ -187,7 +308,7 @@ export class PeerAllowList implements TrustPolicy {
     }
   }
 
-  #replace(next: Map<string, string>): void {
+  #replace(next: Map<string, AllowListEntry>): void {
     this.#ids = next;
     for (const listener of this.#listeners) {
       try {

@@ -7,11 +7,13 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { allowPeer } from '../../src/cli/peers.js';
-import { CLI, ROOT, makeHome, startServe } from './helpers.js';
+import { NodeIdentity } from '../../src/identity/identity.js';
+import { CLI, ROOT, makeHome, runCli, startServe } from './helpers.js';
 
 /** A stdio MCP server whose tool `caller` returns its MCP_E2E_* variables and its arguments. */
 export const ENV_SERVER = join(ROOT, 'dist/test/cli/fixtures/env-server.js');
@@ -54,4 +56,67 @@ test('the server process learns who is calling: MCP_E2E_PEER_ID, _FINGERPRINT an
       await serve.stop();
     }
   }
+});
+
+test('per-peer command (allowlist command=): each peer gets its own server; a rename keeps it; a malformed command= cuts the peer off, never the default', async () => {
+  const server = makeHome();
+  const alice = makeHome();
+  const bob = makeHome();
+  const allow = join(server.home, 'allowed_peers');
+  const own = [process.execPath, ENV_SERVER, '--tag', "bob's own # not a comment"];
+  writeFileSync(allow, `# bob gets his own server\ncommand=${JSON.stringify(own)} ${bob.identity.nodeId} bob\n${alice.identity.nodeId} alice\n`, { mode: 0o600 });
+  const serve = await startServe(['--home', server.home], [process.execPath, ENV_SERVER, '--tag', 'default']);
+  try {
+    const a = await callerSeenBy(serve.url, alice.home, server.identity.nodeId);
+    assert.deepEqual(a.argv, ['--tag', 'default']);
+    const b = await callerSeenBy(serve.url, bob.home, server.identity.nodeId);
+    assert.deepEqual(b.argv, ['--tag', "bob's own # not a comment"]);
+    assert.equal(b.env.MCP_E2E_PEER_NAME, 'bob');
+    assert.ok(serve.log.some((l) => l.includes(`starting the server command ${allow} gives this peer`)), serve.log.join('\n'));
+    const listed = JSON.parse(runCli(['peers', 'list', '--json', '--home', server.home]).stdout).allowed;
+    assert.deepEqual(listed, [{ node_id: bob.identity.nodeId, label: 'bob', command: own }, { node_id: alice.identity.nodeId, label: 'alice' }]);
+
+    // peers allow ID NEWNAME renames and keeps the command; serve re-reads the file.
+    assert.equal(runCli(['peers', 'allow', bob.identity.nodeId, 'robert', '--home', server.home]).code, 0);
+    await serve.waitFor((e) => /allowlist reloaded/.test(String(e.msg)));
+    const renamed = await callerSeenBy(serve.url, bob.home, server.identity.nodeId);
+    assert.deepEqual([renamed.argv, renamed.env.MCP_E2E_PEER_NAME], [['--tag', "bob's own # not a comment"], 'robert']);
+
+    // An ssh-style command="..." does not parse: bob is refused (fail closed), alice goes on.
+    writeFileSync(allow, `command="node ${ENV_SERVER}" ${bob.identity.nodeId} robert\n${alice.identity.nodeId} alice\n`);
+    const refused = await serve.waitFor((e) => /allowlist not fully reloaded/.test(String(e.msg)));
+    assert.match(String(refused.msg), new RegExp(`${allow} line 1: command= takes a JSON array of strings, run without a shell`));
+    await assert.rejects(callerSeenBy(serve.url, bob.home, server.identity.nodeId));
+    assert.deepEqual((await callerSeenBy(serve.url, alice.home, server.identity.nodeId)).argv, ['--tag', 'default']);
+  } finally {
+    await serve.stop();
+  }
+});
+
+test('serve refuses an allowlist with a malformed command= line, naming file and line, and a per-peer program that cannot run; peers deny removes a command= line', () => {
+  const server = makeHome();
+  const id = NodeIdentity.generate().nodeId;
+  const file = join(server.home, 'peers.txt');
+  const cases: Array<[string, RegExp]> = [
+    [`command="node server.js" ${id}`, /line 2: command= takes a JSON array of strings, run without a shell, e\.g\. command=\["node","\/srv\/server\.js","--read-only"\] NODE_ID NAME/],
+    [`command=["node" ${id}`, /line 2: the command= array does not end/],
+    [`${id} bob command=["node"]`, /line 2: options go before the node id/],
+    [`from="10.0.0.0/8" ${id}`, /line 2: unknown option "from=" \(the only option is command=\)/],
+    [`command=["/nonexistent/mcp-server"] ${id} bob`, /cannot run the MCP server "\/nonexistent\/mcp-server" that .*peers\.txt gives "bob": no such file/],
+  ];
+  for (const [line, message] of cases) {
+    writeFileSync(file, `# line 1\n${line}\n`, { mode: 0o600 });
+    const r = runCli(['serve', '--home', server.home, '--allow', file, '--port', '0', '--', process.execPath, ENV_SERVER]);
+    assert.notEqual(r.code, 0, line);
+    assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+    assert.match(r.stderr, message, line);
+    if (!/cannot run/.test(r.stderr)) assert.match(r.stderr, new RegExp(`${file} line 2: .*\\[ERR_INVALID_NODE_ID\\]`));
+  }
+  // peers deny removes a line with a command= option (its first word is not the id), as any other.
+  const allow = join(server.home, 'allowed_peers');
+  writeFileSync(allow, `command=["/bin/cat"] ${id} bob\n`, { mode: 0o600 });
+  const denied = runCli(['peers', 'deny', 'bob', '--home', server.home]);
+  assert.equal(denied.code, 0, denied.stderr);
+  assert.match(denied.stdout, /^removed /);
+  assert.doesNotMatch(readFileSync(allow, 'utf8'), new RegExp(id));
 });

@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { NodeIdentity } from '../../src/identity/identity.js';
-import { allowAnyPeer, pinnedPeer, PeerAllowList, KnownPeersStore, normalizeEndpoint, parseAllowList } from '../../src/identity/trust.js';
+import { allowAnyPeer, allowLineNodeId, formatAllowLine, pinnedPeer, PeerAllowList, KnownPeersStore, normalizeEndpoint, parseAllowLine, parseAllowList, parseAllowListEntries } from '../../src/identity/trust.js';
 import { throwsCode, handshakePair } from '../helpers/pair.js';
 
 const a = NodeIdentity.generate();
@@ -85,6 +85,82 @@ test('allowlist reload fails closed: with a bad line, removals apply and additio
   stop();
   list.set([a.nodeId]);
   assert.equal(changes, 4, 'no listener after unsubscribing');
+});
+
+test('allowlist command= option: a JSON array of strings before the node id, parsed without a shell; formatAllowLine writes what it reads', () => {
+  const id = a.nodeId;
+  const accepted: Array<[string, string[] | undefined, string]> = [
+    [`command=["node","/srv/s.js"] ${id} bob`, ['node', '/srv/s.js'], 'bob'],
+    // JSON strings keep spaces, quotes, backslashes, # and ] literally; no shell, no globbing, no $.
+    [`  command=[ "/bin/srv" , "a b", "say \\"hi\\"", "c:\\\\x", "#not-a-comment", "]", "$HOME", "*" ]\t${id.toUpperCase()}  bob  the builder # note`, ['/bin/srv', 'a b', 'say "hi"', 'c:\\x', '#not-a-comment', ']', '$HOME', '*'], 'bob the builder'],
+    [`command=["srv",""] ${id}`, ['srv', ''], ''],
+    [`command=["\\u00e9t\\u00e9"] ${id}`, ['été'], ''],
+    [`${id} plain`, undefined, 'plain'],
+  ];
+  for (const [line, command, label] of accepted) {
+    const entry = parseAllowLine(line, 'f line 1');
+    assert.deepEqual(entry, { nodeId: id, label, ...(command ? { command } : {}) }, line);
+    assert.deepEqual(parseAllowLine(formatAllowLine(id, entry!), 'again'), entry, 'formatAllowLine round-trips');
+  }
+  assert.equal(parseAllowLine('  # command=["x"] ' + id, 'f'), undefined, 'a comment line stays a comment');
+  const refused: Array<[string, RegExp]> = [
+    [`command="node /srv/s.js" ${id}`, /command= takes a JSON array of strings, run without a shell/],
+    [`command=node ${id}`, /command= takes a JSON array/],
+    [`command=["node" ${id}`, /does not end/],
+    [`command=["node",] ${id}`, /not valid JSON/],
+    [`command=['node'] ${id}`, /not valid JSON/],
+    [`command=[] ${id}`, /non-empty array of strings/],
+    [`command=["node",1] ${id}`, /non-empty array of strings/],
+    [`command=[["node"]] ${id}`, /not valid JSON|non-empty array/],
+    [`command=[""] ${id}`, /names no program/],
+    [`command=["node","\\u001b[2J"] ${id}`, /control character/],
+    [`command=["node","a\\nb"] ${id}`, /control character/],
+    [`command=["node"]${id}`, /followed by whitespace and the node id/],
+    [`command=["node"]`, /followed by whitespace and the node id/],
+    [`command=["node"] # ${id}`, /must be followed by the node id/],
+    [`command=["a"] command=["b"] ${id}`, /a second command= option/],
+    [`from="10.0.0.1" ${id}`, /unknown option "from="/],
+    [`Command=["node"] ${id}`, /unknown option "Command="/],
+    [`${id} command=["node"]`, /options go before the node id/],
+    [`${id} bob command=["node"]`, /options go before the node id/],
+    [`command=[${'"x",'.repeat(256)}"x"] ${id}`, /257 arguments, at most 256/],
+  ];
+  for (const [line, why] of refused) {
+    const err = throwsCode(() => parseAllowLine(line, 'peers.txt line 7'), 'ERR_INVALID_NODE_ID');
+    assert.match(err.message, /^peers\.txt line 7: /, line);
+    assert.match(err.message, why, line);
+  }
+  // The same id twice: fine with the same command (last label wins), refused with two different ones.
+  assert.equal(parseAllowListEntries(`${id} x\n${id} y\n`).get(id)!.label, 'y');
+  assert.deepEqual(parseAllowListEntries(`command=["s"] ${id} x\ncommand=["s"] ${id} y\n`).get(id), { label: 'y', command: ['s'] });
+  for (const text of [`command=["s"] ${id}\n${id}\n`, `${id}\ncommand=["s"] ${id}\n`, `command=["s"] ${id}\ncommand=["t"] ${id}\n`]) {
+    const err = throwsCode(() => parseAllowList(text, 'f'), 'ERR_INVALID_NODE_ID');
+    assert.match(err.message, /^f line 2: .* already listed on line 1 with another command/);
+  }
+  // Editing: the id a line is about, also for a broken line (so that peers deny removes it).
+  assert.equal(allowLineNodeId(`command=["s"] ${id} x`), id);
+  assert.equal(allowLineNodeId(`command="s" ${id} x`), id);
+  assert.equal(allowLineNodeId('# nothing'), undefined);
+});
+
+test('allowlist commands: commandOf gives each peer its own, a reload applies changes, and a malformed command= removes the peer (never the default command)', () => {
+  const path = join(dir(), 'allowed_peers');
+  writeFileSync(path, `command=["srv","--for-a"] ${a.nodeId} alice\n${b.nodeId}\n`);
+  const list = PeerAllowList.fromFile(path);
+  assert.deepEqual(list.commandOf(a.nodeId), ['srv', '--for-a']);
+  assert.equal(list.commandOf(b.nodeId), undefined);
+  assert.deepEqual(list.entries(), [{ nodeId: a.nodeId, label: 'alice', command: ['srv', '--for-a'] }, { nodeId: b.nodeId, label: '' }]);
+  writeFileSync(path, `command=["srv","--changed"] ${a.nodeId} alice\ncommand=["other"] ${b.nodeId}\n`);
+  list.reload();
+  assert.deepEqual(list.commandOf(a.nodeId), ['srv', '--changed']);
+  assert.deepEqual(list.commandOf(b.nodeId), ['other']);
+  // An ssh-style command="..." is refused: a is not allowed until it is fixed, rather than served the default.
+  writeFileSync(path, `command="srv --changed" ${a.nodeId} alice\ncommand=["other"] ${b.nodeId}\n`);
+  const err = throwsCode(() => list.reload(), 'ERR_INVALID_NODE_ID');
+  assert.match(err.message, new RegExp(`${path} line 1: command= takes a JSON array`));
+  throwsCode(() => list.verify(a), 'ERR_PEER_REJECTED');
+  assert.equal(list.commandOf(a.nodeId), undefined);
+  list.verify(b);
 });
 
 test('trust-on-first-use endpoints are normalised: one address spelled several ways is one first use', () => {
