@@ -45,7 +45,7 @@ describe('(a) RFC vectors against src/crypto/primitives.ts', () => {
 
   test('X25519: RFC 7748 §5.2 function vectors', () => {
     for (const t of rfc.x25519.function) {
-      const out = prim.x25519(prim.importPrivateKey('x25519', hx(t.scalar)), prim.importPublicKey('x25519', hx(t.u)));
+      const out = prim.x25519(prim.x25519FromPrivate(hx(t.scalar)), hx(t.u));
       assert.equal(out.toString('hex'), t.output, t.name);
     }
   });
@@ -54,7 +54,7 @@ describe('(a) RFC vectors against src/crypto/primitives.ts', () => {
     let k: Buffer = hx(rfc.x25519.iterated.start);
     let u: Buffer = hx(rfc.x25519.iterated.start);
     for (let i = 1; i <= 1000; i++) {
-      const next = prim.x25519(prim.importPrivateKey('x25519', k), prim.importPublicKey('x25519', u));
+      const next = prim.x25519(prim.x25519FromPrivate(k), u);
       u = k;
       k = next;
       const expected = rfc.x25519.iterated.after[String(i)];
@@ -64,27 +64,27 @@ describe('(a) RFC vectors against src/crypto/primitives.ts', () => {
 
   test('X25519: RFC 7748 §6.1 Diffie-Hellman', () => {
     const d = rfc.x25519.diffie_hellman;
-    const a = prim.importPrivateKey('x25519', hx(d.alice_private));
-    const b = prim.importPrivateKey('x25519', hx(d.bob_private));
-    assert.equal(prim.rawPublicKey(a).toString('hex'), d.alice_public);
-    assert.equal(prim.rawPublicKey(b).toString('hex'), d.bob_public);
-    assert.equal(prim.x25519(a, prim.importPublicKey('x25519', hx(d.bob_public))).toString('hex'), d.shared);
-    assert.equal(prim.x25519(b, prim.importPublicKey('x25519', hx(d.alice_public))).toString('hex'), d.shared);
+    const a = prim.x25519FromPrivate(hx(d.alice_private));
+    const b = prim.x25519FromPrivate(hx(d.bob_private));
+    assert.equal(a.publicKey.toString('hex'), d.alice_public);
+    assert.equal(b.publicKey.toString('hex'), d.bob_public);
+    assert.equal(prim.x25519(a, hx(d.bob_public)).toString('hex'), d.shared);
+    assert.equal(prim.x25519(b, hx(d.alice_public)).toString('hex'), d.shared);
   });
 
   test('X25519: low-order u-coordinates are refused (ERR_HANDSHAKE_LOW_ORDER_KEY)', () => {
-    const k = prim.importPrivateKey('x25519', hx(rfc.x25519.diffie_hellman.alice_private));
+    const k = prim.x25519FromPrivate(hx(rfc.x25519.diffie_hellman.alice_private));
     for (const u of rfc.x25519.low_order.u) {
-      assert.throws(() => prim.x25519(k, prim.importPublicKey('x25519', hx(u))), (e: unknown) => e instanceof McpE2eError && e.code === 'ERR_HANDSHAKE_LOW_ORDER_KEY', u);
+      assert.throws(() => prim.x25519(k, hx(u)), (e: unknown) => e instanceof McpE2eError && e.code === 'ERR_HANDSHAKE_LOW_ORDER_KEY', u);
     }
   });
 
   test('Ed25519: RFC 8032 §7.1 tests 1-3 (public key, signature, verification)', () => {
     for (const t of rfc.ed25519.tests) {
-      const sk = prim.importPrivateKey('ed25519', hx(t.secret_key));
-      assert.equal(prim.rawPublicKey(sk).toString('hex'), t.public_key, t.name);
-      assert.equal(prim.ed25519Sign(sk, hx(t.message)).toString('hex'), t.signature, t.name);
-      const pk = prim.importPublicKey('ed25519', hx(t.public_key));
+      const sk = prim.ed25519FromSeed(hx(t.secret_key));
+      assert.equal(sk.publicKey.toString('hex'), t.public_key, t.name);
+      assert.equal(sk.sign(hx(t.message)).toString('hex'), t.signature, t.name);
+      const pk = prim.importEd25519PublicKey(hx(t.public_key));
       assert.ok(prim.ed25519Verify(pk, hx(t.message), hx(t.signature)), t.name);
       const bad = hx(t.signature);
       bad[0]! ^= 1;
@@ -96,7 +96,7 @@ describe('(a) RFC vectors against src/crypto/primitives.ts', () => {
     for (const k of rfc.ed25519.small_order.public_keys) {
       for (const key of [hx(k), (() => { const x = hx(k); x[31]! |= 0x80; return x; })()]) {
         assert.ok(prim.isSmallOrderEd25519(key));
-        assert.throws(() => prim.importPublicKey('ed25519', key), (e: unknown) => e instanceof McpE2eError && e.code === 'ERR_HANDSHAKE_BAD_KEY');
+        assert.throws(() => prim.importEd25519PublicKey(key), (e: unknown) => e instanceof McpE2eError && e.code === 'ERR_HANDSHAKE_BAD_KEY');
       }
     }
   });

@@ -18,7 +18,6 @@
  * "finished" MAC), which defeats identity misbinding: an attacker relaying a
  * handshake cannot swap in its own identity and signature.
  */
-import type { KeyObject } from 'node:crypto';
 import { McpE2eError } from '../errors.js';
 import {
   constantTimeEqual,
@@ -26,12 +25,12 @@ import {
   hkdfSha256,
   hmacSha256,
   importIdentityKey,
-  importPrivateKey,
-  importPublicKey,
-  rawPublicKey,
   secureRandom,
   sha256,
   x25519,
+  x25519FromPrivate,
+  type Ed25519PublicKey,
+  type X25519Secret,
 } from '../crypto/primitives.js';
 import { nodeIdFromPublicKey, peerIdentityFromPublicKey, type NodeIdentity, type PeerIdentity } from '../identity/identity.js';
 import {
@@ -78,8 +77,8 @@ export interface HandshakeResult {
   readonly transcriptHash: Buffer;
   /** The peer's verified identity (its node id checked against its key). Not yet checked against any trust policy. */
   readonly peer: PeerIdentity;
-  /** The peer's identity key, imported once. */
-  readonly peerKey: KeyObject;
+  /** The peer's identity key, checked and imported once. */
+  readonly peerKey: Ed25519PublicKey;
   readonly signatures: boolean;
   readonly framing: Framing;
   /** Raw 32-byte AES-256 keys. The session takes ownership and wipes them. */
@@ -166,7 +165,7 @@ export class Handshake {
   readonly #identity: NodeIdentity;
   readonly #signatures: boolean;
   readonly #framings: Framing[];
-  #ephemeralPrivate: KeyObject | undefined;
+  #ephemeral: X25519Secret | undefined;
   readonly #ephemeralPublic: Buffer;
   readonly #random: Buffer;
   #init: InitMessage | undefined;
@@ -178,15 +177,8 @@ export class Handshake {
     this.#identity = identity;
     this.#signatures = config.signatures ?? true;
     this.#framings = checkFramings(config.framings);
-    if (config.ephemeralPrivateKey) {
-      const eph = importPrivateKey('x25519', config.ephemeralPrivateKey);
-      this.#ephemeralPrivate = eph;
-      this.#ephemeralPublic = rawPublicKey(eph);
-    } else {
-      const pair = takeEphemeralPair();
-      this.#ephemeralPrivate = pair.privateKey;
-      this.#ephemeralPublic = pair.publicKey;
-    }
+    this.#ephemeral = config.ephemeralPrivateKey ? x25519FromPrivate(config.ephemeralPrivateKey) : takeEphemeralPair();
+    this.#ephemeralPublic = this.#ephemeral.publicKey;
     if (config.random !== undefined && config.random.length !== RANDOM_BYTES) {
       throw new RangeError(`"random" expected ${RANDOM_BYTES} bytes, got ${config.random.length}`);
     }
@@ -262,10 +254,14 @@ export class Handshake {
     if (constantTimeEqual(peerEphemeral, this.#ephemeralPublic)) {
       throw new McpE2eError('ERR_HANDSHAKE_REFLECTION', 'the peer sent our own ephemeral key back');
     }
-    const dh = x25519(this.#ephemeralPrivate!, importPublicKey('x25519', peerEphemeral));
-    // Forward secrecy: the ephemeral private key is never needed again.
-    this.#ephemeralPrivate = undefined;
-    return dh;
+    const eph = this.#ephemeral!;
+    // Forward secrecy: the ephemeral private key is never needed again, whatever the outcome.
+    this.#ephemeral = undefined;
+    try {
+      return x25519(eph, peerEphemeral);
+    } finally {
+      eph.dispose();
+    }
   }
 
   // Responder, step 1 -> step 2.
@@ -372,6 +368,8 @@ export class Handshake {
   }
 
   #wipe(): void {
+    this.#ephemeral?.dispose();
+    this.#ephemeral = undefined;
     if (this.#secrets) {
       this.#secrets.dh.fill(0);
       this.#secrets.finishedInitiator.fill(0);

@@ -10,7 +10,7 @@
  */
 import type { KeyObject } from 'node:crypto';
 import { McpE2eError } from '../errors.js';
-import { aesGcmEncrypt, aesGcmOpen, aesKey, ed25519Verify, GCM_NONCE_BYTES, GCM_TAG_BYTES, hkdfSha256, SIGNATURE_BYTES, sha256 } from '../crypto/primitives.js';
+import { aesGcmEncrypt, aesGcmOpen, aesKey, ed25519Verify, GCM_NONCE_BYTES, GCM_TAG_BYTES, hkdfSha256, SIGNATURE_BYTES, sha256, type Ed25519PublicKey } from '../crypto/primitives.js';
 import type { NodeIdentity, PeerIdentity } from '../identity/identity.js';
 import type { HandshakeResult } from '../handshake/handshake.js';
 import {
@@ -126,8 +126,8 @@ export class Session {
   readonly maxFrameBytes: number;
 
   readonly #identity: NodeIdentity;
-  /** The peer's identity key, kept only when frames are signed (a KeyObject holds native memory). */
-  readonly #peerKey: KeyObject | undefined;
+  /** The peer's identity key, kept only when frames are signed. */
+  readonly #peerKey: Ed25519PublicKey | undefined;
   readonly #send: DirectionState;
   readonly #recv: DirectionState;
   readonly #sendDir: number;
