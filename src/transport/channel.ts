@@ -50,7 +50,7 @@ function asError(err: unknown): Error {
  * `EncryptedWebSocketServerTransport`. Not used directly.
  */
 export abstract class WebSocketChannel {
-  /** A JSON-RPC message arrived (validated with the SDK's `JSONRPCMessageSchema`). */
+  /** A JSON-RPC message arrived (checked by the rules of PROTOCOL.md §6.7, as the MCP SDK would accept it). */
   onmessage?: (<T extends JSONRPCMessage>(message: T, extra?: MessageExtraInfo) => void) | undefined;
   /** Something failed. Errors that end the connection are McpE2eErrors and are followed by `onclose`. */
   onerror?: ((error: Error) => void) | undefined;
