@@ -70,6 +70,9 @@ const CODES = {
   ERR_KEY_FILE_NOT_FOUND: CloseCode.NORMAL,
   ERR_KEY_FILE_EXISTS: CloseCode.NORMAL,
   ERR_INVALID_NODE_ID: CloseCode.NORMAL,
+  // Local files (trust files, registry)
+  ERR_FILE_PERMISSIONS: CloseCode.NORMAL,
+  ERR_FILE_LOCKED: CloseCode.NORMAL,
 } as const;
 
 /** Every stable error code mcp-e2e raises. */

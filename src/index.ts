@@ -39,6 +39,12 @@ export {
   type ConnectionInfo,
 } from './transport/server.js';
 export { EncryptedWebSocketServerTransport, peerFromAuthInfo, type McpE2eAuthExtra } from './transport/server-transport.js';
+// The seed's message API (connect / send / receive, a message handler) over the transports above.
+export { EncryptedWebSocketTransport, type EncryptedWebSocketTransportOptions } from './seed/client.js';
+export { EncryptedMessageServer, type EncryptedMessageServerOptions, type MessageHandler } from './seed/server.js';
+export { DEFAULT_MAX_QUEUED_MESSAGES } from './seed/receive-queue.js';
+export type { OutgoingMessage } from './seed/message.js';
+export type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 export {
   DEFAULT_HANDSHAKE_TIMEOUT_MS,
   DEFAULT_UPGRADE_TIMEOUT_MS,

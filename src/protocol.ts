@@ -24,7 +24,22 @@ export const LABEL = Object.freeze({
   SESSION_KEYS: ascii('mcp-e2e/1 session keys'),
   KEY_UPDATE: ascii('mcp-e2e/1 key update'),
   FRAME_SIGNATURE: ascii('mcp-e2e/1 frame signature\0'),
+  PEER_RECORD_SIGNATURE: ascii('mcp-e2e/1 peer record\0'),
 });
+
+/**
+ * The only labels an identity key signs under (`NodeIdentity.sign`). Every
+ * signature made by mcp-e2e starts with one of these, each zero-terminated so
+ * that none is a prefix of another: a signature made for one purpose never
+ * verifies for another, and no caller can make an identity sign raw bytes
+ * that another purpose would accept.
+ */
+export const SIGNATURE_LABELS: readonly Buffer[] = Object.freeze([
+  LABEL.RESPONDER_SIGNATURE,
+  LABEL.INITIATOR_SIGNATURE,
+  LABEL.FRAME_SIGNATURE,
+  LABEL.PEER_RECORD_SIGNATURE,
+]);
 
 export type Framing = 'json' | 'binary';
 /** One-byte codes of the framings, used in the transcript and frame context. */

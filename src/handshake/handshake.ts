@@ -279,7 +279,7 @@ export class Handshake {
     const t2 = transcriptThroughResponse(init, body);
     const h2 = sha256(t2);
     const fk = deriveFinishedKeys(dh, h2);
-    const signature = this.#identity.sign(Buffer.concat([LABEL.RESPONDER_SIGNATURE, h2]));
+    const signature = this.#identity.sign(LABEL.RESPONDER_SIGNATURE, h2);
     const mac = hmacSha256(fk.responder, LABEL.RESPONDER_FINISHED, h2);
     this.#init = init;
     this.#secrets = { dh, h2, t2, finishedInitiator: Buffer.from(fk.initiator) };
@@ -313,7 +313,7 @@ export class Handshake {
       throw new McpE2eError('ERR_HANDSHAKE_BAD_MAC', 'the responder\'s finished MAC does not verify');
     }
     const h3 = sha256(t2, this.#identity.publicKey, Buffer.from(this.#identity.nodeId, 'hex'));
-    const signature = this.#identity.sign(Buffer.concat([LABEL.INITIATOR_SIGNATURE, h3]));
+    const signature = this.#identity.sign(LABEL.INITIATOR_SIGNATURE, h3);
     const mac = hmacSha256(fk.initiator, LABEL.INITIATOR_FINISHED, h3);
     fk.responder.fill(0);
     fk.initiator.fill(0);

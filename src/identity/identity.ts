@@ -16,6 +16,7 @@ import {
   type Ed25519PublicKey,
   type Ed25519Signer,
 } from '../crypto/primitives.js';
+import { SIGNATURE_LABELS } from '../protocol.js';
 
 /** Length of a node id in hex characters (SHA-256, 32 bytes). */
 export const NODE_ID_HEX_LENGTH = 64;
@@ -160,9 +161,16 @@ export class NodeIdentity implements PeerIdentity {
     writeFileAtomic(path, text, 0o600);
   }
 
-  /** Ed25519 signature over `message` (64 bytes). */
-  sign(message: Uint8Array): Buffer {
-    return this.#privateKey.sign(message);
+  /**
+   * Ed25519 signature (64 bytes) over `label || message`. Raw signing is not
+   * offered: `label` must be one of `SIGNATURE_LABELS` (the handshake roles,
+   * frames, peer records), so a signature made for one purpose can never be
+   * replayed as another, whatever bytes a caller passes as `message`.
+   * @throws TypeError when `label` is not a reserved signature label.
+   */
+  sign(label: Uint8Array, message: Uint8Array): Buffer {
+    if (!SIGNATURE_LABELS.some((l) => l.equals(label))) throw new TypeError('"label" expected one of SIGNATURE_LABELS (raw signing is not offered)');
+    return this.#privateKey.sign(Buffer.concat([label, message]));
   }
 
   /** Our public key, imported for verification (for checking our own signatures in tests). */

@@ -221,13 +221,13 @@ export class Session {
       const out = Buffer.allocUnsafe(sealedAt + sealedBytes);
       writeBinaryHeader(out, s.epoch, s.counter, this.signatures);
       copyParts(out, sealedAt, ciphertext, tag);
-      if (this.signatures) this.#identity.sign(signatureInput(out.subarray(sealedAt))).copy(out, BINARY_HEADER_BYTES);
+      if (this.signatures) signFrame(this.#identity, signatureInput(out.subarray(sealedAt))).copy(out, BINARY_HEADER_BYTES);
       frame = out;
     } else {
       const sealed = Buffer.allocUnsafe(sealedBytes);
       copyParts(sealed, 0, ciphertext, tag);
       const record: SealedRecord = { epoch: s.epoch, counter: s.counter, sealed, sender: this.#identity.nodeId };
-      if (this.signatures) record.signature = this.#identity.sign(signatureInput(sealed));
+      if (this.signatures) record.signature = signFrame(this.#identity, signatureInput(sealed));
       frame = encodeJsonEnvelope(record);
     }
     s.counter++;
@@ -367,4 +367,9 @@ export class Session {
 function signatureInput(sealed: Uint8Array): Buffer {
   sha256(sealed).copy(SIGNATURE_INPUT, DIGEST_OFFSET);
   return SIGNATURE_INPUT;
+}
+
+/** The frame signature over a `signatureInput` (which starts with the frame label). */
+function signFrame(identity: NodeIdentity, input: Buffer): Buffer {
+  return identity.sign(LABEL.FRAME_SIGNATURE, input.subarray(CONTEXT_OFFSET));
 }

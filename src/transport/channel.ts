@@ -80,6 +80,10 @@ export abstract class WebSocketChannel {
   #closeInfo: [number, Buffer | string] | undefined;
   #closeFired = false;
   #alive = true;
+  /** `deliver()` has run: frames go to `#onFrame` unless receiving is paused. */
+  #receiving = false;
+  /** `pauseReceiving()` is in force. */
+  #receivePaused = false;
   /** Decoded messages waiting for their turn (see `#deliverNext`). */
   #deliveries: JSONRPCMessage[] = [];
   #delivering = false;
@@ -140,6 +144,29 @@ export abstract class WebSocketChannel {
    */
   send(message: JSONRPCMessage, _options?: unknown): Promise<void> {
     return this.#sendPayload(message, ContentType.MCP);
+  }
+
+  /**
+   * Stop reading messages until `resumeReceiving()`, because the consumer is
+   * behind. Frames are no longer opened or delivered: the next one waits in
+   * the inbox, which then pauses the socket, and the peer's sends wait on TCP
+   * flow control (its `send()` eventually waits for its socket to drain).
+   * Messages already decoded (at most those of the last chunk read from the
+   * socket) are still delivered to `onmessage`. Nothing is dropped. While
+   * the socket is paused, keepalive pongs queue behind the peer's data too,
+   * so a consumer that stays behind for longer than the peer's keepalive
+   * interval can be dropped with `ERR_IDLE_TIMEOUT`. Idempotent; works before
+   * the transport is started too.
+   */
+  pauseReceiving(): void {
+    this.#receivePaused = true;
+    this.#routeFrames();
+  }
+
+  /** Undo `pauseReceiving()`: waiting frames are delivered first, in order, then the socket reads again. Idempotent. */
+  resumeReceiving(): void {
+    this.#receivePaused = false;
+    this.#routeFrames();
   }
 
   /**
@@ -290,10 +317,17 @@ export abstract class WebSocketChannel {
     this.#open();
   }
 
-  /** Start handing messages to `onmessage` (frames received so far come first). */
+  /** Start handing messages to `onmessage` (frames received so far come first), unless receiving is paused. */
   protected deliver(): void {
     if (this.#state !== 'open') return;
-    this.#inbox!.setHandler(this.#onFrame);
+    this.#receiving = true;
+    this.#routeFrames();
+  }
+
+  /** Point the inbox at `#onFrame`, or at nobody while paused; a closing connection keeps its discarding handler. */
+  #routeFrames(): void {
+    if (this.#state !== 'open' || this.#closeRequested || !this.#receiving) return;
+    this.#inbox!.setHandler(this.#receivePaused ? undefined : this.#onFrame);
   }
 
   /**

@@ -17,8 +17,9 @@ import { allowAnyPeer, pinnedPeer, type TrustPolicy } from '../identity/trust.js
 import { checkFramings, MAX_HANDSHAKE_MESSAGE_BYTES, type Framing } from '../protocol.js';
 import { WebSocketChannel } from './channel.js';
 import { asMcpE2eError, closeWithError } from './closing.js';
-import { DEFAULT_CLIENT_KEEPALIVE_INTERVAL_MS, MAX_FRAGMENTS_PER_MESSAGE, PRE_AUTH_MAX_FRAGMENTS, resolveConnectionLimits, type ConnectionLimits } from './limits.js';
+import { CONNECTION_LIMIT_NAMES, DEFAULT_CLIENT_KEEPALIVE_INTERVAL_MS, MAX_FRAGMENTS_PER_MESSAGE, PRE_AUTH_MAX_FRAGMENTS, resolveConnectionLimits, type ConnectionLimits } from './limits.js';
 import { checkNegotiated, subprotocolFor, type ConnectionMode } from './subprotocol.js';
+import { assertKnownOptions } from '../util/assert.js';
 
 /** Options of `EncryptedWebSocketClientTransport`. Limits: see `ConnectionLimits`. */
 export interface EncryptedWebSocketClientTransportOptions extends ConnectionLimits {
@@ -39,6 +40,18 @@ export interface EncryptedWebSocketClientTransportOptions extends ConnectionLimi
   /** Extra HTTP headers for the upgrade request. */
   headers?: Record<string, string>;
 }
+
+const CLIENT_OPTION_NAMES = {
+  ...CONNECTION_LIMIT_NAMES,
+  identity: true,
+  expectedPeer: true,
+  trust: true,
+  allowAnyPeer: true,
+  enableEncryption: true,
+  signatures: true,
+  framings: true,
+  headers: true,
+} as const satisfies Record<keyof EncryptedWebSocketClientTransportOptions, true>;
 
 /**
  * The client end of an mcp-e2e connection, usable as an MCP SDK transport:
@@ -70,13 +83,15 @@ export class EncryptedWebSocketClientTransport extends WebSocketChannel implemen
 
   /**
    * @param url `ws://` or `wss://` URL of the server.
-   * @throws TypeError for a non-WebSocket URL, a missing identity, or (encrypted
+   * @throws TypeError for an unknown option (named in the message), a
+   *   non-WebSocket URL, a missing identity, or (encrypted
    *   mode) no way to authenticate the server: give `expectedPeer`, `trust`,
    *   or `allowAnyPeer: true`.
    * @throws RangeError for out-of-range limits or bad `framings`.
    * @throws McpE2eError `ERR_INVALID_NODE_ID` for a malformed `expectedPeer`.
    */
   constructor(url: string | URL, options: EncryptedWebSocketClientTransportOptions = {}) {
+    assertKnownOptions(options, CLIENT_OPTION_NAMES, 'EncryptedWebSocketClientTransport');
     super(resolveConnectionLimits(options, DEFAULT_CLIENT_KEEPALIVE_INTERVAL_MS));
     this.url = new URL(url);
     if (this.url.protocol !== 'ws:' && this.url.protocol !== 'wss:') {

@@ -5,7 +5,7 @@
  * never a surprise on the wire.
  */
 import { DEFAULT_MAX_MESSAGE_BYTES } from '../protocol.js';
-import { assertInteger } from '../util/assert.js';
+import { assertInteger, assertKnownOptions } from '../util/assert.js';
 import type { SessionOptions } from '../session/session.js';
 
 /** Time allowed for the mcp-e2e handshake, from WebSocket open to an authenticated peer (ms). */
@@ -100,6 +100,31 @@ export interface ServerLimits extends ConnectionLimits {
   maxConnectionsPerAddress?: number;
 }
 
+/** The names of `ConnectionLimits`, for the unknown-option check of the transports. */
+export const CONNECTION_LIMIT_NAMES = {
+  maxMessageBytes: true,
+  handshakeTimeoutMs: true,
+  keepaliveIntervalMs: true,
+  idleTimeoutMs: true,
+  sendHighWaterMarkBytes: true,
+  maxSendBufferBytes: true,
+  session: true,
+} as const satisfies Record<keyof ConnectionLimits, true>;
+
+const SERVER_LIMIT_NAMES = {
+  ...CONNECTION_LIMIT_NAMES,
+  upgradeTimeoutMs: true,
+  maxConnections: true,
+  maxPendingHandshakes: true,
+  maxConnectionsPerAddress: true,
+} as const satisfies Record<keyof ServerLimits, true>;
+
+const SESSION_LIMIT_NAMES = {
+  rekeyAfterFrames: true,
+  rekeyAfterBytes: true,
+  rekeyAfterMs: true,
+} as const satisfies Record<keyof NonNullable<ConnectionLimits['session']>, true>;
+
 export type ResolvedConnectionLimits = Required<Omit<ConnectionLimits, 'session'>> & { session: SessionOptions };
 export type ResolvedServerLimits = ResolvedConnectionLimits & Required<Omit<ServerLimits, keyof ConnectionLimits>>;
 
@@ -114,6 +139,7 @@ function pick(value: number | undefined, fallback: number, min: number, max: num
  * @throws TypeError / RangeError naming the offending limit.
  */
 export function resolveConnectionLimits(limits: ConnectionLimits = {}, keepaliveDefaultMs: number): ResolvedConnectionLimits {
+  if (limits.session !== undefined) assertKnownOptions(limits.session, SESSION_LIMIT_NAMES, 'limits.session');
   const maxMessageBytes = pick(limits.maxMessageBytes, DEFAULT_MAX_MESSAGE_BYTES, 1, 2 ** 30, 'maxMessageBytes');
   return {
     maxMessageBytes,
@@ -126,8 +152,9 @@ export function resolveConnectionLimits(limits: ConnectionLimits = {}, keepalive
   };
 }
 
-/** Apply defaults and check ranges of server limits. @throws TypeError / RangeError. */
+/** Apply defaults and check ranges of server limits. @throws TypeError (also for an unknown limit) / RangeError. */
 export function resolveServerLimits(limits: ServerLimits = {}): ResolvedServerLimits {
+  assertKnownOptions(limits, SERVER_LIMIT_NAMES, 'EncryptedWebSocketServer limits');
   return {
     ...resolveConnectionLimits(limits, DEFAULT_SERVER_KEEPALIVE_INTERVAL_MS),
     upgradeTimeoutMs: pick(limits.upgradeTimeoutMs, DEFAULT_UPGRADE_TIMEOUT_MS, 1, MAX_TIMER_MS, 'upgradeTimeoutMs'),

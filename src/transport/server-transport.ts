@@ -62,10 +62,10 @@ export class EncryptedWebSocketServerTransport extends WebSocketChannel implemen
     this.adoptSocket(ws);
   }
 
-  /** @internal Run the responder handshake (encrypted mode; `handshake` is ignored in plaintext mode). The server calls this once. */
-  async accept(handshake: Handshake | undefined, identity: NodeIdentity, verifyPeer: (peer: PeerIdentity) => void): Promise<void> {
+  /** @internal Run the responder handshake (encrypted mode; `handshake` and `identity` are ignored in plaintext mode). The server calls this once. */
+  async accept(handshake: Handshake | undefined, identity: NodeIdentity | undefined, verifyPeer: (peer: PeerIdentity) => void): Promise<void> {
     if (this.mode === 'encrypted') {
-      if (!handshake) throw new TypeError('"handshake" expected a responder Handshake in encrypted mode');
+      if (!handshake || !identity) throw new TypeError('"handshake" and "identity" expected a responder Handshake and its identity in encrypted mode');
       await this.secure(handshake, identity, verifyPeer, this.limits.handshakeTimeoutMs);
     } else {
       this.openPlaintext();

@@ -32,7 +32,8 @@ import { checkFramings, MAX_HANDSHAKE_MESSAGE_BYTES, type Framing } from '../pro
 import { asMcpE2eError, closeWithError } from './closing.js';
 import { CLOSE_GRACE_MS, MAX_UPGRADE_HEADER_BYTES, PRE_AUTH_MAX_FRAGMENTS, resolveServerLimits, type ResolvedServerLimits, type ServerLimits } from './limits.js';
 import { EncryptedWebSocketServerTransport } from './server-transport.js';
-import { modeOfServerConnection, selectSubprotocol } from './subprotocol.js';
+import { modeOfServerConnection, selectSubprotocol, type ServedModes } from './subprotocol.js';
+import { assertKnownOptions } from '../util/assert.js';
 
 /** Where a connection-level failure happened, for `onError`. */
 export interface ConnectionInfo {
@@ -45,8 +46,18 @@ export interface ConnectionInfo {
 
 /** Options of `EncryptedWebSocketServer`. */
 export interface EncryptedWebSocketServerOptions {
-  /** The server's identity. */
-  identity: NodeIdentity;
+  /** The server's identity. Required unless `enableEncryption` is false. */
+  identity?: NodeIdentity;
+  /**
+   * `true` (the default): serve only encrypted, authenticated sessions
+   * (subprotocol `mcp-e2e.v1`). `false`: serve only plain MCP (subprotocol
+   * `mcp`, the seed's plaintext mode, for peers that do not speak mcp-e2e):
+   * nobody is authenticated, so `allowedPeers` and `trust` are refused and
+   * `identity` is not needed. An encrypting client is refused with 1008
+   * `ERR_SUBPROTOCOL`, never served in clear. To serve both, keep it true and
+   * set `allowPlaintext`.
+   */
+  enableEncryption?: boolean;
   /** Accept every client that completes the handshake. Without it, `allowedPeers` or `trust` is required. */
   allowAnyPeer?: boolean;
   /**
@@ -57,7 +68,11 @@ export interface EncryptedWebSocketServerOptions {
   allowedPeers?: Iterable<string> | PeerAllowList;
   /** Another trust policy. With `allowedPeers` too, a client must pass both. */
   trust?: TrustPolicy;
-  /** Also serve plain MCP (subprotocol `mcp`, no encryption, nobody authenticated). Default false. */
+  /**
+   * Serve plain MCP (subprotocol `mcp`, no encryption, nobody authenticated)
+   * beside encrypted sessions. Default false. Refused with `enableEncryption:
+   * false`, which already serves plaintext only.
+   */
   allowPlaintext?: boolean;
   /** Require a signature on every frame even when the client does not ask. Default false (the client decides). */
   signatures?: boolean;
@@ -80,6 +95,21 @@ export interface EncryptedWebSocketServerOptions {
    */
   onError?: (error: Error, info: ConnectionInfo) => void;
 }
+
+const SERVER_OPTION_NAMES = {
+  identity: true,
+  enableEncryption: true,
+  allowAnyPeer: true,
+  allowedPeers: true,
+  trust: true,
+  allowPlaintext: true,
+  signatures: true,
+  framings: true,
+  path: true,
+  limits: true,
+  onConnection: true,
+  onError: true,
+} as const satisfies Record<keyof EncryptedWebSocketServerOptions, true>;
 
 interface Deadline {
   timer: NodeJS.Timeout;
@@ -106,7 +136,8 @@ export class EncryptedWebSocketServer {
   readonly limits: ResolvedServerLimits;
   /** The allowlist in force, when `allowedPeers` was given. */
   readonly allowList: PeerAllowList | undefined;
-  readonly #identity: NodeIdentity;
+  readonly #identity: NodeIdentity | undefined;
+  readonly #served: ServedModes;
   readonly #policies: TrustPolicy[];
   readonly #options: EncryptedWebSocketServerOptions;
   readonly #framings: Framing[];
@@ -126,29 +157,49 @@ export class EncryptedWebSocketServer {
   readonly #refused = new WeakSet<Socket>();
 
   /**
-   * @throws TypeError for a missing identity or `onConnection`, or when no
-   *   client could ever be authorised (none of `allowAnyPeer`, `allowedPeers`,
-   *   `trust`), or when `allowAnyPeer` is combined with a list or policy.
+   * @throws TypeError for an unknown option (named in the message, also
+   *   inside `limits`), a missing identity (encrypted) or `onConnection`, or
+   *   when no client could ever be authorised (none of `allowAnyPeer`,
+   *   `allowedPeers`, `trust`), or when `allowAnyPeer` is combined with a list
+   *   or policy, or (`enableEncryption: false`) with `allowedPeers`, `trust` or
+   *   `allowPlaintext`.
    * @throws RangeError for out-of-range limits or bad `framings`.
    * @throws McpE2eError `ERR_INVALID_NODE_ID` for a malformed allowlist entry.
    */
   constructor(options: EncryptedWebSocketServerOptions) {
-    if (!(options.identity instanceof NodeIdentity)) throw new TypeError('"identity" expected a NodeIdentity');
+    if (options instanceof NodeIdentity) {
+      throw new TypeError('EncryptedWebSocketServer takes one options object ({ identity, onConnection, ... }); for the (identity, { messageHandler }) shape use EncryptedMessageServer');
+    }
+    assertKnownOptions(options, SERVER_OPTION_NAMES, 'EncryptedWebSocketServer');
     if (typeof options.onConnection !== 'function') throw new TypeError('"onConnection" expected a function');
     this.#options = options;
-    this.#identity = options.identity;
     this.limits = resolveServerLimits(options.limits);
     this.#framings = checkFramings(options.framings);
-    const policies: TrustPolicy[] = [];
-    if (options.allowedPeers !== undefined) {
-      this.allowList = options.allowedPeers instanceof PeerAllowList ? options.allowedPeers : new PeerAllowList(options.allowedPeers);
-      policies.push(this.allowList);
+    const encrypted = options.enableEncryption !== false;
+    if (options.identity !== undefined || encrypted) {
+      if (!(options.identity instanceof NodeIdentity)) throw new TypeError(`"identity" expected a NodeIdentity${encrypted ? ' (required for encryption)' : ''}`);
     }
-    if (options.trust !== undefined) policies.push(options.trust);
-    if (options.allowAnyPeer === true) {
-      if (policies.length > 0) throw new TypeError('"allowAnyPeer" contradicts "allowedPeers"/"trust"; give one or the other');
-    } else if (policies.length === 0) {
-      throw new TypeError('refusing to accept unauthorised clients: give "allowedPeers", "trust", or "allowAnyPeer: true"');
+    this.#identity = options.identity;
+    this.#served = { encrypted, plaintext: !encrypted || options.allowPlaintext === true };
+    const policies: TrustPolicy[] = [];
+    if (!encrypted) {
+      if (options.allowedPeers !== undefined || options.trust !== undefined) {
+        throw new TypeError('"allowedPeers" and "trust" need encryption; a plaintext server authenticates nobody');
+      }
+      if (options.allowPlaintext === true) {
+        throw new TypeError('"allowPlaintext" serves plaintext beside encryption; with "enableEncryption: false" the server serves plaintext only');
+      }
+    } else {
+      if (options.allowedPeers !== undefined) {
+        this.allowList = options.allowedPeers instanceof PeerAllowList ? options.allowedPeers : new PeerAllowList(options.allowedPeers);
+        policies.push(this.allowList);
+      }
+      if (options.trust !== undefined) policies.push(options.trust);
+      if (options.allowAnyPeer === true) {
+        if (policies.length > 0) throw new TypeError('"allowAnyPeer" contradicts "allowedPeers"/"trust"; give one or the other');
+      } else if (policies.length === 0) {
+        throw new TypeError('refusing to accept unauthorised clients: give "allowedPeers", "trust", or "allowAnyPeer: true"');
+      }
     }
     this.#policies = policies;
     this.#wss = new WebSocketServer({
@@ -163,7 +214,7 @@ export class EncryptedWebSocketServer {
       skipUTF8Validation: true,
       perMessageDeflate: false,
       clientTracking: false,
-      handleProtocols: (offered) => selectSubprotocol(offered),
+      handleProtocols: (offered) => selectSubprotocol(offered, this.#served),
     });
   }
 
@@ -412,7 +463,7 @@ export class EncryptedWebSocketServer {
     };
     let mode;
     try {
-      mode = modeOfServerConnection(ws.protocol, this.#options.allowPlaintext === true);
+      mode = modeOfServerConnection(ws.protocol, this.#served);
     } catch (err) {
       refuse(asMcpE2eError(err, 'ERR_SUBPROTOCOL'));
       return;
@@ -430,7 +481,7 @@ export class EncryptedWebSocketServer {
     this.#pending.add(transport);
     try {
       const handshake = transport.mode === 'encrypted'
-        ? new Handshake('responder', this.#identity, { signatures: this.#options.signatures ?? false, framings: this.#framings })
+        ? new Handshake('responder', this.#identity!, { signatures: this.#options.signatures ?? false, framings: this.#framings })
         : undefined;
       await transport.accept(handshake, this.#identity, (peer) => this.#verifyPeer(peer));
     } catch (err) {

@@ -56,3 +56,19 @@ export function hasExactKeys(value: unknown, required: readonly string[], option
   for (const k of keys) if (!required.includes(k) && !optional.includes(k)) return false;
   return true;
 }
+
+/**
+ * Throw unless every own key of `options` is one of `known` (an object whose
+ * keys are the option names; `satisfies Record<keyof Options, true>` at the
+ * definition keeps it in step with the interface). A misspelt option is a
+ * mistake to report at the call site, not a setting to ignore: an ignored
+ * `enableEncryption` or limit silently leaves the default in force.
+ * @param owner what takes the options, for the message (e.g. `EncryptedWebSocketServer`).
+ * @throws TypeError naming the first unknown option; also when `options` is not an object.
+ */
+export function assertKnownOptions(options: unknown, known: Readonly<Record<string, true>>, owner: string): void {
+  if (typeof options !== 'object' || options === null || Array.isArray(options)) throw new TypeError(`${owner} expected an options object`);
+  for (const key of Object.keys(options)) {
+    if (!Object.prototype.hasOwnProperty.call(known, key)) throw new TypeError(`${owner}: unknown option ${JSON.stringify(key)}`);
+  }
+}

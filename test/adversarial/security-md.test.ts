@@ -9,9 +9,10 @@ import { fileURLToPath } from 'node:url';
 import { ERROR_CODES, McpE2eError } from '../../src/errors.js';
 import * as limits from '../../src/transport/limits.js';
 import { DEFAULT_RECONNECT } from '../../src/transport/reconnect.js';
+import { DEFAULT_MAX_QUEUED_MESSAGES } from '../../src/seed/receive-queue.js';
 
 const text = readFileSync(fileURLToPath(new URL('../../../SECURITY.md', import.meta.url)), 'utf8');
-const LOCAL_ONLY = new Set(['ERR_KEY_FILE_PERMISSIONS', 'ERR_KEY_FILE_CORRUPT', 'ERR_KEY_FILE_NOT_FOUND', 'ERR_KEY_FILE_EXISTS', 'ERR_INVALID_NODE_ID']);
+const LOCAL_ONLY = new Set(['ERR_KEY_FILE_PERMISSIONS', 'ERR_KEY_FILE_CORRUPT', 'ERR_KEY_FILE_NOT_FOUND', 'ERR_KEY_FILE_EXISTS', 'ERR_INVALID_NODE_ID', 'ERR_FILE_PERMISSIONS', 'ERR_FILE_LOCKED']);
 
 test('SECURITY.md lists every error code with its close code', () => {
   for (const code of ERROR_CODES) {
@@ -37,6 +38,7 @@ test('SECURITY.md states the default of every limit', () => {
     ['PRE_AUTH_MAX_FRAGMENTS', String(limits.PRE_AUTH_MAX_FRAGMENTS)],
     ['MAX_FRAGMENTS_PER_MESSAGE', limits.MAX_FRAGMENTS_PER_MESSAGE.toLocaleString('en-US')],
     ['CLOSE_GRACE_MS', `${limits.CLOSE_GRACE_MS / 1000} s`],
+    ['maxQueuedMessages', `${DEFAULT_MAX_QUEUED_MESSAGES} per connection`],
     ['`connect --reconnect` backoff', `${DEFAULT_RECONNECT.initialDelayMs} ms doubling to ${DEFAULT_RECONNECT.maxDelayMs / 1000} s`],
   ];
   for (const [name, value] of expect) {

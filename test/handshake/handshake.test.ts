@@ -264,7 +264,7 @@ test('identity misbinding: a relaying attacker cannot claim the initiator\'s han
   const forged = edit(m3, (d) => {
     d.identity_key = eve.publicKey.toString('hex');
     d.node_id = eve.nodeId;
-    d.signature = eve.sign(Buffer.concat([Buffer.from('mcp-e2e/1 initiator signature\0'), h3])).toString('hex');
+    d.signature = eve.sign(Buffer.from('mcp-e2e/1 initiator signature\0'), h3).toString('hex');
     // Best guesses without the secret: Alice's MAC, or a MAC under a made-up key.
     d.mac = createHmac('sha256', Buffer.alloc(32)).update('mcp-e2e/1 initiator finished\0').update(h3).digest('hex');
   });

@@ -34,6 +34,23 @@ describe('EncryptedWebSocketClientTransport: construction', () => {
     assert.equal(new EncryptedWebSocketClientTransport('ws://127.0.0.1:1/', { enableEncryption: false }).mode, 'plaintext');
   });
 
+  test('refuses an option it does not know, naming it', () => {
+    assert.throws(() => new EncryptedWebSocketClientTransport('ws://127.0.0.1:1/', { enableEncrypton: false } as never), {
+      name: 'TypeError',
+      message: /EncryptedWebSocketClientTransport: unknown option "enableEncrypton"/,
+    });
+    assert.throws(() => new EncryptedWebSocketClientTransport('ws://127.0.0.1:1/', { identity: id(), allowAnyPeer: true, limits: {} } as never), {
+      name: 'TypeError',
+      message: /unknown option "limits"/,
+    });
+    // Every known option is accepted.
+    new EncryptedWebSocketClientTransport('ws://127.0.0.1:1/', {
+      identity: id(), allowAnyPeer: true, enableEncryption: true, signatures: false, framings: ['json'], headers: {},
+      maxMessageBytes: 1024, handshakeTimeoutMs: 1000, keepaliveIntervalMs: 0, idleTimeoutMs: 0, sendHighWaterMarkBytes: 1024, maxSendBufferBytes: 4096,
+      session: { rekeyAfterFrames: 10, rekeyAfterBytes: 1024, rekeyAfterMs: 1000 },
+    });
+  });
+
   test('endpoint is host:port, with the scheme default port', () => {
     const t = (u: string) => new EncryptedWebSocketClientTransport(u, { identity: id(), allowAnyPeer: true }).endpoint;
     assert.equal(t('ws://example.org/x'), 'example.org:80');

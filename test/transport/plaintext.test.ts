@@ -12,8 +12,9 @@ import { createServer, type AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { WebSocketClientTransport } from '@modelcontextprotocol/sdk/client/websocket.js';
-import { EncryptedWebSocketClientTransport, NodeIdentity } from '../../src/index.js';
+import { EncryptedWebSocketClientTransport, NodeIdentity, SUBPROTOCOL_ENCRYPTED, SUBPROTOCOL_PLAINTEXT } from '../../src/index.js';
 import { codeOf, connectClient, deferred, startServer, textOf, within, type ServerFixture } from './helpers.js';
+import { closeOf, openRaw } from './raw-peers.js';
 
 // The SDK's WebSocket client uses the global WebSocket, which Node 20 lacks.
 (globalThis as { WebSocket?: unknown }).WebSocket ??= (await import('ws')).WebSocket;
@@ -82,6 +83,52 @@ describe('plaintext: the SDK WebSocketClientTransport against our server', () =>
       assert.equal(codeOf(await within(err.promise, 5000, 'the refusal')), 'ERR_PLAINTEXT_REFUSED');
     } finally {
       await strict.close();
+    }
+  });
+});
+
+describe('plaintext only: a server with enableEncryption: false', () => {
+  let srv: ServerFixture;
+  before(async () => {
+    srv = await startServer({ enableEncryption: false });
+  });
+  after(async () => {
+    await srv.close();
+  });
+
+  test('serves the SDK WebSocketClientTransport with an McpServer; nobody is authenticated', async () => {
+    const client = new Client({ name: 'sdk-ws-client', version: '1' });
+    await client.connect(new WebSocketClientTransport(new URL(srv.url)));
+    try {
+      assert.equal(textOf(await client.callTool({ name: 'echo', arguments: { message: 'plain only' } })), 'Echo: plain only');
+      assert.equal(srv.transports.at(-1)!.mode, 'plaintext');
+      assert.equal(srv.transports.at(-1)!.peer, undefined);
+    } finally {
+      await client.close();
+    }
+  });
+
+  test('an encrypting client is refused with 1008 ERR_SUBPROTOCOL, never served in clear', async () => {
+    const mark = srv.errors.length;
+    const t = new EncryptedWebSocketClientTransport(srv.url, { identity: NodeIdentity.generate(), expectedPeer: srv.identity.nodeId });
+    await assert.rejects(t.start(), { code: 'ERR_SUBPROTOCOL' });
+    assert.equal(codeOf(await srv.errorWithCode('ERR_SUBPROTOCOL', mark)), 'ERR_SUBPROTOCOL');
+    const raw = await openRaw(srv.url, [SUBPROTOCOL_ENCRYPTED]);
+    assert.equal(raw.protocol, SUBPROTOCOL_ENCRYPTED, 'answered, so that the refusal can carry its reason');
+    assert.deepEqual(await closeOf(raw), { code: 1008, reason: 'ERR_SUBPROTOCOL' });
+  });
+
+  test('offered both subprotocols, it answers mcp; a server that encrypts answers mcp-e2e.v1', async () => {
+    const raw = await openRaw(srv.url, [SUBPROTOCOL_ENCRYPTED, SUBPROTOCOL_PLAINTEXT]);
+    assert.equal(raw.protocol, SUBPROTOCOL_PLAINTEXT);
+    raw.terminate();
+    const both = await startServer({ allowPlaintext: true });
+    try {
+      const enc = await openRaw(both.url, [SUBPROTOCOL_PLAINTEXT, SUBPROTOCOL_ENCRYPTED]);
+      assert.equal(enc.protocol, SUBPROTOCOL_ENCRYPTED);
+      enc.terminate();
+    } finally {
+      await both.close();
     }
   });
 });

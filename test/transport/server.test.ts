@@ -41,6 +41,30 @@ describe('EncryptedWebSocketServer', () => {
     assert.throws(() => new EncryptedWebSocketServer({ identity, allowAnyPeer: true, limits: { maxConnections: 0 }, onConnection: () => {} }), RangeError);
   });
 
+  test('refuses an option it does not know, naming it (at the top level, in limits and in limits.session)', () => {
+    const identity = NodeIdentity.generate();
+    const make = (extra: Record<string, unknown>) => new EncryptedWebSocketServer({ identity, allowAnyPeer: true, onConnection: () => {}, ...extra } as never);
+    assert.throws(() => make({ enableEncrypton: false }), { name: 'TypeError', message: /EncryptedWebSocketServer: unknown option "enableEncrypton"/ });
+    assert.throws(() => make({ messageHandler: () => {} }), { name: 'TypeError', message: /unknown option "messageHandler"/ });
+    assert.throws(() => make({ limits: { maxConection: 1 } }), { name: 'TypeError', message: /unknown option "maxConection"/ });
+    assert.throws(() => make({ limits: { session: { rekeyAfterFrame: 1 } } }), { name: 'TypeError', message: /unknown option "rekeyAfterFrame"/ });
+    // The seed's (identity, options) shape is pointed at the class that has it.
+    assert.throws(() => new EncryptedWebSocketServer(identity as never), { name: 'TypeError', message: /EncryptedMessageServer/ });
+    // Every known option is accepted.
+    make({ enableEncryption: true, allowPlaintext: true, signatures: true, framings: ['json'], path: '/mcp', limits: { maxConnections: 2, session: { rekeyAfterMs: 1000 } }, onError: () => {} });
+  });
+
+  test('enableEncryption: false serves plaintext only: no identity needed; trust options and allowPlaintext refused', () => {
+    const onConnection = () => {};
+    new EncryptedWebSocketServer({ enableEncryption: false, onConnection });
+    new EncryptedWebSocketServer({ enableEncryption: false, identity: NodeIdentity.generate(), allowAnyPeer: true, onConnection });
+    assert.throws(() => new EncryptedWebSocketServer({ enableEncryption: false, allowedPeers: [NodeIdentity.generate().nodeId], onConnection }), /need encryption/);
+    assert.throws(() => new EncryptedWebSocketServer({ enableEncryption: false, trust: new PeerAllowList([]), onConnection }), /need encryption/);
+    assert.throws(() => new EncryptedWebSocketServer({ enableEncryption: false, allowPlaintext: true, onConnection }), /plaintext only/);
+    assert.throws(() => new EncryptedWebSocketServer({ enableEncryption: false, identity: 'me' as never, onConnection }), TypeError);
+    assert.throws(() => new EncryptedWebSocketServer({ allowAnyPeer: true, onConnection }), /required for encryption/);
+  });
+
   test('50 clients at once, each with its own session, identity and transport', async () => {
     const ids = Array.from({ length: 50 }, () => NodeIdentity.generate());
     const srv = await startServer({ allowedPeers: ids.map((i) => i.nodeId) });
