@@ -247,6 +247,8 @@ function describe(err: Error, url: URL): string {
   if (!(err instanceof McpE2eError)) return err.message;
   switch (err.code) {
     case 'ERR_PEER_REJECTED':
+      // Only the server's sealed CLOSE says so for certain; our own trust policy refusing the server says ERR_PEER_REJECTED too.
+      if (!err.fromPeer) return err.message;
       return `the server at ${url.host} refused our identity: ask its operator to run \`mcp-e2e peers allow <our node id>\` (see \`mcp-e2e id\`)`;
     case 'ERR_CONNECT_FAILED':
       return `${err.message}; is \`mcp-e2e serve\` running at ${url.host}?`;

@@ -92,8 +92,20 @@ export function performHandshake(ws: WebSocket, inbox: Inbox, handshake: Handsha
       try {
         options.verifyPeer(result.peer);
       } catch (err) {
-        wipe(result);
-        throw asMcpE2eError(err, 'ERR_PEER_REJECTED');
+        const refusal = asMcpE2eError(err, 'ERR_PEER_REJECTED');
+        if (result.role === 'responder') {
+          // The initiator already holds the session keys: tell it, authenticated,
+          // in the session's first and only record (PROTOCOL.md §4.4).
+          const session = new Session(result, options.identity, options.sessionOptions);
+          try {
+            ws.send(session.sealClose(refusal.code));
+          } finally {
+            session.close();
+          }
+        } else {
+          wipe(result);
+        }
+        throw refusal;
       }
       const session = new Session(result, options.identity, options.sessionOptions);
       // Raised only now, after authentication and the trust decision.

@@ -116,6 +116,30 @@ export function decodeJsonRpcMessage(bytes: Uint8Array): JSONRPCMessage {
   return value as JSONRPCMessage;
 }
 
+/** The `type` of a control message (PROTOCOL.md §6.9): lowercase ASCII, 1 to 64 characters. */
+const CONTROL_TYPE_RE = /^[a-z][a-z0-9._-]{0,63}$/;
+
+/** A control message: a JSON object whose `type` names it (PROTOCOL.md §6.9). */
+export interface ControlMessage {
+  type: string;
+  [member: string]: unknown;
+}
+
+/** Why `value` is not a control message, or undefined when it is one. */
+export function controlMessageProblem(value: unknown): string | undefined {
+  if (!isObject(value)) return 'not a JSON object';
+  if (!has(value, 'type') || typeof value.type !== 'string' || !CONTROL_TYPE_RE.test(value.type)) return 'type is not 1-64 characters of [a-z0-9._-] starting with a letter';
+  return undefined;
+}
+
+/** Decode one control message. @throws McpE2eError `ERR_INVALID_MESSAGE` (bad UTF-8, bad JSON, not a control message by §6.9). */
+export function decodeControlMessage(bytes: Uint8Array): ControlMessage {
+  const value = decodeJson(bytes);
+  const problem = controlMessageProblem(value);
+  if (problem !== undefined) throw invalid(`not a control message: ${problem}`);
+  return value as ControlMessage;
+}
+
 /** Encode one message as JSON text. @throws TypeError when `value` cannot be serialised. */
 export function encodeJsonText(value: unknown): string {
   const text = JSON.stringify(value);

@@ -79,7 +79,7 @@ export interface ConnectionLimits {
   /** Most bytes queued behind the high-water mark before `send()` fails with `ERR_SEND_BUFFER_FULL`. Default 64 MiB. */
   maxSendBufferBytes?: number;
   /** Key rotation triggers of the session (see `SessionOptions`). */
-  session?: Pick<SessionOptions, 'rekeyAfterFrames' | 'rekeyAfterBytes' | 'rekeyAfterMs'>;
+  session?: Pick<SessionOptions, 'rekeyAfterRecords' | 'rekeyAfterBytes' | 'rekeyAfterMs'>;
 }
 
 /** Limits of a server: the connection limits plus admission control. */
@@ -120,7 +120,7 @@ const SERVER_LIMIT_NAMES = {
 } as const satisfies Record<keyof ServerLimits, true>;
 
 const SESSION_LIMIT_NAMES = {
-  rekeyAfterFrames: true,
+  rekeyAfterRecords: true,
   rekeyAfterBytes: true,
   rekeyAfterMs: true,
 } as const satisfies Record<keyof NonNullable<ConnectionLimits['session']>, true>;

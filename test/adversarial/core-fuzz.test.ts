@@ -136,7 +136,7 @@ for (const framing of modes) {
       }),
       params,
     );
-    assert.equal(fresh(p.responder, bob).open(frame).payload.toString(), '{"jsonrpc":"2.0","id":1,"method":"ping"}');
+    assert.equal(fresh(p.responder, bob).open(frame)[0]!.payload.toString(), '{"jsonrpc":"2.0","id":1,"method":"ping"}');
   });
 }
 
