@@ -12,7 +12,7 @@ import { DEFAULT_RECONNECT } from '../../src/transport/reconnect.js';
 import { DEFAULT_MAX_QUEUED_MESSAGES } from '../../src/seed/receive-queue.js';
 
 const text = readFileSync(fileURLToPath(new URL('../../../SECURITY.md', import.meta.url)), 'utf8');
-const LOCAL_ONLY = new Set(['ERR_KEY_FILE_PERMISSIONS', 'ERR_KEY_FILE_CORRUPT', 'ERR_KEY_FILE_NOT_FOUND', 'ERR_KEY_FILE_EXISTS', 'ERR_INVALID_NODE_ID', 'ERR_FILE_PERMISSIONS', 'ERR_FILE_LOCKED']);
+const LOCAL_ONLY = new Set(['ERR_SESSION_TRUNCATED', 'ERR_KEY_FILE_PERMISSIONS', 'ERR_KEY_FILE_CORRUPT', 'ERR_KEY_FILE_NOT_FOUND', 'ERR_KEY_FILE_EXISTS', 'ERR_INVALID_NODE_ID', 'ERR_FILE_PERMISSIONS', 'ERR_FILE_LOCKED']);
 
 test('SECURITY.md lists every error code with its close code', () => {
   for (const code of ERROR_CODES) {

@@ -1,11 +1,16 @@
 /**
- * Handshake values an attacker (or a test) that knows one side's ephemeral
- * private key can compute: the shared secret, T2, H2 and the handshake keys
- * of PROTOCOL.md §5, and a step 3 sealed around any 128 bytes. Used to build
- * refused step-3 cases (bad key, bad MAC, bad signature behind a valid
- * encryption) for the unit tests and the golden vectors.
+ * What a test (playing a broken or hostile peer) can build by hand:
+ * - handshake values computed from one side's ephemeral private key: the
+ *   shared secret, T2, H2 and the handshake keys of PROTOCOL.md §5, and a
+ *   step 3 sealed around any 128 bytes (refused step 3s behind a valid
+ *   encryption);
+ * - records sealed around any plaintext with a session's keys (bad inner
+ *   lengths, an entry after CLOSE), which `Session` never produces.
+ * Used by the unit tests, the fuzzers and the golden vectors.
  */
 import { aesGcmEncrypt, aesKey, hkdfSha256, hmacSha256, sha256, x25519, x25519FromPrivate } from '../../src/crypto/primitives.js';
+import { encodeBinaryFrame, encodeJsonEnvelope, nonceOf } from '../../src/framing/envelope.js';
+import type { NodeIdentity } from '../../src/identity/identity.js';
 import { FRAMING_CODE, LABEL, type Framing } from '../../src/protocol.js';
 
 const hex = (s: string) => Buffer.from(s, 'hex');
@@ -67,4 +72,45 @@ export function initiatorProof(secrets: HandshakeSecrets, identityKey: Buffer): 
 /** The responder's MAC over H2 (for step-2 forgeries by someone who knows the shared secret). */
 export function responderMac(secrets: HandshakeSecrets): Buffer {
   return hmacSha256(secrets.finishedResponder, LABEL.RESPONDER_FINISHED, secrets.h2);
+}
+
+/** A record plaintext (PROTOCOL.md §6.5): each entry as u8(type) || u32(length) || payload. */
+export function plaintextOf(entries: Array<{ type: number; payload: Buffer }>): Buffer {
+  return Buffer.concat(entries.flatMap((e) => {
+    const h = Buffer.alloc(5);
+    h[0] = e.type;
+    h.writeUInt32BE(e.payload.length, 1);
+    return [h, e.payload];
+  }));
+}
+
+/** What one direction of a session needs to seal records by hand (PROTOCOL.md §6.3-6.4). */
+export interface RawSealer {
+  sessionId: Buffer;
+  /** 0x01 initiator to responder, 0x02 the other way. */
+  direction: number;
+  framing: Framing;
+  signatures: boolean;
+  /** The sending key of each epoch, from 0. */
+  keys: Buffer[];
+  signer: NodeIdentity;
+}
+
+/**
+ * Seal any plaintext as a record of `epoch` and `counter`: what a broken or
+ * hostile peer with the session keys could send. Returns the wire form (JSON
+ * text, or binary as hex).
+ */
+export function sealRaw(s: RawSealer, epoch: number, counter: number, plaintext: Buffer): string {
+  const aad = Buffer.alloc(30);
+  s.sessionId.copy(aad, 0);
+  aad[16] = s.direction;
+  aad[17] = FRAMING_CODE[s.framing];
+  aad.writeUInt32BE(epoch, 18);
+  aad.writeBigUInt64BE(BigInt(counter), 22);
+  const { ciphertext, tag } = aesGcmEncrypt(aesKey(s.keys[epoch]!), nonceOf(counter), aad, [plaintext]);
+  const sealed = Buffer.concat([...ciphertext, tag]);
+  const signature = s.signatures ? s.signer.sign(LABEL.RECORD_SIGNATURE, Buffer.concat([aad, sha256(sealed)])) : undefined;
+  const record = { epoch, counter, sealed, ...(signature ? { signature } : {}), sender: s.signer.nodeId };
+  return s.framing === 'json' ? encodeJsonEnvelope(record) : encodeBinaryFrame(record).toString('hex');
 }

@@ -119,7 +119,7 @@ describe('plaintext only: a server with enableEncryption: false', () => {
     assert.deepEqual(await closeOf(raw), { code: 1008, reason: 'ERR_SUBPROTOCOL' });
   });
 
-  test('offered both subprotocols, it answers mcp; a server that encrypts answers mcp-e2e.v1', async () => {
+  test('offered both subprotocols, it answers mcp; a server that encrypts answers mcp-e2e.v2', async () => {
     const raw = await openRaw(srv.url, [SUBPROTOCOL_ENCRYPTED, SUBPROTOCOL_PLAINTEXT]);
     assert.equal(raw.protocol, SUBPROTOCOL_PLAINTEXT);
     raw.terminate();

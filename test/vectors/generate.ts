@@ -25,10 +25,10 @@ import { NodeIdentity } from '../../src/identity/identity.js';
 import { Handshake, type HandshakeConfig, type HandshakeResult } from '../../src/handshake/handshake.js';
 import { Session, nextEpochKey } from '../../src/session/session.js';
 import { McpE2eError, type ErrorCode } from '../../src/errors.js';
-import { aesGcmEncrypt, aesGcmOpen, aesKey, ed25519Verify, hkdfSha256, sha256 } from '../../src/crypto/primitives.js';
-import { encodeBinaryFrame, encodeJsonEnvelope, nonceOf } from '../../src/framing/envelope.js';
+import { aesGcmOpen, aesKey, ed25519Verify, hkdfSha256, sha256 } from '../../src/crypto/primitives.js';
+import { nonceOf } from '../../src/framing/envelope.js';
 import { ContentType, DIRECTION, FRAMING_CODE, LABEL, type Framing } from '../../src/protocol.js';
-import { handshakeSecrets, initiatorProof, responderMac, sealStep3 } from '../helpers/craft.js';
+import { handshakeSecrets, initiatorProof, plaintextOf, responderMac, sealRaw, sealStep3, type RawSealer } from '../helpers/craft.js';
 import { buildCurveEdge, loadSodium } from './curve-edge.js';
 
 const seq = (start: number) => Buffer.from(Array.from({ length: 32 }, (_, i) => start + i));
@@ -175,36 +175,6 @@ function context(sessionId: Buffer, direction: number, framing: Framing, epoch: 
   c.writeUInt32BE(epoch, 18);
   c.writeBigUInt64BE(BigInt(counter), 22);
   return c;
-}
-
-/** A record plaintext: each entry as u8(type) || u32(length) || payload. */
-function plaintextOf(entries: Array<{ type: number; payload: Buffer }>): Buffer {
-  return Buffer.concat(entries.flatMap((e) => {
-    const h = Buffer.alloc(5);
-    h[0] = e.type;
-    h.writeUInt32BE(e.payload.length, 1);
-    return [h, e.payload];
-  }));
-}
-
-/** What one direction of a case needs to seal records by hand (PROTOCOL.md §6.3-6.4). */
-interface RawSealer {
-  sessionId: Buffer;
-  direction: number;
-  framing: Framing;
-  signatures: boolean;
-  keys: Buffer[];
-  signer: NodeIdentity;
-}
-
-/** Seal any plaintext as a record of `epoch` and `counter`: what a broken or hostile peer with the session keys could send. */
-function sealRaw(s: RawSealer, epoch: number, counter: number, plaintext: Buffer): string {
-  const aad = context(s.sessionId, s.direction, s.framing, epoch, counter);
-  const { ciphertext, tag } = aesGcmEncrypt(aesKey(s.keys[epoch]!), nonceOf(counter), aad, [plaintext]);
-  const sealed = Buffer.concat([...ciphertext, tag]);
-  const signature = s.signatures ? s.signer.sign(LABEL.RECORD_SIGNATURE, Buffer.concat([aad, sha256(sealed)])) : undefined;
-  const record = { epoch, counter, sealed, ...(signature ? { signature } : {}), sender: s.signer.nodeId };
-  return s.framing === 'json' ? encodeJsonEnvelope(record) : encodeBinaryFrame(record).toString('hex');
 }
 
 /** Build one case. Throws if the implementation and the derivations recomputed here disagree. */
