@@ -33,7 +33,7 @@ import { isMcpE2eError, McpE2eError } from '../errors.js';
 import type { NodeIdentity, PeerIdentity } from '../identity/identity.js';
 import type { Handshake } from '../handshake/handshake.js';
 import { closeReason, type Session } from '../session/session.js';
-import { ContentType, MAX_RECORD_ENTRIES, type Framing, type MessageContentType } from '../protocol.js';
+import { ContentType, MAX_RECORD_ENTRIES, RECORD_ENTRY_HEADER_BYTES, type Framing, type MessageContentType } from '../protocol.js';
 import { asMcpE2eError, closeSocket, closeWithError, errorFromPeerClose, errorFromWsError, truncationError } from './closing.js';
 import { performHandshake } from './handshake-driver.js';
 import { Inbox } from './inbox.js';
@@ -398,6 +398,7 @@ export abstract class WebSocketChannel {
         maxBufferBytes: this.limits.maxSendBufferBytes,
         maxMessagesPerFrame: session ? MAX_RECORD_ENTRIES : 1,
         frameTargetBytes: session ? RECORD_TARGET_BYTES : 1,
+        perMessageOverheadBytes: session ? RECORD_ENTRY_HEADER_BYTES : 0,
       },
       session ? this.#sealRecord : (messages) => messages[0]!.text,
     );

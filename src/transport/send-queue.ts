@@ -63,8 +63,10 @@ export interface SendQueueOptions {
   maxBufferBytes: number;
   /** Most messages per frame. 1 for plaintext MCP. */
   maxMessagesPerFrame: number;
-  /** A batch is packed once it holds this many bytes of messages. */
+  /** A batch is packed once it holds this many bytes (messages and their per-message overhead). */
   frameTargetBytes: number;
+  /** Bytes a frame adds per message (5 for a record's entry header, 0 for plaintext). */
+  perMessageOverheadBytes: number;
 }
 
 interface Waiting {
@@ -156,11 +158,14 @@ export class SendQueue {
   }
 
   #join(message: OutgoingMessage): void {
-    const { frameTargetBytes, maxMessagesPerFrame } = this.#options;
-    // A large message goes alone: pack what is open first, then it.
-    if (this.#batch.length > 0 && this.#batchBytes + message.bytes > frameTargetBytes) this.#packBatch();
+    const { frameTargetBytes, maxMessagesPerFrame, perMessageOverheadBytes } = this.#options;
+    const bytes = message.bytes + perMessageOverheadBytes;
+    // A message that would take the batch past the target goes in the next
+    // frame (alone, if it is that large): pack what is open first. So a frame
+    // of several messages never exceeds the target.
+    if (this.#batch.length > 0 && this.#batchBytes + bytes > frameTargetBytes) this.#packBatch();
     this.#batch.push(message);
-    this.#batchBytes += message.bytes;
+    this.#batchBytes += bytes;
     if (this.#batchBytes >= frameTargetBytes || this.#batch.length >= maxMessagesPerFrame) this.#packBatch();
     else this.#scheduleEndOfTurn();
   }

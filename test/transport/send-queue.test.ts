@@ -78,6 +78,7 @@ const options = (o: Partial<SendQueueOptions> = {}): SendQueueOptions => ({
   maxBufferBytes: 64 * 1024 * 1024,
   maxMessagesPerFrame: 256,
   frameTargetBytes: 4096,
+  perMessageOverheadBytes: 0,
   ...o,
 });
 
@@ -190,6 +191,26 @@ test('a closed socket fails queued and later sends with ERR_CONNECTION_CLOSED', 
     p.client.terminate();
     await assert.rejects(waiting, { code: 'ERR_CONNECTION_CLOSED' });
     await assert.rejects(queue.push(message(2)), { code: 'ERR_CONNECTION_CLOSED' });
+  } finally {
+    await p.close();
+  }
+});
+
+test('the per-message overhead counts toward the target: a frame of several messages never exceeds it', async () => {
+  const p = await pair();
+  try {
+    const sizes: number[] = [];
+    const queue = new SendQueue(p.client, options({ frameTargetBytes: 65_536, perMessageOverheadBytes: 5 }), (messages) => {
+      if (messages.length > 1) sizes.push(messages.reduce((n, m) => n + m.bytes + 5, 0));
+      return JSON.stringify(messages.map((m) => m.text));
+    });
+    const got = collect(p.server, 3);
+    // 128 messages of 1,024 bytes: 64 of them are exactly 65,536 bytes, 65,856 with their headers; 63 fit.
+    for (let i = 0; i < 128; i++) void queue.push(message(i, 1024));
+    const f = frames(await got);
+    assert.deepEqual(f.flat().map(numberOf), Array.from({ length: 128 }, (_, i) => i));
+    assert.deepEqual(f.map((x) => x.length), [63, 63, 2]);
+    assert.ok(sizes.every((n) => n <= 65_536), `frame sizes ${sizes.join(', ')}`);
   } finally {
     await p.close();
   }
