@@ -44,6 +44,9 @@ import { setMaxFragments, setMaxPayload } from './ws-internals.js';
 
 type State = 'new' | 'connecting' | 'open' | 'closed';
 
+/** The failure of sends after the socket closed, built only if a send is refused with it. */
+const CONNECTION_CLOSED = (): McpE2eError => new McpE2eError('ERR_CONNECTION_CLOSED', 'the connection is closed');
+
 /** The inbox handler of a connection that is going away: frames are read and dropped. */
 const discardFrame = (): void => {};
 
@@ -508,7 +511,7 @@ export abstract class WebSocketChannel {
         ? new McpE2eError(code, `the peer closed the session: ${code}`, { fromPeer: true })
         : new McpE2eError('ERR_CONNECTION_CLOSED', `the peer closed the session with reason ${JSON.stringify(text)} (not one of our codes)`, { fromPeer: true });
     if (err) this.report(err);
-    this.#queue?.fail(err ?? new McpE2eError('ERR_CONNECTION_CLOSED', 'the peer closed the session'));
+    this.#queue?.fail(err ?? (() => new McpE2eError('ERR_CONNECTION_CLOSED', 'the peer closed the session')));
     this.#inbox?.setHandler(discardFrame);
     if (this.#ws) closeSocket(this.#ws, 1000, '');
   }
@@ -586,7 +589,7 @@ export abstract class WebSocketChannel {
     clearInterval(this.#keepalive);
     clearTimeout(this.#idle);
     this.#inbox?.clear();
-    this.#queue?.fail(new McpE2eError('ERR_CONNECTION_CLOSED', 'the connection is closed'));
+    this.#queue?.fail(CONNECTION_CLOSED);
     this.#session?.close();
     if (wasOpen && !this.#closeRequested && code !== undefined) {
       // An encrypted session without the peer's CLOSE was cut short, whatever the close frame says.

@@ -91,7 +91,7 @@ export class SendQueue {
   #waitingBytes = 0;
   /** Frames handed to ws whose write callback has not fired: the wake-ups we can count on. */
   #inFlight = 0;
-  #failure: McpE2eError | undefined;
+  #failure: McpE2eError | (() => McpE2eError) | undefined;
 
   constructor(ws: WebSocket, options: SendQueueOptions, pack: FramePacker) {
     this.#ws = ws;
@@ -113,7 +113,7 @@ export class SendQueue {
    *   connection stays open), or the failure the queue was closed with.
    */
   push(message: OutgoingMessage): Promise<void> {
-    if (this.#failure) return Promise.reject(this.#failure);
+    if (this.#failure) return Promise.reject(this.#failureError());
     if (this.#waiting.length === 0 && this.#hasRoom()) {
       this.#join(message);
       return RESOLVED;
@@ -137,15 +137,28 @@ export class SendQueue {
     if (this.#batch.length > 0 && !this.#failure) this.#packBatch();
   }
 
-  /** Reject everything waiting, drop the open batch, and reject every later push with `err`. Idempotent. */
-  fail(err: McpE2eError): void {
+  /**
+   * Reject everything waiting, drop the open batch, and reject every later
+   * push with `err`. Idempotent. `err` may be a function that builds the
+   * error: it is called only if a push is ever rejected with it (every
+   * connection ends through here, and an Error costs a stack trace).
+   */
+  fail(err: McpE2eError | (() => McpE2eError)): void {
     if (!this.#failure) this.#failure = err;
     const waiting = this.#waiting;
     this.#waiting = [];
     this.#waitingBytes = 0;
     this.#batch = [];
     this.#batchBytes = 0;
-    for (const w of waiting) w.reject(this.#failure);
+    if (waiting.length > 0) {
+      const e = this.#failureError();
+      for (const w of waiting) w.reject(e);
+    }
+  }
+
+  #failureError(): McpE2eError {
+    if (typeof this.#failure === 'function') this.#failure = this.#failure();
+    return this.#failure!;
   }
 
   /**
