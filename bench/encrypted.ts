@@ -8,6 +8,7 @@ import { EncryptedWebSocketClientTransport } from '../src/transport/client.js';
 import { EncryptedWebSocketServer } from '../src/transport/server.js';
 import type { NodeIdentity } from '../src/identity/identity.js';
 import type { Framing } from '../src/protocol.js';
+import { ONE_ADDRESS_MANY_CLIENTS } from '../test/transport/helpers.js';
 import { echoReply } from './payload.js';
 
 export interface EncryptedEchoServer {
@@ -33,8 +34,9 @@ export async function startEncryptedEchoServer(
     signatures,
     framings: [framing],
     // Room for the 1,000-connection figures with connections of the previous
-    // burst still closing; every per-connection limit stays at its default.
-    limits: { maxConnections: 4096, maxConnectionsPerAddress: 4096 },
+    // burst still closing, all from 127.0.0.1 with one identity; every
+    // per-connection limit stays at its default.
+    limits: { maxConnections: 4096, maxConnectionsPerAddress: 4096, maxConnectionsPerPeer: 4096, ...ONE_ADDRESS_MANY_CLIENTS },
     onConnection: async (transport) => {
       counters.connections++;
       transport.onclose = () => counters.connections--;

@@ -14,6 +14,7 @@ import type { NodeIdentity } from '../src/identity/identity.js';
 import type { Framing } from '../src/protocol.js';
 import { makeArguments } from './payload.js';
 import { nowUs } from './stats.js';
+import { ONE_ADDRESS_MANY_CLIENTS } from '../test/transport/helpers.js';
 
 export interface SdkVariant {
   id: string;
@@ -37,6 +38,7 @@ export async function startSdkEchoServer(identity: NodeIdentity): Promise<{ port
     allowPlaintext: true,
     signatures: false,
     framings: ['binary', 'json'],
+    limits: { maxConnectionsPerPeer: 4096, ...ONE_ADDRESS_MANY_CLIENTS },
     onConnection: async (transport) => {
       const mcp = new McpServer({ name: 'mcp-e2e-bench', version: '1.0.0' });
       mcp.registerTool('echo', { description: 'echo', inputSchema: { text: z.string() } }, async ({ text }) => ({ content: [{ type: 'text', text }] }));

@@ -24,11 +24,14 @@ import { DEFAULT_MAX_MESSAGE_BYTES } from '../protocol.js';
 import type { HomePaths } from './home.js';
 import type { Logger } from './log.js';
 import { loadIdentity, type Values } from './main.js';
+import { DEFAULT_CONNECT_KEEPALIVE_MS } from './limits.js';
+import { PacedSender, writeLine } from './relay.js';
 import { LineSplitter, parseJsonLine } from './stdio.js';
 import { UsageError } from './usage.js';
 
 /** Messages from stdin held while no link is ready (connecting or reconnecting). */
 const MAX_HELD_MESSAGES = 256;
+
 /** JSON-RPC error code of the responses we make up for requests lost with a link (implementation-defined server error range). */
 export const LINK_LOST_ERROR_CODE = -32000;
 
@@ -51,17 +54,25 @@ const isResponse = (m: Message) => m.method === undefined && hasId(m) && ('resul
 /** Map key of a JSON-RPC id (1 and "1" are different ids). */
 const idKey = (m: Message) => JSON.stringify(m.id);
 
+function parseKeepalive(value: string | undefined): number {
+  if (value === undefined) return DEFAULT_CONNECT_KEEPALIVE_MS;
+  const ms = Number(value);
+  if (!/^\d+$/.test(value) || ms > 2 ** 31 - 1) throw new UsageError(`--keepalive expects milliseconds (0 disables), got ${JSON.stringify(value)}`);
+  return ms;
+}
+
 export async function connectCommand(values: Values, urlText: string, paths: HomePaths, log: Logger): Promise<number> {
   const url = parseUrl(urlText);
   const plaintext = values.plaintext ?? false;
   const reconnect = values.reconnect ?? false;
   if (plaintext && values.peer) throw new UsageError('--peer has no meaning with --plaintext (nothing is authenticated)');
+  const keepaliveIntervalMs = parseKeepalive(values.keepalive);
   const identity = plaintext ? undefined : loadIdentity(paths);
   const trust = plaintext || values.peer ? undefined : new KnownPeersStore(paths.knownPeers);
   const newTransport = () =>
     identity
-      ? new EncryptedWebSocketClientTransport(url, { identity, ...(values.peer ? { expectedPeer: values.peer } : { trust: trust! }) })
-      : new EncryptedWebSocketClientTransport(url, { enableEncryption: false });
+      ? new EncryptedWebSocketClientTransport(url, { identity, keepaliveIntervalMs, ...(values.peer ? { expectedPeer: values.peer } : { trust: trust! }) })
+      : new EncryptedWebSocketClientTransport(url, { enableEncryption: false, keepaliveIntervalMs });
   if (plaintext) log.warn('--plaintext: messages travel unencrypted and the server is not authenticated');
 
   /** The current link, once started. */
@@ -88,9 +99,16 @@ export async function connectCommand(values: Values, urlText: string, paths: Hom
   const write = (msg: unknown) => void process.stdout.write(JSON.stringify(msg) + '\n');
   const answerLost = (id: unknown, why: string) => write({ jsonrpc: '2.0', id, error: { code: LINK_LOST_ERROR_CODE, message: `mcp-e2e: ${why}` } });
 
+  // Host → server: stdin is paused while the link's sends wait; a send that
+  // fails all the same ends the link (its requests are then answered as lost).
+  const toServer = new PacedSender(process.stdin, (err, t) => {
+    if (t.closed) return log.debug('send failed: the connection is closed', { error: err.message });
+    log.error(`a message could not be sent to the server, closing the connection: ${err.message}`, err instanceof McpE2eError ? { code: err.code } : {});
+    void t.close();
+  });
   const send = (t: EncryptedWebSocketClientTransport, msg: Message) => {
     if (isRequest(msg)) inFlight.set(idKey(msg), msg.id);
-    t.send(msg as JSONRPCMessage).catch((err: Error) => log.debug('send failed', { error: err.message }));
+    toServer.send(t, msg);
   };
 
   const hold = (msg: Message) => {
@@ -149,7 +167,8 @@ export async function connectCommand(values: Values, urlText: string, paths: Hom
           }
           inFlight.delete(idKey(msg));
         } else if (isRequest(msg)) serverRequests.add(idKey(msg));
-        write(msg);
+        // Server → host: while stdout is full, the link is not read.
+        writeLine(process.stdout, msg, t);
       };
       t.onerror = (err) => {
         const fields = err instanceof McpE2eError ? { code: err.code } : {};

@@ -8,6 +8,8 @@ import { parseArgs } from 'node:util';
 import { readFileSync } from 'node:fs';
 import { McpE2eError } from '../errors.js';
 import { NodeIdentity } from '../identity/identity.js';
+import { checkDirectory } from '../util/files.js';
+import { escapeControlCharacters } from '../util/text.js';
 import { resolveHome, type HomePaths } from './home.js';
 import { createLogger } from './log.js';
 import { peersCommand } from './peers.js';
@@ -28,6 +30,12 @@ const OPTIONS = {
   peer: { type: 'string' },
   plaintext: { type: 'boolean' },
   reconnect: { type: 'boolean' },
+  keepalive: { type: 'string' },
+  'allow-origin': { type: 'string', multiple: true },
+  'clean-env': { type: 'boolean' },
+  'pass-env': { type: 'string', multiple: true },
+  'max-connections': { type: 'string' },
+  'max-connections-per-peer': { type: 'string' },
 } as const;
 
 const GLOBAL = ['home', 'json', 'verbose', 'help', 'version'];
@@ -35,11 +43,13 @@ const PER_COMMAND: Record<string, string[]> = {
   keygen: ['force'],
   id: [],
   peers: [],
-  serve: ['host', 'port', 'allow', 'allow-any-peer', 'allow-plaintext'],
-  connect: ['peer', 'plaintext', 'reconnect'],
+  serve: ['host', 'port', 'allow', 'allow-any-peer', 'allow-plaintext', 'allow-origin', 'clean-env', 'pass-env', 'max-connections', 'max-connections-per-peer'],
+  connect: ['peer', 'plaintext', 'reconnect', 'keepalive'],
 };
 
-export type Values = { [K in keyof typeof OPTIONS]?: (typeof OPTIONS)[K]['type'] extends 'string' ? string : boolean };
+type Option = (typeof OPTIONS)[keyof typeof OPTIONS];
+type ValueOf<O extends Option> = O extends { multiple: true } ? string[] : O['type'] extends 'string' ? string : boolean;
+export type Values = { [K in keyof typeof OPTIONS]?: ValueOf<(typeof OPTIONS)[K]> };
 
 const out = (line: string) => void process.stdout.write(line + '\n');
 
@@ -87,6 +97,8 @@ async function main(argv: string[]): Promise<number> {
   }
   if (name !== 'serve' && command.length > 0) throw new UsageError(`"${name}" takes no command after --`);
   const paths = resolveHome(values.home);
+  // The identity and the trust files are only as safe as the directory that holds them.
+  checkDirectory(paths.identity, 'identity and trust files');
   const log = createLogger({ json: values.json ?? false, verbose: values.verbose ?? false });
 
   switch (name) {
@@ -136,10 +148,10 @@ main(process.argv.slice(2)).then(
   },
   (err: unknown) => {
     if (err instanceof UsageError) {
-      process.stderr.write(`mcp-e2e: ${err.message}\n`);
+      process.stderr.write(`mcp-e2e: ${escapeControlCharacters(err.message)}\n`);
       process.exitCode = 2;
     } else if (err instanceof McpE2eError) {
-      process.stderr.write(`mcp-e2e: ${err.message} [${err.code}]\n`);
+      process.stderr.write(`mcp-e2e: ${escapeControlCharacters(err.message)} [${err.code}]\n`);
       process.exitCode = 1;
     } else {
       process.stderr.write(`mcp-e2e: unexpected error: ${(err as Error)?.stack ?? String(err)}\n`);

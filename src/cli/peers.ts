@@ -1,7 +1,7 @@
 /** `mcp-e2e peers`: edit the allowlist (who may connect to `serve`) and the known peers (whom `connect` has met). */
-import { existsSync, readFileSync } from 'node:fs';
-import { writeFileAtomic } from '../util/files.js';
-import { KnownPeersStore, PeerAllowList, parseAllowList } from '../identity/trust.js';
+import { updateFileLocked } from '../util/files.js';
+import { escapeControlCharacters as safe, hasControlCharacters } from '../util/text.js';
+import { KnownPeersStore, MAX_ALLOWLIST_FILE_BYTES, normalizeEndpoint, PeerAllowList, parseAllowList } from '../identity/trust.js';
 import { fingerprintOf, normalizeNodeId } from '../identity/identity.js';
 import { UsageError } from './usage.js';
 import type { HomePaths } from './home.js';
@@ -12,25 +12,42 @@ function normalizeId(value: string | undefined): string {
   return id;
 }
 
-/** Add a node id to an allowlist file, keeping its comments. Returns false if it was already there. */
+const ALLOWLIST = { what: 'allowlist', maxBytes: MAX_ALLOWLIST_FILE_BYTES };
+
+/**
+ * Add a node id to an allowlist file, keeping its comments (locked
+ * read-modify-write, so a concurrent edit is never lost). Returns false if
+ * it was already there.
+ * @throws UsageError for a bad node id or a label with control characters.
+ */
 export function allowPeer(path: string, nodeId: string, label = ''): boolean {
   const id = normalizeId(nodeId);
-  const text = existsSync(path) ? readFileSync(path, 'utf8') : '';
-  if (parseAllowList(text, path).has(id)) return false;
-  const sep = text === '' || text.endsWith('\n') ? '' : '\n';
-  writeFileAtomic(path, `${text}${sep}${id}${label ? ' ' + label : ''}\n`, 0o600);
-  return true;
+  // A newline in a label would start a second line: another allowed id.
+  if (hasControlCharacters(label)) throw new UsageError('a label must not contain control characters (newlines, tabs, escapes)');
+  let added = false;
+  updateFileLocked(path, ALLOWLIST, (current) => {
+    const text = current?.toString('utf8') ?? '';
+    if (parseAllowList(text, path).has(id)) return undefined;
+    added = true;
+    const sep = text === '' || text.endsWith('\n') ? '' : '\n';
+    return `${text}${sep}${id}${label ? ' ' + label : ''}\n`;
+  });
+  return added;
 }
 
-/** Remove a node id from an allowlist file. Returns false if it was not there. */
+/** Remove a node id from an allowlist file (locked read-modify-write; other lines are kept as they are, even bad ones). Returns false if it was not there. */
 export function denyPeer(path: string, nodeId: string): boolean {
   const id = normalizeId(nodeId);
-  if (!existsSync(path)) return false;
-  const lines = readFileSync(path, 'utf8').split(/\r?\n/);
-  const kept = lines.filter((l) => l.replace(/#.*/, '').trim().split(/\s+/)[0]?.toLowerCase() !== id);
-  if (kept.length === lines.length) return false;
-  writeFileAtomic(path, kept.join('\n'), 0o600);
-  return true;
+  let removed = false;
+  updateFileLocked(path, ALLOWLIST, (current) => {
+    if (current === undefined) return undefined;
+    const lines = current.toString('utf8').split(/\r?\n/);
+    const kept = lines.filter((l) => l.replace(/#.*/, '').trim().split(/\s+/)[0]?.toLowerCase() !== id);
+    if (kept.length === lines.length) return undefined;
+    removed = true;
+    return kept.join('\n');
+  });
+  return removed;
 }
 
 export function peersCommand(args: string[], paths: HomePaths, out: (line: string) => void, json: boolean): void {
@@ -48,8 +65,10 @@ export function peersCommand(args: string[], paths: HomePaths, out: (line: strin
     }
     case 'forget': {
       if (!rest[0]) throw new UsageError('usage: mcp-e2e peers forget HOST:PORT');
-      const forgot = new KnownPeersStore(paths.knownPeers).forget(rest[0]);
-      out(forgot ? `forgot the identity of ${rest[0]}` : `${rest[0]} is not a known peer`);
+      const endpoint = normalizeEndpoint(rest[0]);
+      if (!endpoint) throw new UsageError(`not an endpoint: ${JSON.stringify(rest[0])}; expected HOST:PORT as printed by \`mcp-e2e peers list\``);
+      const forgot = new KnownPeersStore(paths.knownPeers).forget(endpoint);
+      out(forgot ? `forgot the identity of ${endpoint}` : `${endpoint} is not a known peer`);
       return;
     }
     case 'list':
@@ -61,10 +80,10 @@ export function peersCommand(args: string[], paths: HomePaths, out: (line: strin
         return;
       }
       out(`allowed peers (${paths.allowedPeers}):`);
-      for (const p of allowed) out(`  ${fingerprintOf(p.nodeId)}  ${p.nodeId}${p.label ? '  ' + p.label : ''}`);
+      for (const p of allowed) out(`  ${fingerprintOf(p.nodeId)}  ${p.nodeId}${p.label ? '  ' + safe(p.label) : ''}`);
       if (allowed.length === 0) out('  (none)');
       out(`known peers (${paths.knownPeers}):`);
-      for (const k of known) out(`  ${k.endpoint}  ${fingerprintOf(k.nodeId)}  ${k.nodeId}`);
+      for (const k of known) out(`  ${safe(k.endpoint)}  ${fingerprintOf(k.nodeId)}  ${k.nodeId}`);
       if (known.length === 0) out('  (none)');
       return;
     }

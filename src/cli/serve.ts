@@ -5,20 +5,29 @@
  * connection ends, and the connection ends when it exits.
  */
 import { unwatchFile, watchFile } from 'node:fs';
-import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 import { McpE2eError } from '../errors.js';
 import { PeerAllowList } from '../identity/trust.js';
 import { EncryptedWebSocketServer } from '../transport/server.js';
 import { DEFAULT_MAX_MESSAGE_BYTES } from '../protocol.js';
-import { killAllChildren, spawnChild, type ChildServer } from './child.js';
+import { DEFAULT_MAX_CONNECTIONS_PER_PEER } from '../transport/limits.js';
+import { childEnvironment, killAllChildren, spawnChild, stopWatchdog, type ChildServer } from './child.js';
 import type { HomePaths } from './home.js';
-import type { Logger } from './log.js';
+import { summarizing, type Logger } from './log.js';
+import { ALLOWLIST_POLL_MS, DEFAULT_SERVE_MAX_CONNECTIONS, REFUSAL_LOG_INTERVAL_MS, REFUSALS_LOGGED_PER_INTERVAL } from './limits.js';
+import { PacedSender, writeLine } from './relay.js';
 import { loadIdentity, type Values } from './main.js';
 import { UsageError } from './usage.js';
 
 export const DEFAULT_PORT = 8765;
 /** How long `serve` waits for connections and children to end after SIGINT/SIGTERM (ms). */
 const SHUTDOWN_GRACE_MS = 5000;
+
+function parseCount(value: string | undefined, fallback: number, flag: string): number {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || n < 1 || n > 2 ** 24) throw new UsageError(`${flag} expects a number 1..${2 ** 24}, got ${JSON.stringify(value)}`);
+  return n;
+}
 
 function parsePort(value: string | undefined): number {
   if (value === undefined) return DEFAULT_PORT;
@@ -43,34 +52,59 @@ export async function serveCommand(values: Values, command: string[], paths: Hom
 
   let nextId = 1;
   const children = new Set<ChildServer>();
+  const env = childEnvironment(process.env, { clean: values['clean-env'] ?? false, pass: values['pass-env'] ?? [] });
+  // A stranger can make us refuse connections at will: a few lines per interval, then a summary.
+  const refusal = summarizing(log, { burst: REFUSALS_LOGGED_PER_INTERVAL, intervalMs: REFUSAL_LOG_INTERVAL_MS, what: 'connections refused' });
   const server = new EncryptedWebSocketServer({
     identity,
     ...(allowList ? { allowedPeers: allowList } : { allowAnyPeer: true }),
     allowPlaintext: values['allow-plaintext'] ?? false,
+    allowedOrigins: values['allow-origin'] ?? [],
+    limits: {
+      maxConnections: parseCount(values['max-connections'], DEFAULT_SERVE_MAX_CONNECTIONS, '--max-connections'),
+      maxConnectionsPerPeer: parseCount(values['max-connections-per-peer'], DEFAULT_MAX_CONNECTIONS_PER_PEER, '--max-connections-per-peer'),
+    },
     onConnection: async (transport, peer) => {
       const clog = log.child({ conn: nextId++ });
       clog.info(peer ? `peer ${peer.fingerprint} connected` : 'plaintext client connected', peer ? { node_id: peer.nodeId } : {});
-      const child = spawnChild(command, clog, (msg) => {
-        transport.send(msg as JSONRPCMessage).catch((err: Error) => clog.debug('send to peer failed', { error: err.message }));
-      }, DEFAULT_MAX_MESSAGE_BYTES);
+      // Child → peer: the child's stdout is paused while sends wait; a send that fails all the same ends the connection.
+      const toPeer = new PacedSender(
+        { pause: () => child.stdout.pause(), resume: () => child.stdout.resume() },
+        (err) => {
+          if (transport.closed) return clog.debug('message to the peer not sent: the connection is closed', { error: err.message });
+          clog.error(`a message from the server process could not be sent, closing the connection: ${err.message}`, err instanceof McpE2eError ? { code: err.code } : {});
+          void transport.close();
+        },
+      );
+      const child = spawnChild(command, clog, (msg) => toPeer.send(transport, msg), { maxLineBytes: DEFAULT_MAX_MESSAGE_BYTES, env });
       children.add(child);
-      transport.onmessage = (msg) => child.send(msg);
+      // Peer → child: while the child's stdin is full, the connection is not read.
+      transport.onmessage = (msg) => {
+        if (child.stdin.writable) writeLine(child.stdin, msg, transport);
+      };
       transport.onerror = (err) => clog.warn(err.message, err instanceof McpE2eError ? { code: err.code } : {});
       transport.onclose = () => {
         clog.info('connection closed; stopping its server process');
         void child.terminate();
       };
-      void child.exited.then((how) => {
-        children.delete(child);
+      void child.exited.then(async (how) => {
         clog.info(`server process ${how}`);
         void transport.close();
+        // Counted until its whole process group is gone, so that shutdown waits for grandchildren too.
+        await child.terminate();
+        children.delete(child);
       });
       // Messages flow to onmessage only once started (as McpServer.connect would do).
       await transport.start();
     },
     onError: (err, info) => {
       const code = err instanceof McpE2eError ? err.code : undefined;
-      log.warn(`connection from ${info.remoteAddress ?? 'unknown'} refused: ${err.message}`, code ? { code } : {});
+      if (info.peer && code === 'ERR_PEER_REJECTED') {
+        // Revocation of a live session (the allowlist changed): always logged.
+        log.warn(`connection of ${info.peer.fingerprint} closed: ${err.message}`, { code, node_id: info.peer.nodeId });
+        return;
+      }
+      refusal('warn', `connection from ${info.remoteAddress ?? 'unknown'} refused: ${err.message}`, code ? { code } : {});
     },
   });
 
@@ -88,16 +122,18 @@ export async function serveCommand(values: Values, command: string[], paths: Hom
   log.info(`listening on ${url} as ${identity.fingerprint}`, { url, node_id: identity.nodeId });
 
   if (allowList) {
-    // The allowlist is re-read when the file changes and on SIGHUP, without a restart.
+    // The allowlist is re-read when the file changes and on SIGHUP, without a
+    // restart; the server closes the sessions of peers no longer on it.
     const reload = () => {
       try {
         allowList.reload();
         log.info(`allowlist reloaded: ${allowList.size} peer(s)`);
       } catch (err) {
-        log.error(`allowlist not reloaded, the previous one stays in force: ${(err as Error).message}`);
+        // reload() failed closed (removals applied, nothing added); the message names the file and line.
+        log.error(`allowlist not fully reloaded: ${(err as Error).message}`, err instanceof McpE2eError ? { code: err.code } : {});
       }
     };
-    watchFile(allowPath, { interval: 1000 }, reload);
+    watchFile(allowPath, { interval: ALLOWLIST_POLL_MS }, reload);
     process.on('SIGHUP', reload);
   }
 
@@ -120,6 +156,7 @@ export async function serveCommand(values: Values, command: string[], paths: Hom
         .then(() => Promise.all([...children].map((c) => c.terminate())))
         .then(() => {
           clearTimeout(force);
+          stopWatchdog();
           resolve(0);
         });
     };

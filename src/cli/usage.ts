@@ -15,11 +15,20 @@ Commands:
       --allow FILE            allowlist of node ids (default: HOME/allowed_peers)
       --allow-any-peer        accept any authenticated peer
       --allow-plaintext       also accept plain MCP over WebSocket (unauthenticated!)
-  connect URL [--peer NODE_ID] [--plaintext] [--reconnect]
+      --allow-origin ORIGIN   accept upgrades from web pages of ORIGIN (repeatable; by default
+                              an upgrade with an Origin header, i.e. from a browser, is refused)
+      --max-connections N     connections (server processes) at once (default 64)
+      --max-connections-per-peer N
+                              connections at once of one node id (default 16)
+      --clean-env             give COMMAND only PATH, HOME, USER, LANG, TZ, TMPDIR and the like
+      --pass-env NAME         with --clean-env, also pass NAME (repeatable)
+  connect URL [--peer NODE_ID] [--plaintext] [--reconnect] [--keepalive MS]
                               be a stdio MCP server for an MCP client, relaying to URL;
                               without --peer, trust on first use (known_peers.json);
                               --reconnect: retry a lost connection (backoff with jitter,
-                              a new handshake each time) and re-initialise the MCP session
+                              a new handshake each time) and re-initialise the MCP session;
+                              --keepalive: ping interval, a link silent for two is dead
+                              (default 15000, 0 disables)
   peers list                  show allowed and known peers
   peers allow NODE_ID [LABEL] allow a node to connect to serve
   peers deny NODE_ID          remove a node from the allowlist

@@ -5,10 +5,12 @@
  * `ERR_PEER_REJECTED` (unknown peer) or `ERR_PEER_KEY_CHANGED` (a pinned or
  * previously seen endpoint now presents another identity).
  */
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { McpE2eError } from '../errors.js';
-import { writeFileAtomic } from '../util/files.js';
+import { readTrustedFile, updateFileLocked } from '../util/files.js';
 import { hasExactKeys } from '../util/assert.js';
+import { mappedIPv4 } from '../util/ip.js';
+import { hasControlCharacters } from '../util/text.js';
 import { fingerprintOf, isNodeId, normalizeNodeId, type PeerIdentity } from './identity.js';
 
 /** Where the peer was reached, for policies keyed by endpoint. */
@@ -48,24 +50,59 @@ export function pinnedPeer(expectedNodeId: string): TrustPolicy {
   };
 }
 
-/**
- * Parse an allowlist file: one node id per line; `#` starts a comment; text
- * after the node id (separated by whitespace) is a free-form label.
- */
-export function parseAllowList(text: string, source = 'allowlist'): Map<string, string> {
-  const out = new Map<string, string>();
-  text.split(/\r?\n/).forEach((raw, i) => {
-    const line = raw.replace(/#.*/, '').trim();
-    if (!line) return;
-    const [id, ...label] = line.split(/\s+/);
-    out.set(checkNodeId(id!, `${source} line ${i + 1}`), label.join(' '));
-  });
-  return out;
+/** Largest allowlist file read (bytes); a few thousand ids fit in a fraction of it. */
+export const MAX_ALLOWLIST_FILE_BYTES = 1024 * 1024;
+
+/** One allowlist line: the node id and its label, or undefined for a blank or comment line. @throws McpE2eError naming the line. */
+function parseAllowLine(raw: string, where: string): [string, string] | undefined {
+  const line = raw.replace(/#.*/, '').trim();
+  if (!line) return undefined;
+  const [id, ...label] = line.split(/\s+/);
+  const nodeId = checkNodeId(id!, where);
+  const text = label.join(' ');
+  if (hasControlCharacters(text)) throw new McpE2eError('ERR_INVALID_NODE_ID', `${where}: the label contains a control character`);
+  return [nodeId, text];
 }
 
-/** An allowlist of node ids; replaceable at run time (`set`, `reload`) without a restart. */
+/**
+ * Every line of an allowlist that parses, and the first line that does not
+ * (the caller decides what a bad line means: `parseAllowList` refuses the
+ * file, `PeerAllowList.reload` keeps only removals).
+ */
+function parseAllowListLines(text: string, source: string): { ids: Map<string, string>; error: McpE2eError | undefined } {
+  const ids = new Map<string, string>();
+  let error: McpE2eError | undefined;
+  text.split(/\r?\n/).forEach((raw, i) => {
+    try {
+      const entry = parseAllowLine(raw, `${source} line ${i + 1}`);
+      if (entry) ids.set(entry[0], entry[1]);
+    } catch (err) {
+      error ??= err as McpE2eError;
+    }
+  });
+  return { ids, error };
+}
+
+/**
+ * Parse an allowlist file: one node id per line; `#` starts a comment; text
+ * after the node id (separated by whitespace) is a free-form label without
+ * control characters.
+ * @throws McpE2eError `ERR_INVALID_NODE_ID` naming the first bad line.
+ */
+export function parseAllowList(text: string, source = 'allowlist'): Map<string, string> {
+  const { ids, error } = parseAllowListLines(text, source);
+  if (error) throw error;
+  return ids;
+}
+
+/**
+ * An allowlist of node ids; replaceable at run time (`set`, `reload`)
+ * without a restart. Listeners (`onChange`) hear of every change: a server
+ * uses that to close the connections of peers that were removed.
+ */
 export class PeerAllowList implements TrustPolicy {
   #ids = new Map<string, string>();
+  readonly #listeners = new Set<() => void>();
   readonly path: string | undefined;
 
   constructor(entries: Iterable<string> = [], path?: string) {
@@ -73,25 +110,63 @@ export class PeerAllowList implements TrustPolicy {
     this.path = path;
   }
 
-  /** Load from a file written in the `parseAllowList` format (a missing file is an empty list). */
+  /**
+   * Load from a file written in the `parseAllowList` format (a missing file
+   * is an empty list), refusing a file other users could have written.
+   * @throws McpE2eError `ERR_INVALID_NODE_ID` (a bad line), `ERR_FILE_PERMISSIONS`, `ERR_KEY_FILE_CORRUPT` (too large).
+   */
   static fromFile(path: string): PeerAllowList {
     const list = new PeerAllowList([], path);
     list.reload();
     return list;
   }
 
-  /** Re-read the file this list came from. On a parse error the old list stays in force and the error is thrown. */
+  /**
+   * Re-read the file this list came from. It fails closed: when the file
+   * cannot be used (permissions, size, unreadable) the list becomes empty;
+   * when some line is bad, only removals take effect (an id stays only if
+   * it was allowed before and still has a good line), additions wait until
+   * the file is fixed. Either way the error is thrown afterwards, naming
+   * the file (and the line).
+   */
   reload(): void {
     if (!this.path) return;
-    const text = existsSync(this.path) ? readFileSync(this.path, 'utf8') : '';
-    this.#ids = parseAllowList(text, this.path);
+    let text: string;
+    try {
+      text = readTrustedFile(this.path, MAX_ALLOWLIST_FILE_BYTES, 'allowlist')?.toString('utf8') ?? '';
+    } catch (err) {
+      this.#replace(new Map());
+      throw err;
+    }
+    const { ids, error } = parseAllowListLines(text, this.path);
+    if (!error) {
+      this.#replace(ids);
+      return;
+    }
+    const kept = new Map([...ids].filter(([id]) => this.#ids.has(id)));
+    const removed = this.#ids.size - kept.size;
+    this.#replace(kept);
+    throw new McpE2eError(
+      'ERR_INVALID_NODE_ID',
+      `${error.message}; until the file is fixed no peer is added, and peers no longer listed are removed (${removed} removed, ${kept.size} still allowed)`,
+      { cause: error },
+    );
   }
 
-  /** Replace the whole list. */
+  /** Replace the whole list. @throws McpE2eError `ERR_INVALID_NODE_ID` (nothing changes). */
   set(entries: Iterable<string>): void {
     const next = new Map<string, string>();
     for (const e of entries) next.set(checkNodeId(e, 'allowed peer'), '');
-    this.#ids = next;
+    this.#replace(next);
+  }
+
+  /**
+   * Call `listener` after every change of the list.
+   * @returns a function that removes the listener.
+   */
+  onChange(listener: () => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
   }
 
   has(nodeId: string): boolean {
@@ -111,6 +186,47 @@ export class PeerAllowList implements TrustPolicy {
       throw new McpE2eError('ERR_PEER_REJECTED', `peer ${peer.fingerprint} (node id ${peer.nodeId}) is not on the allowlist`);
     }
   }
+
+  #replace(next: Map<string, string>): void {
+    this.#ids = next;
+    for (const listener of this.#listeners) {
+      try {
+        listener();
+      } catch {
+        // One failing listener must not keep the others from hearing of the change.
+      }
+    }
+  }
+}
+
+/**
+ * The key of trust on first use for an endpoint `host:port`, so that one
+ * address spelled several ways is one first use: the host as the WHATWG URL
+ * parser writes it (lowercase, IPv4 in dotted decimal whatever the input
+ * form, IPv6 compressed in brackets), an IPv4-mapped IPv6 address as its
+ * IPv4 address, a host name without its trailing dot; the port in decimal.
+ * Names are not resolved: `localhost` and `127.0.0.1` are two endpoints, as
+ * in ssh's known_hosts (a name and an address are different claims).
+ * @returns undefined when `text` is not `host:port` (or has control characters).
+ */
+export function normalizeEndpoint(text: string): string | undefined {
+  if (hasControlCharacters(text) || /\s/.test(text)) return undefined;
+  const m = /^(.+):(\d{1,5})$/.exec(text);
+  if (!m) return undefined;
+  const port = Number(m[2]);
+  if (port < 1 || port > 65535) return undefined;
+  let url: URL;
+  try {
+    url = new URL(`ws://${m[1]}/`);
+  } catch {
+    return undefined;
+  }
+  if (url.username || url.password || url.port || url.pathname !== '/' || url.search || url.hash) return undefined;
+  let host = url.hostname;
+  if (host.startsWith('[')) host = mappedIPv4(host.slice(1, -1)) ?? host;
+  else if (host.endsWith('.') && !isIP(host.slice(0, -1))) host = host.slice(0, -1);
+  if (!host) return undefined;
+  return `${host}:${port}`;
 }
 
 interface KnownPeer {
@@ -120,85 +236,127 @@ interface KnownPeer {
 
 const KNOWN_PEERS_VERSION = 1;
 const MAX_KNOWN_PEERS_FILE_BYTES = 4 * 1024 * 1024;
+const KNOWN_PEERS = 'known peers file';
 
 /**
- * Known peers with trust on first use, keyed by endpoint (`host:port`), as
- * ssh's known_hosts: the first identity seen at an endpoint is recorded; a
- * different one later is refused loudly with `ERR_PEER_KEY_CHANGED`.
+ * Known peers with trust on first use, keyed by endpoint (`host:port`,
+ * normalised by `normalizeEndpoint`), as ssh's known_hosts: the first
+ * identity seen at an endpoint is recorded; a different one later is refused
+ * loudly with `ERR_PEER_KEY_CHANGED`.
+ *
+ * The file is the only state: every lookup reads it, and every change locks
+ * it, re-reads it, changes one entry and writes it atomically
+ * (`updateFileLocked`), so several processes sharing a home (an MCP host
+ * starting several `connect`s) keep each other's first uses, and a running
+ * process never undoes a `peers forget`. The file and its directory must
+ * not be writable by other users (ssh's StrictModes).
  */
 export class KnownPeersStore implements TrustPolicy {
   readonly path: string;
-  #peers: Record<string, KnownPeer> = {};
 
+  /** @throws McpE2eError `ERR_KEY_FILE_CORRUPT`, `ERR_FILE_PERMISSIONS` (checked at once, so a bad file is reported before any connection). */
   constructor(path: string) {
     this.path = path;
-    this.#load();
+    this.#read();
   }
 
-  #load(): void {
-    if (!existsSync(this.path)) return;
+  #parse(bytes: Buffer | undefined): Record<string, KnownPeer> {
+    if (bytes === undefined) return {};
     const corrupt = (why: string) => new McpE2eError('ERR_KEY_FILE_CORRUPT', `known peers file ${this.path} is corrupt: ${why}`);
-    if (statSync(this.path).size > MAX_KNOWN_PEERS_FILE_BYTES) throw corrupt('too large');
     let doc: unknown;
     try {
-      doc = JSON.parse(readFileSync(this.path, 'utf8'));
+      doc = JSON.parse(bytes.toString('utf8'));
     } catch {
       throw corrupt('not valid JSON');
     }
     if (!hasExactKeys(doc, ['version', 'peers']) || doc.version !== KNOWN_PEERS_VERSION) throw corrupt('unexpected fields or version');
     const peers = doc.peers;
     if (typeof peers !== 'object' || peers === null || Array.isArray(peers)) throw corrupt('peers is not an object');
-    const out: Record<string, KnownPeer> = {};
+    const out: Record<string, KnownPeer> = Object.create(null) as Record<string, KnownPeer>;
     for (const [endpoint, entry] of Object.entries(peers)) {
-      if (!hasExactKeys(entry, ['node_id', 'first_seen']) || !isNodeId(entry.node_id) || typeof entry.first_seen !== 'string') {
-        throw corrupt(`bad entry for ${endpoint}`);
+      const key = normalizeEndpoint(endpoint);
+      if (!key || !hasExactKeys(entry, ['node_id', 'first_seen']) || !isNodeId(entry.node_id) || typeof entry.first_seen !== 'string' || hasControlCharacters(entry.first_seen)) {
+        throw corrupt(`bad entry for ${JSON.stringify(endpoint.slice(0, 100))}`);
       }
-      out[endpoint] = { node_id: entry.node_id, first_seen: entry.first_seen };
+      if (out[key] && out[key].node_id !== entry.node_id) throw corrupt(`two entries for ${key} with different node ids`);
+      out[key] ??= { node_id: entry.node_id, first_seen: entry.first_seen };
     }
-    this.#peers = out;
+    return out;
   }
 
-  #save(): void {
-    writeFileAtomic(this.path, JSON.stringify({ version: KNOWN_PEERS_VERSION, peers: this.#peers }, null, 2) + '\n', 0o600);
+  #read(): Record<string, KnownPeer> {
+    return this.#parse(readTrustedFile(this.path, MAX_KNOWN_PEERS_FILE_BYTES, KNOWN_PEERS));
+  }
+
+  /** Lock, re-read, let `edit` change the entries (return false to leave the file alone), write. */
+  #update(edit: (peers: Record<string, KnownPeer>) => boolean): void {
+    updateFileLocked(this.path, { what: KNOWN_PEERS, maxBytes: MAX_KNOWN_PEERS_FILE_BYTES }, (current) => {
+      const peers = this.#parse(current);
+      if (!edit(peers)) return undefined;
+      return JSON.stringify({ version: KNOWN_PEERS_VERSION, peers: { ...peers } }, null, 2) + '\n';
+    });
+  }
+
+  #key(endpoint: string): string {
+    const key = normalizeEndpoint(endpoint);
+    if (!key) throw new McpE2eError('ERR_PEER_REJECTED', `not an endpoint (host:port): ${JSON.stringify(endpoint.slice(0, 100))}`);
+    return key;
   }
 
   /** The node id recorded for `endpoint`, if any. */
   get(endpoint: string): string | undefined {
-    return Object.prototype.hasOwnProperty.call(this.#peers, endpoint) ? this.#peers[endpoint]!.node_id : undefined;
+    const key = normalizeEndpoint(endpoint);
+    return key === undefined ? undefined : this.#read()[key]?.node_id;
   }
 
   list(): Array<{ endpoint: string; nodeId: string; firstSeen: string }> {
-    return Object.entries(this.#peers).map(([endpoint, p]) => ({ endpoint, nodeId: p.node_id, firstSeen: p.first_seen }));
+    return Object.entries(this.#read()).map(([endpoint, p]) => ({ endpoint, nodeId: p.node_id, firstSeen: p.first_seen }));
   }
 
   /** Record (or replace) the identity of an endpoint. */
   remember(endpoint: string, nodeId: string): void {
-    this.#peers[endpoint] = { node_id: checkNodeId(nodeId, 'known peer'), first_seen: new Date().toISOString() };
-    this.#save();
+    const key = this.#key(endpoint);
+    const node_id = checkNodeId(nodeId, 'known peer');
+    this.#update((peers) => {
+      peers[key] = { node_id, first_seen: new Date().toISOString() };
+      return true;
+    });
   }
 
   /** Forget an endpoint; returns whether it was known. */
   forget(endpoint: string): boolean {
-    if (this.get(endpoint) === undefined) return false;
-    delete this.#peers[endpoint];
-    this.#save();
-    return true;
+    const key = normalizeEndpoint(endpoint);
+    if (key === undefined) return false;
+    let known = false;
+    this.#update((peers) => {
+      known = peers[key] !== undefined;
+      delete peers[key];
+      return known;
+    });
+    return known;
   }
 
   verify(peer: PeerIdentity, context: TrustContext = {}): void {
     const endpoint = context.endpoint;
     if (!endpoint) throw new McpE2eError('ERR_PEER_REJECTED', 'trust on first use needs the endpoint the peer was reached at');
-    const known = this.get(endpoint);
+    const key = this.#key(endpoint);
+    let known = this.#read()[key]?.node_id;
     if (known === undefined) {
-      this.remember(endpoint, peer.nodeId);
-      return;
+      // First use, decided under the lock: another process may have recorded this endpoint meanwhile.
+      this.#update((peers) => {
+        known = peers[key]?.node_id;
+        if (known !== undefined) return false;
+        peers[key] = { node_id: peer.nodeId, first_seen: new Date().toISOString() };
+        return true;
+      });
+      if (known === undefined) return;
     }
     if (known !== peer.nodeId) {
       throw new McpE2eError(
         'ERR_PEER_KEY_CHANGED',
-        `WARNING: the identity of ${endpoint} has changed! Known ${fingerprintOf(known)}, now presented ${peer.fingerprint} ` +
+        `WARNING: the identity of ${key} has changed! Known ${fingerprintOf(known)}, now presented ${peer.fingerprint} ` +
           `(node id ${peer.nodeId}). This may be an attack. If the change is expected, forget the old identity ` +
-          `(mcp-e2e peers forget ${endpoint}) and connect again.`,
+          `(mcp-e2e peers forget ${key}) and connect again.`,
       );
     }
   }

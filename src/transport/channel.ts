@@ -34,8 +34,8 @@ import type { NodeIdentity, PeerIdentity } from '../identity/identity.js';
 import type { Handshake } from '../handshake/handshake.js';
 import { closeReason, type Session } from '../session/session.js';
 import { ContentType, MAX_RECORD_ENTRIES, RECORD_ENTRY_HEADER_BYTES, type Framing, type MessageContentType } from '../protocol.js';
-import { asMcpE2eError, closeSocket, closeWithError, errorFromPeerClose, errorFromWsError, truncationError } from './closing.js';
-import { performHandshake } from './handshake-driver.js';
+import { asMcpE2eError, closeSocket, closeWithError, errorFromCloseBeforeSession, errorFromPeerClose, errorFromWsError, truncationError } from './closing.js';
+import { performHandshake, type HandshakeDriverOptions } from './handshake-driver.js';
 import { Inbox } from './inbox.js';
 import { controlMessageProblem, decodeControlMessage, decodeJsonRpcMessage, encodeJsonText, type ControlMessage } from './json-rpc.js';
 import { CLOSE_GRACE_MS, MAX_FRAGMENTS_PER_MESSAGE, MAX_QUEUED_INBOUND_FRAMES, type ResolvedConnectionLimits } from './limits.js';
@@ -168,10 +168,13 @@ export abstract class WebSocketChannel {
    * flow control (its `send()` eventually waits for its socket to drain).
    * Messages already decoded (at most those of the last chunk read from the
    * socket) are still delivered to `onmessage`. Nothing is dropped. While
-   * the socket is paused, keepalive pongs queue behind the peer's data too,
-   * so a consumer that stays behind for longer than the peer's keepalive
-   * interval can be dropped with `ERR_IDLE_TIMEOUT`. Idempotent; works before
-   * the transport is started too.
+   * paused we cannot read the peer's pongs, so our own keepalive and idle
+   * timeout do not count against the peer; but our pongs queue behind our
+   * unread data too, so a consumer that stays behind for longer than two of
+   * the peer's keepalive intervals can be dropped by the peer with
+   * `ERR_IDLE_TIMEOUT`. Relays use this (src/cli/relay.ts): pause when the
+   * output stream's `write()` returns false, resume on its `'drain'`.
+   * Idempotent; works before the transport is started too.
    */
   pauseReceiving(): void {
     this.#receivePaused = true;
@@ -180,8 +183,26 @@ export abstract class WebSocketChannel {
 
   /** Undo `pauseReceiving()`: waiting frames are delivered first, in order, then the socket reads again. Idempotent. */
   resumeReceiving(): void {
+    if (this.#receivePaused) {
+      // Pongs could not be read while paused: give the peer a fresh interval.
+      this.#alive = true;
+    }
     this.#receivePaused = false;
     this.#routeFrames();
+  }
+
+  /** True while `pauseReceiving()` is in force. */
+  get receivingPaused(): boolean {
+    return this.#receivePaused;
+  }
+
+  /**
+   * True while frames wait behind the send high-water mark: the latest
+   * `send()` resolves only once the socket has drained. A relay stops
+   * reading its source while this is true (see src/cli/relay.ts).
+   */
+  get sendBlocked(): boolean {
+    return (this.#queue?.queuedBytes ?? 0) > 0;
   }
 
   /**
@@ -296,7 +317,13 @@ export abstract class WebSocketChannel {
   }
 
   /** Run the handshake over the adopted, open socket and switch to the session. */
-  protected async secure(handshake: Handshake, identity: NodeIdentity, verifyPeer: (peer: PeerIdentity) => void, timeoutMs: number): Promise<void> {
+  protected async secure(
+    handshake: Handshake,
+    identity: NodeIdentity,
+    verifyPeer: (peer: PeerIdentity) => void,
+    timeoutMs: number,
+    extra: Pick<HandshakeDriverOptions, 'firstMessageTimeoutMs' | 'signal'> = {},
+  ): Promise<void> {
     // ws may have failed the socket between 'open' and now (e.g. an oversized
     // first frame right behind the upgrade response): report that, not a
     // generic closure.
@@ -308,13 +335,14 @@ export abstract class WebSocketChannel {
             throw errorFromWsError(err);
           })) as [number, Buffer]);
       const closed = new McpE2eError('ERR_CONNECTION_CLOSED', 'the connection closed before the handshake');
-      throw this.#closeRequested ? closed : (errorFromPeerClose(code, reason) ?? closed);
+      throw this.#closeRequested ? closed : (errorFromCloseBeforeSession(handshake.role, code, reason) ?? closed);
     }
     const session = await performHandshake(this.#ws!, this.#inbox!, handshake, {
       identity,
       timeoutMs,
       verifyPeer,
       sessionOptions: this.limits.session,
+      ...extra,
     });
     // ws may have failed the socket right behind the last handshake message
     // (e.g. an oversized frame in the same TCP chunk), before anyone listens
@@ -563,7 +591,8 @@ export abstract class WebSocketChannel {
     if (keepaliveIntervalMs > 0) {
       ws.on('pong', () => (this.#alive = true));
       this.#keepalive = setInterval(() => {
-        if (!this.#alive) {
+        // While we do not read the socket (pauseReceiving), a missing pong says nothing about the peer.
+        if (!this.#alive && !this.#receivePaused) {
           this.fail(new McpE2eError('ERR_IDLE_TIMEOUT', `the peer did not answer a keepalive ping within ${keepaliveIntervalMs} ms`));
           return;
         }
@@ -573,10 +602,11 @@ export abstract class WebSocketChannel {
       this.#keepalive.unref();
     }
     if (idleTimeoutMs > 0) {
-      this.#idle = setTimeout(
-        () => this.fail(new McpE2eError('ERR_IDLE_TIMEOUT', `no MCP message in either direction for ${idleTimeoutMs} ms`)),
-        idleTimeoutMs,
-      );
+      this.#idle = setTimeout(() => {
+        // A consumer that paused receiving is busy, not idle.
+        if (this.#receivePaused) this.#idle?.refresh();
+        else this.fail(new McpE2eError('ERR_IDLE_TIMEOUT', `no MCP message in either direction for ${idleTimeoutMs} ms`));
+      }, idleTimeoutMs);
       this.#idle.unref();
     }
   }

@@ -8,7 +8,7 @@
  * message.
  */
 import { WebSocket } from 'ws';
-import { ERROR_CODES, McpE2eError, type ErrorCode } from '../errors.js';
+import { CloseCode, ERROR_CODES, McpE2eError, type ErrorCode } from '../errors.js';
 import { CLOSE_GRACE_MS } from './limits.js';
 
 const KNOWN_CODES: ReadonlySet<string> = new Set(ERROR_CODES);
@@ -92,6 +92,24 @@ export function errorFromPeerClose(code: number, reason: Buffer | string): McpE2
   if (isOrderly(code, claimed)) return undefined;
   const said = claimed ? `; its close frame says ${claimed}, which is not authenticated` : '';
   return new McpE2eError('ERR_CONNECTION_CLOSED', `the peer closed the connection (close code ${code}${said})`, { peerCode: claimed });
+}
+
+/**
+ * The peer closed before our session started (the handshake, or before it).
+ * For the initiator, a close with 1013 (RFC 6455 "try again later") is
+ * `ERR_LIMIT_REACHED`; everything else is as `errorFromPeerClose`. Before the
+ * handshake nothing can be authenticated, so this reports what happened to
+ * our own attempt (as an HTTP 429 to the upgrade does), not the peer's word;
+ * and it only ever leads to another attempt later (`ERR_LIMIT_REACHED` is
+ * retryable), which any failed attempt leads to: a forged 1013 gains an
+ * attacker nothing that dropping the connection would not (PROTOCOL.md
+ * §9.1). A responder does not take a client's 1013 as a limit of its own.
+ */
+export function errorFromCloseBeforeSession(role: 'initiator' | 'responder', code: number, reason: Buffer | string): McpE2eError | undefined {
+  if (role === 'responder' || code !== CloseCode.TRY_AGAIN_LATER) return errorFromPeerClose(code, reason);
+  return new McpE2eError('ERR_LIMIT_REACHED', 'the server closed the connection before the handshake with close code 1013 (try again later: it is at a limit; not authenticated)', {
+    peerCode: peerCodeOf(code, reason),
+  });
 }
 
 /**

@@ -16,7 +16,7 @@ import { McpE2eError } from '../errors.js';
 import type { Handshake, HandshakeResult } from '../handshake/handshake.js';
 import type { NodeIdentity, PeerIdentity } from '../identity/identity.js';
 import { Session, type SessionOptions } from '../session/session.js';
-import { asMcpE2eError, closeWithError, errorFromPeerClose, errorFromWsError } from './closing.js';
+import { asMcpE2eError, closeWithError, errorFromCloseBeforeSession, errorFromWsError } from './closing.js';
 import type { Inbox } from './inbox.js';
 import { MAX_FRAGMENTS_PER_MESSAGE } from './limits.js';
 import { setMaxFragments, setMaxPayload } from './ws-internals.js';
@@ -34,6 +34,13 @@ export interface HandshakeDriverOptions {
   verifyPeer: (peer: PeerIdentity) => void;
   /** Options of the session created from the result. */
   sessionOptions: SessionOptions;
+  /**
+   * Responder: fail with `ERR_HANDSHAKE_TIMEOUT` when no message (step 1)
+   * has arrived after this many ms. Default: only `timeoutMs`.
+   */
+  firstMessageTimeoutMs?: number;
+  /** Abort the handshake: it fails with the signal's reason (an McpE2eError, e.g. an eviction). */
+  signal?: AbortSignal;
 }
 
 const discard = (): void => {};
@@ -51,9 +58,12 @@ function wipe(result: HandshakeResult): void {
  *
  * @throws McpE2eError (as a rejection), after closing the socket:
  *   any `ERR_HANDSHAKE_*` from the state machine, `ERR_HANDSHAKE_TIMEOUT`,
- *   `ERR_PEER_REJECTED` / `ERR_PEER_KEY_CHANGED` from `verifyPeer`,
+ *   `ERR_PEER_REJECTED` / `ERR_PEER_KEY_CHANGED` (or another code, e.g. a
+ *   responder's `ERR_LIMIT_REACHED`) from `verifyPeer`,
  *   `ERR_FRAME_TOO_LARGE` (a message above MAX_HANDSHAKE_MESSAGE_BYTES, closed
- *   1009 by ws), or the code the peer closed with (else `ERR_CONNECTION_CLOSED`).
+ *   1009 by ws), `ERR_LIMIT_REACHED` (initiator: the peer closed with 1013),
+ *   else `ERR_CONNECTION_CLOSED` when the peer closes (its close frame's
+ *   claim as `peerCode`).
  */
 export function performHandshake(ws: WebSocket, inbox: Inbox, handshake: Handshake, options: HandshakeDriverOptions): Promise<Session> {
   return new Promise<Session>((resolve, reject) => {
@@ -62,6 +72,8 @@ export function performHandshake(ws: WebSocket, inbox: Inbox, handshake: Handsha
       if (settled) return;
       settled = true;
       clearTimeout(timer);
+      clearTimeout(firstTimer);
+      options.signal?.removeEventListener('abort', onAbort);
       ws.off('close', onClose);
       ws.off('error', onError);
       if (err) {
@@ -81,8 +93,18 @@ export function performHandshake(ws: WebSocket, inbox: Inbox, handshake: Handsha
       () => finish(new McpE2eError('ERR_HANDSHAKE_TIMEOUT', `the handshake did not complete within ${options.timeoutMs} ms`)),
       options.timeoutMs,
     );
+    const firstTimer =
+      options.firstMessageTimeoutMs === undefined
+        ? undefined
+        : setTimeout(
+            () => finish(new McpE2eError('ERR_HANDSHAKE_TIMEOUT', `no handshake message within ${options.firstMessageTimeoutMs} ms of the upgrade`)),
+            options.firstMessageTimeoutMs,
+          );
+    const onAbort = (): void => finish(asMcpE2eError(options.signal!.reason, 'ERR_CONNECTION_CLOSED'));
+    if (options.signal?.aborted) queueMicrotask(onAbort);
+    else options.signal?.addEventListener('abort', onAbort, { once: true });
     const onClose = (code: number, reason: Buffer): void =>
-      finish(errorFromPeerClose(code, reason) ?? new McpE2eError('ERR_CONNECTION_CLOSED', 'the connection closed during the handshake'));
+      finish(errorFromCloseBeforeSession(handshake.role, code, reason) ?? new McpE2eError('ERR_CONNECTION_CLOSED', 'the connection closed during the handshake'));
     // ws emits 'error' just before closing on protocol violations (e.g. 1009).
     const onError = (err: Error): void => finish(errorFromWsError(err));
     ws.on('close', onClose);
@@ -116,6 +138,7 @@ export function performHandshake(ws: WebSocket, inbox: Inbox, handshake: Handsha
 
     inbox.setHandler((data, isBinary) => {
       if (settled) return;
+      clearTimeout(firstTimer);
       try {
         // Handshake messages are JSON text frames, always; a binary frame here is
         // a malformed handshake message (the state machine refuses non-strings).

@@ -21,6 +21,34 @@ export const DEFAULT_MAX_CONNECTIONS = 1024;
 /** Server only: most connections at once that have upgraded but not yet finished the handshake. */
 export const DEFAULT_MAX_PENDING_HANDSHAKES = 128;
 /**
+ * Server only: most pending handshakes at once from one source address (an
+ * IPv6 address counts in its /64). Well below `maxPendingHandshakes`, so that
+ * it takes 16 addresses, not one or two, to fill the table; and a full table
+ * makes room for a newcomer by evicting (see admission.ts).
+ */
+export const DEFAULT_MAX_PENDING_HANDSHAKES_PER_ADDRESS = 8;
+/**
+ * Server only: time from the upgrade to handshake step 1 (ms). The initiator
+ * sends step 1 at once, so an honest client needs one round trip at most; a
+ * peer that holds a pending slot without speaking loses it after this long.
+ */
+export const DEFAULT_HANDSHAKE_STEP1_TIMEOUT_MS = 2_000;
+/**
+ * Server only: handshake starts (WebSocket upgrades) one source address may
+ * make at once (as many as it may hold connections), and then per second (a
+ * token bucket). Each encrypted handshake costs the server an X25519 and an
+ * Ed25519 signature (about 1 ms of CPU), so one address can take at most a
+ * few percent of a core; more are answered with HTTP 429 before the upgrade.
+ */
+export const DEFAULT_HANDSHAKE_BURST_PER_ADDRESS = 64;
+export const DEFAULT_HANDSHAKE_RATE_PER_ADDRESS = 16;
+/**
+ * Server only: most authenticated connections at once of one node id. One
+ * allowed key must not be able to take every connection (and, with `serve`,
+ * make it start one process per connection).
+ */
+export const DEFAULT_MAX_CONNECTIONS_PER_PEER = 16;
+/**
  * Server only: most connections at once from one source address, counted from
  * TCP accept (so stalled upgrades count) to close. With the defaults, no single
  * address can take more than 1/16 of `maxConnections`.
@@ -98,6 +126,16 @@ export interface ServerLimits extends ConnectionLimits {
    * proxy's address: raise it to `maxConnections`. Default 64.
    */
   maxConnectionsPerAddress?: number;
+  /** Most pending handshakes at once from one source address (IPv6: one /64). More get HTTP 429. Default 8. */
+  maxPendingHandshakesPerAddress?: number;
+  /** Time from the upgrade to handshake step 1, ms; later, the connection is closed with 4008 `ERR_HANDSHAKE_TIMEOUT`. Default 2,000. */
+  handshakeStep1TimeoutMs?: number;
+  /** Handshake starts (upgrades) one source address may make at once. Default 64. */
+  handshakeBurstPerAddress?: number;
+  /** Handshake starts per second one source address may make after the burst; more get HTTP 429. Default 16. */
+  handshakeRatePerAddress?: number;
+  /** Most authenticated connections at once of one node id; more are refused right after the handshake with a sealed CLOSE `ERR_LIMIT_REACHED` (then close 1013). Default 16. */
+  maxConnectionsPerPeer?: number;
 }
 
 /** The names of `ConnectionLimits`, for the unknown-option check of the transports. */
@@ -117,6 +155,11 @@ const SERVER_LIMIT_NAMES = {
   maxConnections: true,
   maxPendingHandshakes: true,
   maxConnectionsPerAddress: true,
+  maxPendingHandshakesPerAddress: true,
+  handshakeStep1TimeoutMs: true,
+  handshakeBurstPerAddress: true,
+  handshakeRatePerAddress: true,
+  maxConnectionsPerPeer: true,
 } as const satisfies Record<keyof ServerLimits, true>;
 
 const SESSION_LIMIT_NAMES = {
@@ -161,5 +204,10 @@ export function resolveServerLimits(limits: ServerLimits = {}): ResolvedServerLi
     maxConnections: pick(limits.maxConnections, DEFAULT_MAX_CONNECTIONS, 1, 2 ** 24, 'maxConnections'),
     maxPendingHandshakes: pick(limits.maxPendingHandshakes, DEFAULT_MAX_PENDING_HANDSHAKES, 1, 2 ** 24, 'maxPendingHandshakes'),
     maxConnectionsPerAddress: pick(limits.maxConnectionsPerAddress, DEFAULT_MAX_CONNECTIONS_PER_ADDRESS, 1, 2 ** 24, 'maxConnectionsPerAddress'),
+    maxPendingHandshakesPerAddress: pick(limits.maxPendingHandshakesPerAddress, DEFAULT_MAX_PENDING_HANDSHAKES_PER_ADDRESS, 1, 2 ** 24, 'maxPendingHandshakesPerAddress'),
+    handshakeStep1TimeoutMs: pick(limits.handshakeStep1TimeoutMs, DEFAULT_HANDSHAKE_STEP1_TIMEOUT_MS, 1, MAX_TIMER_MS, 'handshakeStep1TimeoutMs'),
+    handshakeBurstPerAddress: pick(limits.handshakeBurstPerAddress, DEFAULT_HANDSHAKE_BURST_PER_ADDRESS, 1, 2 ** 24, 'handshakeBurstPerAddress'),
+    handshakeRatePerAddress: pick(limits.handshakeRatePerAddress, DEFAULT_HANDSHAKE_RATE_PER_ADDRESS, 1, 2 ** 24, 'handshakeRatePerAddress'),
+    maxConnectionsPerPeer: pick(limits.maxConnectionsPerPeer, DEFAULT_MAX_CONNECTIONS_PER_PEER, 1, 2 ** 24, 'maxConnectionsPerPeer'),
   };
 }

@@ -63,10 +63,18 @@ export class EncryptedWebSocketServerTransport extends WebSocketChannel implemen
   }
 
   /** @internal Run the responder handshake (encrypted mode; `handshake` and `identity` are ignored in plaintext mode). The server calls this once. */
-  async accept(handshake: Handshake | undefined, identity: NodeIdentity | undefined, verifyPeer: (peer: PeerIdentity) => void): Promise<void> {
+  async accept(
+    handshake: Handshake | undefined,
+    identity: NodeIdentity | undefined,
+    verifyPeer: (peer: PeerIdentity) => void,
+    admission: { step1TimeoutMs?: number; signal?: AbortSignal } = {},
+  ): Promise<void> {
     if (this.mode === 'encrypted') {
       if (!handshake || !identity) throw new TypeError('"handshake" and "identity" expected a responder Handshake and its identity in encrypted mode');
-      await this.secure(handshake, identity, verifyPeer, this.limits.handshakeTimeoutMs);
+      await this.secure(handshake, identity, verifyPeer, this.limits.handshakeTimeoutMs, {
+        ...(admission.step1TimeoutMs !== undefined ? { firstMessageTimeoutMs: admission.step1TimeoutMs } : {}),
+        ...(admission.signal ? { signal: admission.signal } : {}),
+      });
     } else {
       this.openPlaintext();
     }

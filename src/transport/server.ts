@@ -13,12 +13,22 @@
  *   `upgradeTimeoutMs`, and the socket is destroyed at accept +
  *   `upgradeTimeoutMs` + `handshakeTimeoutMs` (15 s by default) unless
  *   authenticated by then, whatever stage it is stuck in.
+ * - Per address (an IPv6 address counts as its /64; admission.ts): an
+ *   address out of handshake tokens (`handshakeBurstPerAddress`, then
+ *   `handshakeRatePerAddress` per second) gets HTTP 429 at accept; at the
+ *   upgrade, an `Origin` header not in `allowedOrigins` (a web page) gets
+ *   403, an address with `maxPendingHandshakesPerAddress` pending gets 429,
+ *   and the upgrade takes a token. All before any cryptography.
  * - Upgrade: the mode is chosen from the subprotocol before any message is
- *   read; over `maxPendingHandshakes` or `maxConnections`, the connection is
- *   closed at once with 1013 `ERR_LIMIT_REACHED`.
- * - Handshake: `ws` accepts messages of at most MAX_HANDSHAKE_MESSAGE_BYTES
- *   (larger frames are refused by their header, close 1009, nothing buffered)
- *   until the peer is authenticated and admitted.
+ *   read; over `maxConnections`, the connection is closed at once with 1013
+ *   `ERR_LIMIT_REACHED`; over `maxPendingHandshakes`, the oldest pending
+ *   handshake of the address holding the most is evicted (1013) to make room.
+ * - Handshake: step 1 must arrive within `handshakeStep1TimeoutMs`; `ws`
+ *   accepts messages of at most MAX_HANDSHAKE_MESSAGE_BYTES (larger frames
+ *   are refused by their header, close 1009, nothing buffered) until the
+ *   peer is authenticated and admitted; an authenticated node id may hold at
+ *   most `maxConnectionsPerPeer` connections.
+ * - Afterwards: every change of the allowlist revalidates the open sessions.
  */
 import { createServer, type IncomingMessage, type Server as HttpServer } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
@@ -29,6 +39,7 @@ import { Handshake } from '../handshake/handshake.js';
 import { NodeIdentity, type PeerIdentity } from '../identity/identity.js';
 import { PeerAllowList, type TrustPolicy } from '../identity/trust.js';
 import { checkFramings, MAX_HANDSHAKE_MESSAGE_BYTES, type Framing } from '../protocol.js';
+import { addressKey, PendingTable, RateLimiter } from './admission.js';
 import { asMcpE2eError, closeWithError } from './closing.js';
 import { CLOSE_GRACE_MS, MAX_UPGRADE_HEADER_BYTES, PRE_AUTH_MAX_FRAGMENTS, resolveServerLimits, type ResolvedServerLimits, type ServerLimits } from './limits.js';
 import { EncryptedWebSocketServerTransport } from './server-transport.js';
@@ -62,7 +73,8 @@ export interface EncryptedWebSocketServerOptions {
   allowAnyPeer?: boolean;
   /**
    * Node ids allowed to connect. Pass a `PeerAllowList` to change it at run
-   * time (`set()`, `reload()`): every handshake consults the current list.
+   * time (`set()`, `reload()`): every handshake consults the current list,
+   * and every change closes the open sessions of peers no longer on it.
    * An array is wrapped into a new list, available as `server.allowList`.
    */
   allowedPeers?: Iterable<string> | PeerAllowList;
@@ -80,6 +92,15 @@ export interface EncryptedWebSocketServerOptions {
   framings?: Framing[];
   /** Accept upgrades only on this path (e.g. `/mcp`). Default: any path. */
   path?: string;
+  /**
+   * Origins (`scheme://host[:port]`, as browsers send them) whose upgrades
+   * are accepted. Browsers apply no same-origin rule to WebSockets, so any
+   * web page the operator visits could otherwise reach a server on
+   * localhost; an upgrade that carries an `Origin` header not listed here is
+   * refused with HTTP 403 (`ERR_ORIGIN_REFUSED`). Non-browser clients send no
+   * `Origin` and are not affected. Default: none.
+   */
+  allowedOrigins?: string[];
   /** Limits; every one has a safe default (see `ServerLimits`). */
   limits?: ServerLimits;
   /**
@@ -106,6 +127,7 @@ const SERVER_OPTION_NAMES = {
   signatures: true,
   framings: true,
   path: true,
+  allowedOrigins: true,
   limits: true,
   onConnection: true,
   onError: true,
@@ -116,15 +138,36 @@ interface Deadline {
   acceptedAt: number;
 }
 
+/**
+ * An origin in the form browsers send (`scheme://host[:port]`, lowercase,
+ * default port omitted), or undefined when `text` is not one (`null`, a path).
+ * @throws TypeError for a configured origin (`strict`) that is not one.
+ */
+function normalizeOrigin(text: string, strict = false): string | undefined {
+  let url: URL | undefined;
+  try {
+    url = new URL(text);
+  } catch {
+    url = undefined;
+  }
+  if (!url || url.origin === 'null' || (url.pathname !== '/' && url.pathname !== '') || url.search || url.hash || url.username) {
+    if (strict) throw new TypeError(`"allowedOrigins" expected origins like https://example.com, got ${JSON.stringify(text)}`);
+    return undefined;
+  }
+  return url.origin;
+}
+
 function httpReject(socket: Duplex, status: number, text: string): void {
   if (socket.writable) socket.end(`HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
   socket.destroy();
 }
 
-/** The key of the per-address limit: an IPv4-mapped IPv6 address counts as its IPv4 address. */
-export function addressKey(address: string | undefined): string {
-  if (address === undefined) return '';
-  return address.startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address;
+export { addressKey } from './admission.js';
+
+/** A connection in the handshake: its admission bucket and how to evict it. */
+interface PendingHandshake {
+  transport: EncryptedWebSocketServerTransport;
+  abort: AbortController;
 }
 
 /**
@@ -147,7 +190,17 @@ export class EncryptedWebSocketServer {
   #closing = false;
   #closed: Promise<void> | undefined;
   readonly #connections = new Set<EncryptedWebSocketServerTransport>();
-  readonly #pending = new Set<EncryptedWebSocketServerTransport>();
+  /** Connections in the handshake, by admission bucket (see admission.ts). */
+  readonly #pending = new PendingTable<PendingHandshake>();
+  /** Handshake starts per admission bucket. */
+  readonly #starts: RateLimiter;
+  /** Authenticated connections per node id (see `maxConnectionsPerPeer`). */
+  readonly #perPeer = new Map<string, number>();
+  readonly #origins: ReadonlySet<string>;
+  /** Connections closed by revalidation, still closing (counted and reported once). */
+  readonly #revoked = new WeakSet<EncryptedWebSocketServerTransport>();
+  /** Stops revalidating on allowlist changes (close()). */
+  #unsubscribe: (() => void) | undefined;
   /** Sockets not yet authenticated, with the timer that destroys them. */
   readonly #deadlines = new Map<Socket, Deadline>();
   /** Open sockets per source address (see `maxConnectionsPerAddress`). */
@@ -202,6 +255,11 @@ export class EncryptedWebSocketServer {
       }
     }
     this.#policies = policies;
+    this.#starts = new RateLimiter(this.limits.handshakeRatePerAddress, this.limits.handshakeBurstPerAddress);
+    this.#origins = new Set((options.allowedOrigins ?? []).map((o) => normalizeOrigin(o, true)!));
+    // Every change of the allowlist (set(), a reload, even one that failed
+    // and only removed peers) is applied to the open connections at once.
+    this.#unsubscribe = this.allowList?.onChange(() => this.revalidatePeers());
     this.#wss = new WebSocketServer({
       noServer: true,
       // Until a client is authenticated, nothing larger than a handshake message is read.
@@ -289,19 +347,21 @@ export class EncryptedWebSocketServer {
 
   /**
    * Re-check every open encrypted connection against the current trust
-   * policies (e.g. after `allowList.set()` or `reload()`); connections that
-   * no longer pass are closed with 4003 `ERR_PEER_REJECTED`.
+   * policies; connections that no longer pass are closed with 4003
+   * `ERR_PEER_REJECTED`. Runs by itself after every change of `allowList`
+   * (`set()`, `reload()`); call it after changing another policy.
    * @returns how many connections were closed.
    */
   revalidatePeers(): number {
     let closed = 0;
     for (const t of this.#connections) {
-      if (!t.peer) continue;
+      if (!t.peer || this.#revoked.has(t)) continue;
       try {
         this.#verifyPeer(t.peer);
       } catch (err) {
         const e = asMcpE2eError(err, 'ERR_PEER_REJECTED');
         this.#report(e, { remoteAddress: t.remoteAddress, peer: t.peer });
+        this.#revoked.add(t);
         t.terminate(e);
         closed++;
       }
@@ -316,6 +376,7 @@ export class EncryptedWebSocketServer {
   close(): Promise<void> {
     if (this.#closed) return this.#closed;
     this.#closing = true;
+    this.#unsubscribe?.();
     this.#closed = (async () => {
       const http = this.#http;
       if (http && !this.#owned) http.off('upgrade', this.#onUpgrade);
@@ -325,7 +386,7 @@ export class EncryptedWebSocketServer {
         socket.destroy();
       }
       this.#deadlines.clear();
-      await Promise.all([...this.#pending, ...this.#connections].map((t) => t.close()));
+      await Promise.all([...[...this.#pending.entries()].map((p) => p.transport), ...this.#connections].map((t) => t.close()));
       if (http && this.#owned) http.closeAllConnections();
       await stopped;
     })();
@@ -369,6 +430,29 @@ export class EncryptedWebSocketServer {
     return true;
   }
 
+  /**
+   * Count an authenticated peer against `maxConnectionsPerPeer` until its
+   * socket closes (called inside the trust decision, so two handshakes of
+   * one peer finishing together cannot both slip under the limit).
+   * @throws McpE2eError `ERR_LIMIT_REACHED`.
+   */
+  #claimPeer(peer: PeerIdentity, transport: EncryptedWebSocketServerTransport): void {
+    const n = this.#perPeer.get(peer.nodeId) ?? 0;
+    if (n >= this.limits.maxConnectionsPerPeer) {
+      throw new McpE2eError('ERR_LIMIT_REACHED', `connection refused: peer ${peer.fingerprint} already has ${n} connections open (maxConnectionsPerPeer)`);
+    }
+    this.#perPeer.set(peer.nodeId, n + 1);
+    transport.socket.once('close', () => {
+      const left = (this.#perPeer.get(peer.nodeId) ?? 1) - 1;
+      if (left > 0) this.#perPeer.set(peer.nodeId, left);
+      else this.#perPeer.delete(peer.nodeId);
+    });
+  }
+
+  #rateRefusal(info: ConnectionInfo): void {
+    this.#report(new McpE2eError('ERR_LIMIT_REACHED', `connection refused: more than ${this.limits.handshakeRatePerAddress} handshakes per second from this address`), info);
+  }
+
   #addressRefusal(socket: Socket): McpE2eError {
     const err = new McpE2eError('ERR_LIMIT_REACHED', `connection refused: ${this.limits.maxConnectionsPerAddress} connections already open from this address`);
     this.#report(err, { remoteAddress: socket.remoteAddress });
@@ -380,11 +464,15 @@ export class EncryptedWebSocketServer {
       socket.destroy();
       return;
     }
-    if (!this.#claimAddress(socket)) {
-      // Answer at once, before reading a byte: the request head is never
-      // parsed for us (the upgrade and request handlers drop refused sockets).
+    // An address over its connection limit, or out of handshake tokens (it
+    // could only be refused at the upgrade), is answered at once, before
+    // reading a byte: the request head is never parsed for it (the upgrade
+    // and request handlers drop refused sockets).
+    const outOfTokens = !this.#starts.available(addressKey(socket.remoteAddress), Date.now());
+    if (outOfTokens || !this.#claimAddress(socket)) {
       this.#refused.add(socket);
-      this.#addressRefusal(socket);
+      if (outOfTokens) this.#rateRefusal({ remoteAddress: socket.remoteAddress, remotePort: socket.remotePort });
+      else this.#addressRefusal(socket);
       socket.on('error', () => {});
       socket.end('HTTP/1.1 429 Too Many Requests\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
       const timer = setTimeout(() => socket.destroy(), Math.min(CLOSE_GRACE_MS, this.limits.upgradeTimeoutMs));
@@ -444,9 +532,29 @@ export class EncryptedWebSocketServer {
       httpReject(socket, 503, 'Service Unavailable');
       return;
     }
+    const info: ConnectionInfo = { remoteAddress: req.socket.remoteAddress, remotePort: req.socket.remotePort };
+    const origin = req.headers.origin;
+    if (origin !== undefined && !this.#origins.has(normalizeOrigin(origin) ?? '')) {
+      this.#report(new McpE2eError('ERR_ORIGIN_REFUSED', `upgrade refused: Origin ${JSON.stringify(origin.slice(0, 200))} is not allowed (a web page; see allowedOrigins)`), info);
+      httpReject(socket, 403, 'Forbidden');
+      return;
+    }
     // attach(): we never saw the accept, so the address is counted from here.
     if (!this.#claimAddress(req.socket)) {
       this.#addressRefusal(req.socket);
+      httpReject(socket, 429, 'Too Many Requests');
+      return;
+    }
+    // Cheap refusals before the upgrade: an HTTP 429 costs no cryptography.
+    const key = addressKey(req.socket.remoteAddress);
+    const perAddress = Math.min(this.limits.maxPendingHandshakesPerAddress, this.limits.maxPendingHandshakes);
+    if (this.#pending.countOf(key) >= perAddress) {
+      this.#report(new McpE2eError('ERR_LIMIT_REACHED', `upgrade refused: ${perAddress} handshakes already pending from this address`), info);
+      httpReject(socket, 429, 'Too Many Requests');
+      return;
+    }
+    if (!this.#starts.take(key, Date.now())) {
+      this.#rateRefusal(info);
       httpReject(socket, 429, 'Too Many Requests');
       return;
     }
@@ -469,26 +577,41 @@ export class EncryptedWebSocketServer {
       return;
     }
     const { maxConnections, maxPendingHandshakes } = this.limits;
-    if (this.#pending.size >= maxPendingHandshakes || this.#pending.size + this.#connections.size >= maxConnections) {
+    // Counted as after an eviction (below), which frees a pending slot.
+    if (this.#connections.size + Math.min(this.#pending.size, maxPendingHandshakes - 1) >= maxConnections) {
       refuse(new McpE2eError('ERR_LIMIT_REACHED', `connection refused: ${this.#connections.size} connections, ${this.#pending.size} handshakes in progress`));
       return;
+    }
+    if (this.#pending.size >= maxPendingHandshakes) {
+      // Make room rather than refuse every newcomer: whoever holds the most
+      // slots loses its oldest (see admission.ts).
+      const victim = this.#pending.victim()!;
+      // Out of the table now, not when its handshake has unwound: a second
+      // newcomer in the same turn must pick another one.
+      this.#pending.delete(victim);
+      victim.abort.abort(new McpE2eError('ERR_LIMIT_REACHED', `handshake evicted: ${maxPendingHandshakes} handshakes pending, room made for a newcomer`));
     }
     const transport = new EncryptedWebSocketServerTransport(ws, req, mode, this.limits);
     void this.#admit(transport, req.socket, info);
   }
 
   async #admit(transport: EncryptedWebSocketServerTransport, socket: Socket, info: ConnectionInfo): Promise<void> {
-    this.#pending.add(transport);
+    const pending: PendingHandshake = { transport, abort: new AbortController() };
+    this.#pending.add(pending, addressKey(socket.remoteAddress));
     try {
       const handshake = transport.mode === 'encrypted'
         ? new Handshake('responder', this.#identity!, { signatures: this.#options.signatures ?? false, framings: this.#framings })
         : undefined;
-      await transport.accept(handshake, this.#identity, (peer) => this.#verifyPeer(peer));
+      const verify = (peer: PeerIdentity): void => {
+        this.#verifyPeer(peer);
+        this.#claimPeer(peer, transport);
+      };
+      await transport.accept(handshake, this.#identity, verify, { step1TimeoutMs: this.limits.handshakeStep1TimeoutMs, signal: pending.abort.signal });
     } catch (err) {
       this.#report(asMcpE2eError(err, 'ERR_HANDSHAKE_MALFORMED'), info);
       return;
     } finally {
-      this.#pending.delete(transport);
+      this.#pending.delete(pending);
     }
     this.#authenticated(socket);
     if (this.#closing || transport.closed) {

@@ -104,8 +104,11 @@ export function checkOwnership(path: string, st: Stats, what: string): void {
   }
 }
 
-/** StrictModes for the directory that holds `path` (the mcp-e2e home). A missing directory is fine. */
-function checkDirectory(path: string, what: string): void {
+/**
+ * StrictModes for the directory that holds `path` (the mcp-e2e home). A missing directory is fine.
+ * @throws McpE2eError `ERR_FILE_PERMISSIONS`, with the command that fixes it.
+ */
+export function checkDirectory(path: string, what: string): void {
   const dir = dirname(path);
   let st: Stats;
   try {

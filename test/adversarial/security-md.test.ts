@@ -9,6 +9,9 @@ import { fileURLToPath } from 'node:url';
 import { ERROR_CODES, McpE2eError } from '../../src/errors.js';
 import * as limits from '../../src/transport/limits.js';
 import { DEFAULT_RECONNECT } from '../../src/transport/reconnect.js';
+import { MAX_RATE_BUCKETS } from '../../src/transport/admission.js';
+import { CHILD_GRACE_MS } from '../../src/cli/child.js';
+import { ALLOWLIST_POLL_MS, DEFAULT_CONNECT_KEEPALIVE_MS, DEFAULT_SERVE_MAX_CONNECTIONS, REFUSAL_LOG_INTERVAL_MS, REFUSALS_LOGGED_PER_INTERVAL } from '../../src/cli/limits.js';
 import { DEFAULT_MAX_QUEUED_MESSAGES } from '../../src/seed/receive-queue.js';
 
 const text = readFileSync(fileURLToPath(new URL('../../../SECURITY.md', import.meta.url)), 'utf8');
@@ -38,6 +41,17 @@ test('SECURITY.md states the default of every limit', () => {
     ['PRE_AUTH_MAX_FRAGMENTS', String(limits.PRE_AUTH_MAX_FRAGMENTS)],
     ['MAX_FRAGMENTS_PER_MESSAGE', limits.MAX_FRAGMENTS_PER_MESSAGE.toLocaleString('en-US')],
     ['CLOSE_GRACE_MS', `${limits.CLOSE_GRACE_MS / 1000} s`],
+    ['maxPendingHandshakesPerAddress', String(limits.DEFAULT_MAX_PENDING_HANDSHAKES_PER_ADDRESS)],
+    ['handshakeStep1TimeoutMs', `${limits.DEFAULT_HANDSHAKE_STEP1_TIMEOUT_MS / 1000} s`],
+    ['handshakeBurstPerAddress', `${limits.DEFAULT_HANDSHAKE_BURST_PER_ADDRESS} at once, then ${limits.DEFAULT_HANDSHAKE_RATE_PER_ADDRESS} per second`],
+    ['maxConnectionsPerPeer', String(limits.DEFAULT_MAX_CONNECTIONS_PER_PEER)],
+    ['keepaliveIntervalMs', `(${DEFAULT_CONNECT_KEEPALIVE_MS / 1000} s in \`connect\`)`],
+    ['`serve --max-connections`', String(DEFAULT_SERVE_MAX_CONNECTIONS)],
+    ['`serve --max-connections-per-peer`', String(limits.DEFAULT_MAX_CONNECTIONS_PER_PEER)],
+    ['`connect --keepalive`', `${DEFAULT_CONNECT_KEEPALIVE_MS / 1000} s`],
+    ['Child shutdown grace', `${CHILD_GRACE_MS / 1000} s after SIGTERM`],
+    ['Allowlist change noticed', `within ${ALLOWLIST_POLL_MS / 1000} s`],
+    ['Refused connections logged', `${REFUSALS_LOGGED_PER_INTERVAL} per ${REFUSAL_LOG_INTERVAL_MS / 1000} s`],
     ['maxQueuedMessages', `${DEFAULT_MAX_QUEUED_MESSAGES} per connection`],
     ['`connect --reconnect` backoff', `${DEFAULT_RECONNECT.initialDelayMs} ms doubling to ${DEFAULT_RECONNECT.maxDelayMs / 1000} s`],
   ];
@@ -50,4 +64,5 @@ test('SECURITY.md states the default of every limit', () => {
   assert.equal(limits.DEFAULT_IDLE_TIMEOUT_MS, 0, 'SECURITY.md says idleTimeoutMs is off by default');
   assert.equal(limits.DEFAULT_CLIENT_KEEPALIVE_INTERVAL_MS, 0, 'SECURITY.md says client keepalive is off by default');
   assert.equal(limits.DEFAULT_MAX_CONNECTIONS + limits.DEFAULT_MAX_PENDING_HANDSHAKES, 1152);
+  assert.ok(text.includes(`at most ${MAX_RATE_BUCKETS.toLocaleString('en-US')} are kept`), 'the bound of the rate map');
 });

@@ -43,7 +43,7 @@ import {
   type ErrorCode,
   type Framing,
 } from '../../src/index.js';
-import { connectClient, makeMcpServer, textOf, within, type ClientFixture } from '../transport/helpers.js';
+import { ONE_ADDRESS_MANY_CLIENTS, connectClient, makeMcpServer, textOf, within, type ClientFixture } from '../transport/helpers.js';
 import { clientFrame, openRaw, rawTcp, upgradeRequest, type CloseEvent } from '../transport/raw-peers.js';
 import { assertClean } from './scan.js';
 import { plaintextOf, sealRaw } from '../helpers/craft.js';
@@ -225,7 +225,7 @@ before(async () => {
   server = new EncryptedWebSocketServer({
     identity: serverIdentity,
     allowAnyPeer: true,
-    limits: { maxMessageBytes: MAX_MESSAGE_BYTES, upgradeTimeoutMs: 2000, handshakeTimeoutMs: 2000 },
+    limits: { maxMessageBytes: MAX_MESSAGE_BYTES, upgradeTimeoutMs: 2000, handshakeTimeoutMs: 2000, ...ONE_ADDRESS_MANY_CLIENTS },
     onConnection: async (t: EncryptedWebSocketServerTransport, peer) => {
       const id = peer!.nodeId;
       if (!honestIds.has(id)) {

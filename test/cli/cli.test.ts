@@ -14,9 +14,11 @@ import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js'
 import { NodeIdentity } from '../../src/identity/identity.js';
 import { allowPeer } from '../../src/cli/peers.js';
 import { EncryptedWebSocketClientTransport } from '../../src/transport/client.js';
-import { CLI, DEMO_SERVER, EVERYTHING, ROOT, alive, childPids, eventually, makeHome, runCli, startServe, tempDir } from './helpers.js';
+import { CLI, DEMO_SERVER, EVERYTHING, ROOT, alive, eventually, makeHome, runCli, serverProcesses, startServe, tempDir } from './helpers.js';
 
 const INSPECTOR = join(ROOT, 'node_modules/@modelcontextprotocol/inspector-cli/build/index.js');
+/** The demo server, but ignoring stdin EOF and SIGTERM (test/cli/fixtures/lingering-server.ts). */
+const LINGERING = join(ROOT, 'dist/test/cli/fixtures/lingering-server.js');
 
 /** An SDK client whose server command is `mcp-e2e connect`. */
 function connectClient(url: string, home: string, extra: string[] = []) {
@@ -56,6 +58,23 @@ test('keygen, id and peers manage the home directory', () => {
   const bad = runCli(['peers', 'allow', 'nope'], { env });
   assert.equal(bad.code, 2);
   assert.equal(bad.stderr.trim().split('\n').length, 1);
+  // A newline in a label would add a second allowed id.
+  const smuggled = NodeIdentity.generate().nodeId;
+  const injected = runCli(['peers', 'allow', peer, `laptop\n${smuggled}`], { env });
+  assert.equal(injected.code, 2, injected.stderr);
+  assert.match(injected.stderr, /control characters/);
+  assert.deepEqual(JSON.parse(runCli(['peers', 'list', '--json'], { env }).stdout).allowed, []);
+  // `peers forget` takes the endpoint in any spelling of the same address.
+  assert.match(runCli(['peers', 'forget', 'LOCALHOST.:8765'], { env }).stdout, /localhost:8765 is not a known peer/);
+  // A home directory (or trust file) others may write is refused, with the fix.
+  chmodSync(home, 0o777);
+  const open = runCli(['peers', 'list'], { env });
+  assert.equal(open.code, 1);
+  assert.match(open.stderr, /chmod go-w .*ERR_FILE_PERMISSIONS/);
+  chmodSync(home, 0o700);
+  writeFileSync(join(home, 'allowed_peers'), `${peer}\n`, { mode: 0o666 });
+  chmodSync(join(home, 'allowed_peers'), 0o666);
+  assert.match(runCli(['peers', 'list'], { env }).stderr, /allowed_peers let group or others write it/);
 });
 
 test('every user mistake gives one clear line', async () => {
@@ -208,12 +227,13 @@ test('no child process survives: client killed, serve stopped, serve killed, chi
   assert.ok(!alive(childB), 'serve exited before its child');
   await closed;
 
-  // 3. serve is killed outright (SIGKILL, no cleanup possible): the kernel kills the child.
-  serve = await startServe(['--home', server.home], [process.execPath, DEMO_SERVER]);
+  // 3. serve is killed outright (SIGKILL, no cleanup possible), with a child
+  // that ignores stdin EOF and SIGTERM: pdeathsig and the watchdog kill it.
+  serve = await startServe(['--home', server.home], [process.execPath, LINGERING]);
   const c = connectClient(serve.url, client.home, ['--peer', server.identity.nodeId]);
   await c.client.connect(c.transport);
   const childC = await pidOf(c.client);
-  assert.deepEqual(childPids(serve.proc.pid!).length > 0, true);
+  assert.deepEqual(serverProcesses(serve.proc.pid!), [childC]);
   await serve.stop('SIGKILL');
   await eventually(() => !alive(childC), 10_000, 'the child of a SIGKILLed serve to exit');
   await c.client.close();
@@ -243,7 +263,7 @@ test('a child that ignores SIGTERM is killed after the grace period', async () =
     await t.start();
     // Only once the child has installed its SIGTERM handler.
     await serve.waitFor((e) => /\[child\] ready/.test(String(e.msg)));
-    const [pid] = childPids(serve.proc.pid!);
+    const [pid] = serverProcesses(serve.proc.pid!);
     assert.ok(pid && alive(pid));
     await t.close();
     await serve.waitFor((e) => /ignoring SIGTERM/.test(String(e.msg)));

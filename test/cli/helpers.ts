@@ -1,11 +1,13 @@
 /** Helpers for CLI tests: run the real `mcp-e2e` program as child processes. */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { createServer as createNetServer, connect as connectTcp, type AddressInfo, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
 import { NodeIdentity } from '../../src/identity/identity.js';
+import { EncryptedWebSocketClientTransport } from '../../src/transport/client.js';
 
 export const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 export const CLI = join(ROOT, 'dist/src/cli/main.js');
@@ -39,9 +41,20 @@ export interface Serve {
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
-/** Start `mcp-e2e serve --json` and wait until it listens. */
-export async function startServe(args: string[], command: string[]): Promise<Serve> {
-  const proc = spawn(process.execPath, [CLI, 'serve', '--json', '--port', '0', ...args, '--', ...command], { stdio: ['ignore', 'ignore', 'pipe'] });
+export interface ServeOptions {
+  /** Readable log lines instead of `--json` (entries are then only parsed for the URL). */
+  readable?: boolean;
+  env?: NodeJS.ProcessEnv;
+  cwd?: string;
+}
+
+/** Start `mcp-e2e serve` (`--json` unless `readable`) and wait until it listens. */
+export async function startServe(args: string[], command: string[], opts: ServeOptions = {}): Promise<Serve> {
+  const proc = spawn(process.execPath, [CLI, 'serve', ...(opts.readable ? [] : ['--json']), '--port', '0', ...args, '--', ...command], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+    env: { ...process.env, ...opts.env },
+    cwd: opts.cwd ?? ROOT,
+  });
   const log: string[] = [];
   const entries: Array<Record<string, unknown>> = [];
   const waiters = new Set<{ pred: (e: Record<string, unknown>) => boolean; resolve: (e: Record<string, unknown>) => void }>();
@@ -49,7 +62,7 @@ export async function startServe(args: string[], command: string[]): Promise<Ser
     log.push(line);
     let e: Record<string, unknown>;
     try {
-      e = JSON.parse(line);
+      e = opts.readable ? { msg: line, ...(/ \(url=(\S+) /.exec(line) ? { url: / \(url=(\S+) /.exec(line)![1] } : {}) } : JSON.parse(line);
     } catch {
       return;
     }
@@ -104,4 +117,111 @@ export async function eventually(pred: () => boolean, timeoutMs = 10_000, what =
 export function childPids(ppid: number): number[] {
   const out = spawnSync('ps', ['-o', 'pid=', '--ppid', String(ppid)], { encoding: 'utf8' }).stdout;
   return out.split('\n').map((s) => Number(s.trim())).filter((n) => n > 0);
+}
+
+/** Resident set size of a process, bytes (Linux /proc). */
+export function rssOf(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = /^VmRSS:\s+(\d+) kB/m.exec(status);
+  if (!kb) throw new Error(`no VmRSS for ${pid}`);
+  return Number(kb[1]) * 1024;
+}
+
+/**
+ * A TCP proxy on 127.0.0.1 in front of `port`, whose link can be stalled in
+ * one direction (the proxy stops reading that side: TCP backpressure, as a
+ * slow or congested network gives) or blackholed (nothing flows either way
+ * and nothing is closed: a link that died silently).
+ */
+export async function startTcpProxy(port: number) {
+  const pairs: Array<{ down: Socket; up: Socket }> = [];
+  let downStalled = false;
+  let upStalled = false;
+  const server = createNetServer((down) => {
+    const up = connectTcp(port, '127.0.0.1');
+    const pair = { down, up };
+    pairs.push(pair);
+    for (const s of [down, up]) s.on('error', () => {});
+    down.on('close', () => up.destroy());
+    up.on('close', () => down.destroy());
+    if (!upStalled) down.pipe(up);
+    if (!downStalled) up.pipe(down);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const set = (which: 'toClient' | 'toServer', stalled: boolean) => {
+    if (which === 'toClient') downStalled = stalled;
+    else upStalled = stalled;
+    for (const { down, up } of pairs) {
+      const [from, to] = which === 'toClient' ? [up, down] : [down, up];
+      if (stalled) {
+        from.unpipe(to);
+        from.pause();
+      } else from.pipe(to);
+    }
+  };
+  return {
+    port: (server.address() as AddressInfo).port,
+    stall: (which: 'toClient' | 'toServer') => set(which, true),
+    resume: (which: 'toClient' | 'toServer') => set(which, false),
+    /** Nothing flows either way, nothing is closed. */
+    blackhole: () => {
+      set('toClient', true);
+      set('toServer', true);
+    },
+    close: async () => {
+      for (const { down, up } of pairs) (down.destroy(), up.destroy());
+      await new Promise((r) => server.close(r));
+    },
+  };
+}
+
+/** Pids of the live (not zombie) processes in process group `pgid`. */
+export function groupMembers(pgid: number): number[] {
+  const out = spawnSync('ps', ['-eo', 'pid=,pgid=,stat='], { encoding: 'utf8' }).stdout;
+  return out
+    .split('\n')
+    .map((l) => l.trim().split(/\s+/))
+    .filter(([, g, stat]) => Number(g) === pgid && stat !== undefined && !stat.startsWith('Z'))
+    .map(([p]) => Number(p));
+}
+
+/** The server processes `serve` started (its children, without its watchdog). */
+export function serverProcesses(servePid: number): number[] {
+  const out = spawnSync('ps', ['-o', 'pid=,args=', '--ppid', String(servePid)], { encoding: 'utf8' }).stdout;
+  return out
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l && !l.includes("trap '' INT TERM HUP"))
+    .map((l) => Number(l.split(/\s+/)[0]));
+}
+
+/**
+ * `serve` around a child that never reads its stdin; a client sends
+ * `messageMiB` MiB notifications, each awaited, until one has not gone out
+ * after `waitMs` (the client is made to wait) or `max` went out. Returns how
+ * many went out and serve's RSS growth meanwhile (bytes). Shared by
+ * test/cli/flow.test.ts and bench/relay-memory.ts.
+ */
+export async function nonReadingChildMemory(messageMiB: number, max: number, waitMs = 3000): Promise<{ sent: number; grownBytes: number }> {
+  const server = makeHome();
+  const serve = await startServe(['--home', server.home, '--allow-any-peer'], [process.execPath, '-e', 'setInterval(() => {}, 1000); console.error("ready")']);
+  const client = new EncryptedWebSocketClientTransport(serve.url, { identity: NodeIdentity.generate(), expectedPeer: server.identity.nodeId });
+  const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+  try {
+    await client.start();
+    await serve.waitFor((e) => /\[child\] ready/.test(String(e.msg)));
+    const before = rssOf(serve.proc.pid!);
+    const pad = 'x'.repeat(messageMiB * 1024 * 1024 - 100);
+    let sent = 0;
+    for (; sent < max; sent++) {
+      const message = { jsonrpc: '2.0' as const, method: 'notifications/pad', params: { i: sent, pad } };
+      if (!(await Promise.race([client.send(message).then(() => true), sleep(waitMs).then(() => false)]))) break;
+    }
+    await sleep(500);
+    if (client.closed) throw new Error('the connection failed instead of waiting');
+    return { sent, grownBytes: rssOf(serve.proc.pid!) - before };
+  } finally {
+    await client.close().catch(() => {});
+    await serve.stop();
+  }
 }

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { allowPeer } from '../../src/cli/peers.js';
-import { CLI, EVERYTHING, makeHome, startServe } from './helpers.js';
+import { CLI, EVERYTHING, makeHome, startServe, startTcpProxy } from './helpers.js';
 
 /** `connect` with its JSON log lines parsed as they come. */
 function startConnect(args: string[]) {
@@ -108,6 +108,32 @@ test('connect --reconnect does not retry a refused identity', async () => {
     await c.waitFor((e) => e.code === 'ERR_PEER_REJECTED', 'the refusal');
     assert.ok(!c.entries.some((e) => e.msg === 'connection lost; reconnecting'), 'no reconnection after a refusal');
   } finally {
+    await serve.stop();
+  }
+});
+
+test('connect notices a link that died silently (keepalive, on by default, --keepalive to tune) and --reconnect brings it back', async () => {
+  const server = makeHome();
+  const client = makeHome();
+  allowPeer(join(server.home, 'allowed_peers'), client.identity.nodeId);
+  const serve = await startServe(['--home', server.home], [process.execPath, EVERYTHING]);
+  const proxy = await startTcpProxy(serve.port);
+  const c = startConnect([`ws://127.0.0.1:${proxy.port}`, '--home', client.home, '--peer', server.identity.nodeId, '--reconnect', '--keepalive', '300']);
+  const mcp = new Client({ name: 'keepalive-cli-test', version: '1' });
+  try {
+    await mcp.connect(c.transport);
+    assert.equal(text(await mcp.callTool({ name: 'echo', arguments: { message: 'before' } })), 'Echo: before');
+    // Nothing flows and nothing is closed: without pings, nobody would ever know.
+    proxy.blackhole();
+    await c.waitFor((e) => e.code === 'ERR_IDLE_TIMEOUT', 'the keepalive to declare the link dead', 15_000);
+    await c.waitFor((e) => e.msg === 'connection lost; reconnecting', 'the reconnection to start');
+    proxy.resume('toClient');
+    proxy.resume('toServer');
+    await c.waitFor((e) => /re-initialised/.test(String(e.msg)), 'the MCP session to be re-initialised', 30_000);
+    assert.equal(text(await mcp.callTool({ name: 'echo', arguments: { message: 'after' } })), 'Echo: after');
+  } finally {
+    await mcp.close();
+    await proxy.close();
     await serve.stop();
   }
 });

@@ -96,6 +96,14 @@ export function makeMcpServer(probe?: ToolProbe): McpServer {
   return server;
 }
 
+/**
+ * Admission limits for test servers that stand for many clients behind one
+ * address (127.0.0.1): fuzzing, tampering and benchmarks open hundreds of
+ * connections a second from it, which the per-address handshake rate would
+ * refuse.
+ */
+export const ONE_ADDRESS_MANY_CLIENTS = Object.freeze({ handshakeRatePerAddress: 2 ** 24, handshakeBurstPerAddress: 2 ** 24, maxPendingHandshakesPerAddress: 2 ** 24 });
+
 export interface ServerFixture {
   server: EncryptedWebSocketServer;
   identity: NodeIdentity;

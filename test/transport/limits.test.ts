@@ -46,7 +46,7 @@ describe('limits: connections per source address', () => {
     assert.equal(DEFAULT_MAX_CONNECTIONS_PER_ADDRESS, 64);
     assert.throws(() => new EncryptedWebSocketServer({ identity: id(), allowAnyPeer: true, limits: { maxConnectionsPerAddress: 0 }, onConnection: () => {} }), RangeError);
     assert.equal(addressKey('::ffff:10.1.2.3'), '10.1.2.3');
-    assert.equal(addressKey('::1'), '::1');
+    assert.equal(addressKey('::1'), '0:0:0:0::/64'); // IPv6 counts by /64 (admission.test.ts)
   });
 
   test('stalled sockets count from TCP accept; one more gets HTTP 429 (client: ERR_LIMIT_REACHED); other addresses and freed slots work', async () => {

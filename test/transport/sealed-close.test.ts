@@ -8,7 +8,11 @@
  *   ERR_SESSION_TRUNCATED after the messages that did arrive;
  * - a forged close frame `4003 ERR_PEER_REJECTED` is reported as what it is
  *   (a truncation, the claim kept as peerCode) and stays retryable;
- * - a real refusal arrives sealed (`fromPeer`) and is final;
+ * - a real refusal arrives sealed (`fromPeer`): a trust refusal is final,
+ *   also when the server revokes an open session; a refusal by the
+ *   connection cap per node id stays retryable;
+ * - a close frame 1013 before the initiator's session is what it says (a
+ *   server limit, retryable), inside a session only a claim;
  * - messages sent in one turn travel in one record.
  */
 import { describe, test } from 'node:test';
@@ -114,36 +118,99 @@ describe('sealed close and truncation', () => {
     }
   });
 
-  test('a refused identity arrives sealed: ERR_PEER_REJECTED from the peer, not retryable; revalidatePeers() refuses the same way', async () => {
-    const allowed = NodeIdentity.generate();
-    const srv = await startServer({ allowedPeers: [allowed.nodeId] });
+  test('close code 1013: before its session the initiator reports ERR_LIMIT_REACHED (what happened to its attempt, retryable), a responder does not take it for a limit of its own; in a session it is a truncation', async () => {
+    const srv = await startServer();
+    let stage: 'handshake' | 'session' = 'handshake';
+    const relay = await startRelay({
+      upstream: srv.url,
+      // Step 1 never reaches the server: both ends see a 1013 in the handshake.
+      toServer: (f, i, _req, control) => {
+        if (stage !== 'handshake' || i !== 0) return [f];
+        control.closeClient(1013, 'ERR_LIMIT_REACHED');
+        control.closeServer(1013, 'ERR_LIMIT_REACHED');
+        return [];
+      },
+      // The server's first record (the answer to our ping) is dropped, and a 1013 forged in its place.
+      toClient: (f, i, _req, control) => {
+        if (stage !== 'session' || i !== 1) return [f];
+        control.closeClient(1013, 'ERR_LIMIT_REACHED');
+        return [];
+      },
+    });
     try {
-      const stranger = new EncryptedWebSocketClientTransport(srv.url, { identity: NodeIdentity.generate(), expectedPeer: srv.identity.nodeId });
+      const refused = new EncryptedWebSocketClientTransport(relay.url, { identity: NodeIdentity.generate(), expectedPeer: srv.identity.nodeId });
+      const err = await refused.start().then(() => assert.fail('start() resolved'), (e: McpE2eError) => e);
+      assert.equal(describeCode(err), 'ERR_LIMIT_REACHED (peer: ERR_LIMIT_REACHED)');
+      assert.equal(err.fromPeer, false);
+      assert.ok(isRetryableError(err));
+      assert.equal(describeCode(await srv.nextError()), 'ERR_CONNECTION_CLOSED (peer: ERR_LIMIT_REACHED)');
+
+      stage = 'session';
+      const c = await clientThrough(relay.url, srv.identity.nodeId);
+      await c.t.send({ jsonrpc: '2.0', id: 1, method: 'ping' });
+      await within(c.closed, 5000, 'the client to close');
+      assert.deepEqual(c.errors.map(describeCode), ['ERR_SESSION_TRUNCATED (peer: ERR_LIMIT_REACHED)']);
+    } finally {
+      await relay.close();
+      await srv.close();
+    }
+  });
+
+  test('every refusal after authentication arrives sealed: the trust decision at the handshake (final), an allowlist change (revalidated at once), revalidatePeers() after another policy changed, the connection cap per node id (retryable)', async () => {
+    const member = NodeIdentity.generate();
+    const other = NodeIdentity.generate();
+    const banned = new Set<string>();
+    // A policy besides the allowlist: the server cannot hear of its changes, revalidatePeers() applies them.
+    const trust = {
+      verify: (p: { nodeId: string }) => {
+        if (banned.has(p.nodeId)) throw new McpE2eError('ERR_PEER_REJECTED', 'banned');
+      },
+    };
+    const srv = await startServer({ allowedPeers: [member.nodeId, other.nodeId], trust, limits: { maxConnectionsPerPeer: 1 } });
+    /** A started client and what it reports; `start()` resolves (the server decides only after step 3). */
+    const open = async (identity: NodeIdentity) => {
+      const t = new EncryptedWebSocketClientTransport(srv.url, { identity, expectedPeer: srv.identity.nodeId });
       const errors: Error[] = [];
       const closed = deferred();
-      stranger.onerror = (e) => errors.push(e);
-      stranger.onclose = () => closed.resolve();
-      await stranger.start(); // the server can only refuse after step 3
-      await within(closed.promise, 5000, 'the refusal');
-      assert.deepEqual(errors.map(describeCode), ['ERR_PEER_REJECTED (sealed by peer)']);
-      assert.ok(!isRetryableError(errors[0]));
+      t.onerror = (e) => errors.push(e);
+      t.onclose = () => closed.resolve();
+      await t.start();
+      return { t, errors, closed: closed.promise };
+    };
+    const admitted = (n: number) =>
+      within(new Promise<void>((resolve) => {
+        const poll = () => (srv.server.connections.length === n ? resolve() : setTimeout(poll, 5));
+        poll();
+      }), 5000, `${n} admitted connections`);
+    try {
+      const stranger = await open(NodeIdentity.generate());
+      await within(stranger.closed, 5000, 'the refusal');
+      assert.deepEqual(stranger.errors.map(describeCode), ['ERR_PEER_REJECTED (sealed by peer)']);
+      assert.ok(!isRetryableError(stranger.errors[0]));
       assert.equal(codeOf(await srv.nextError()), 'ERR_PEER_REJECTED');
 
-      const member = new EncryptedWebSocketClientTransport(srv.url, { identity: allowed, expectedPeer: srv.identity.nodeId });
-      const memberErrors: Error[] = [];
-      const memberClosed = deferred();
-      member.onerror = (e) => memberErrors.push(e);
-      member.onclose = () => memberClosed.resolve();
-      await member.start();
-      await member.send({ jsonrpc: '2.0', id: 1, method: 'ping' });
-      await within(new Promise<void>((resolve) => {
-        const poll = () => (srv.server.connections.length > 0 ? resolve() : setTimeout(poll, 5));
-        poll();
-      }), 5000, 'the member to be admitted');
-      srv.server.allowList!.set([]);
+      const a = await open(member);
+      await admitted(1);
+      // A second connection of the same key: refused right after the handshake, sealed, and worth retrying later.
+      const again = await open(member);
+      await within(again.closed, 5000, 'the per-peer refusal');
+      assert.deepEqual(again.errors.map(describeCode), ['ERR_LIMIT_REACHED (sealed by peer)']);
+      assert.ok(isRetryableError(again.errors[0]));
+      assert.match((await srv.errorWithCode('ERR_LIMIT_REACHED')).message, /maxConnectionsPerPeer/);
+
+      const b = await open(other);
+      await admitted(2);
+      // The allowlist changes: the server revalidates by itself, once.
+      srv.server.allowList!.set([other.nodeId]);
+      await within(a.closed, 5000, 'the member to be dropped');
+      assert.deepEqual(a.errors.map(describeCode), ['ERR_PEER_REJECTED (sealed by peer)']);
+      assert.equal(srv.server.revalidatePeers(), 0, 'already dropped: not counted twice');
+      // Another policy changes: only revalidatePeers() can apply it.
+      banned.add(other.nodeId);
       assert.equal(srv.server.revalidatePeers(), 1);
-      await within(memberClosed.promise, 5000, 'the member to be dropped');
-      assert.deepEqual(memberErrors.map(describeCode), ['ERR_PEER_REJECTED (sealed by peer)']);
+      await within(b.closed, 5000, 'the other to be dropped');
+      assert.deepEqual(b.errors.map(describeCode), ['ERR_PEER_REJECTED (sealed by peer)']);
+      assert.equal(srv.errors.filter((e) => codeOf(e) === 'ERR_PEER_REJECTED').length, 3, 'the stranger, the revocation and the ban, each reported once');
     } finally {
       await srv.close();
     }

@@ -144,7 +144,7 @@ describe('EncryptedWebSocketServer', () => {
     }
   });
 
-  test('the allowlist changes at run time; revalidatePeers() drops peers no longer on it', async () => {
+  test('the allowlist changes at run time; every change drops the open sessions of peers no longer on it', async () => {
     const a = NodeIdentity.generate();
     const b = NodeIdentity.generate();
     const list = new PeerAllowList([a.nodeId]);
@@ -162,9 +162,11 @@ describe('EncryptedWebSocketServer', () => {
       assert.equal(textOf(await cb.client.callTool({ name: 'add', arguments: { a: 2, b: 2 } })), '4');
       const ca = await connectClient(srv.url, { identity: a, expectedPeer: srv.identity.nodeId });
 
+      // No call needed: the server hears of the change and revalidates at once.
       list.set([a.nodeId]);
-      assert.equal(srv.server.revalidatePeers(), 1);
       await within(cb.closed, 5000, 'b to be disconnected');
+      assert.equal(srv.server.revalidatePeers(), 0, 'nothing left to drop, and b is not dropped twice');
+      assert.equal(srv.errors.filter((e) => codeOf(e) === 'ERR_PEER_REJECTED').length, 2, 'the first refusal and the revocation, each reported once');
       assert.ok(cb.errors.some((e) => codeOf(e) === 'ERR_PEER_REJECTED'));
       assert.equal(textOf(await ca.client.callTool({ name: 'add', arguments: { a: 1, b: 1 } })), '2');
       await ca.client.close();
@@ -257,26 +259,50 @@ describe('EncryptedWebSocketServer', () => {
     }
   });
 
-  test('maxPendingHandshakes: one more unauthenticated connection is closed with 1013 ERR_LIMIT_REACHED', async () => {
-    const srv = await startServer({ limits: { maxPendingHandshakes: 1 } });
+  test('maxPendingHandshakes: a newcomer to a full table evicts the oldest pending handshake of the fullest address (1013 ERR_LIMIT_REACHED)', async () => {
+    const srv = await startServer({ limits: { maxPendingHandshakes: 2 } });
     try {
       const first = await openRaw(srv.url, [SUBPROTOCOL_ENCRYPTED]);
+      const firstClosed = closeOf(first);
       const second = await openRaw(srv.url, [SUBPROTOCOL_ENCRYPTED]);
-      assert.deepEqual(await closeOf(second), { code: 1013, reason: 'ERR_LIMIT_REACHED' });
-      first.terminate();
+      const third = await openRaw(srv.url, [SUBPROTOCOL_ENCRYPTED], { localAddress: '127.0.0.2' });
+      assert.deepEqual(await firstClosed, { code: 1013, reason: 'ERR_LIMIT_REACHED' });
+      assert.match((await srv.errorWithCode('ERR_LIMIT_REACHED')).message, /evicted/);
+      assert.equal(srv.server.pendingHandshakes, 2);
+      assert.equal(second.readyState, second.OPEN);
+      second.terminate();
+      third.terminate();
     } finally {
       await srv.close();
     }
   });
 
-  test('maxConnections: a client over the limit is closed with 1013 ERR_LIMIT_REACHED (a claim, so it stays retryable); the others are untouched', async () => {
+  test('maxConnections: a client over the limit is closed with 1013 before the handshake and reports ERR_LIMIT_REACHED (retryable); the others are untouched', async () => {
     const srv = await startServer({ limits: { maxConnections: 1 } });
     try {
       const a = await connectClient(srv.url, { identity: NodeIdentity.generate(), allowAnyPeer: true });
       const b = new EncryptedWebSocketClientTransport(srv.url, { identity: NodeIdentity.generate(), allowAnyPeer: true });
-      await assert.rejects(b.start(), { code: 'ERR_CONNECTION_CLOSED', peerCode: 'ERR_LIMIT_REACHED' });
+      await assert.rejects(b.start(), { code: 'ERR_LIMIT_REACHED', peerCode: 'ERR_LIMIT_REACHED', fromPeer: false });
       assert.equal(textOf(await a.client.callTool({ name: 'add', arguments: { a: 3, b: 4 } })), '7');
       await a.client.close();
+    } finally {
+      await srv.close();
+    }
+  });
+
+  test('Origin: upgrades from web pages are refused with 403 (ERR_ORIGIN_REFUSED) unless their origin is allowed; clients without Origin are not affected', async () => {
+    assert.throws(() => new EncryptedWebSocketServer({ identity: NodeIdentity.generate(), allowAnyPeer: true, allowedOrigins: ['not an origin'], onConnection: () => {} }), TypeError);
+    // Plaintext allowed: the case where a web page could otherwise call tools with no key at all.
+    const srv = await startServer({ allowPlaintext: true, allowedOrigins: ['https://good.example'] });
+    try {
+      await assert.rejects(openRaw(srv.url, [SUBPROTOCOL_PLAINTEXT], { origin: 'https://evil.example' }), /403/);
+      assert.match((await srv.errorWithCode('ERR_ORIGIN_REFUSED')).message, /evil\.example/);
+      await assert.rejects(openRaw(srv.url, [SUBPROTOCOL_ENCRYPTED], { origin: 'null' }), /403/);
+      const listed = await openRaw(srv.url, [SUBPROTOCOL_PLAINTEXT], { origin: 'https://GOOD.example:443' });
+      listed.terminate();
+      const c = await connectClient(srv.url, { identity: NodeIdentity.generate(), allowAnyPeer: true });
+      assert.equal(textOf(await c.client.callTool({ name: 'add', arguments: { a: 1, b: 2 } })), '3');
+      await c.client.close();
     } finally {
       await srv.close();
     }
