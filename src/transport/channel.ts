@@ -29,7 +29,7 @@
 import { once } from 'node:events';
 import { WebSocket } from 'ws';
 import type { JSONRPCMessage, MessageExtraInfo } from '@modelcontextprotocol/sdk/types.js';
-import { isMcpE2eError, McpE2eError } from '../errors.js';
+import { McpE2eError } from '../errors.js';
 import type { NodeIdentity, PeerIdentity } from '../identity/identity.js';
 import type { Handshake } from '../handshake/handshake.js';
 import { closeReason, type Session } from '../session/session.js';
@@ -87,8 +87,6 @@ export abstract class WebSocketChannel {
   #queue: SendQueue | undefined;
   /** We closed, or are closing, on purpose or after a local failure: the peer's echo is not news. */
   #closeRequested = false;
-  /** The peer's sealed CLOSE arrived: its stream ended in order. */
-  #peerClosed = false;
   /** The first socket error before the connection was set up (reported by whoever is connecting). */
   #earlyError: McpE2eError | undefined;
   /** Close code and reason the socket closed with. */
@@ -530,7 +528,6 @@ export abstract class WebSocketChannel {
    * (what is queued is lost, and `send()`s waiting for room reject) and close.
    */
   #onPeerClose(payload: Buffer): void {
-    this.#peerClosed = true;
     this.#closeRequested = true;
     const { code, text } = closeReason(payload);
     const err = text === ''
