@@ -3,7 +3,9 @@
  * the MCP SDKs it stands in for: the vectors of test/vectors/json-rpc.json,
  * and random JSON-ish values on which it must agree with "v1 or v2 accepts"
  * exactly, apart from the one documented extension (an error response with
- * `"id": null`). The SDKs are loaded here, in the test, never by src/.
+ * `"id": null`); and that extension end to end: such a response from the
+ * server reaches a v1 and a v2 SDK Client over a live session, which report
+ * it and keep working. The SDKs are loaded here, in the test, never by src/.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -13,6 +15,10 @@ import { JSONRPCMessageSchema as v1 } from '@modelcontextprotocol/sdk/types.js';
 import { JSONRPCMessageSchema as v2 } from '@modelcontextprotocol/core';
 import { decodeJsonRpcMessage, isJsonRpcMessage, jsonRpcProblem } from '../../src/transport/json-rpc.js';
 import { McpE2eError } from '../../src/errors.js';
+import { Client as ClientV1 } from '@modelcontextprotocol/sdk/client/index.js';
+import { Client as ClientV2 } from '@modelcontextprotocol/client';
+import { EncryptedWebSocketClientTransport, NodeIdentity, type JSONRPCMessage } from '../../src/index.js';
+import { startServer, textOf } from './helpers.js';
 
 const vectors = JSON.parse(readFileSync(new URL('../../../test/vectors/json-rpc.json', import.meta.url), 'utf8'));
 const sdkAccepts = (v: unknown) => v1.safeParse(v).success || v2.safeParse(v).success;
@@ -103,3 +109,41 @@ test('random values: we accept exactly what v1 or v2 of the SDK accepts, plus er
   // The generator must reach both outcomes, or the comparison says little.
   assert.ok(accepted >= total / 20 && accepted < total / 2, `${accepted} of ${total} accepted`);
 });
+
+for (const sdk of ['v1', 'v2'] as const) {
+  test(`over a live session, an error response with id null reaches the ${sdk} SDK's Client unchanged, which reports it and keeps working`, async () => {
+    const server = await startServer();
+    const transport = new EncryptedWebSocketClientTransport(server.url, { identity: NodeIdentity.generate(), expectedPeer: server.identity.nodeId });
+    const transportErrors: Error[] = [];
+    transport.onerror = (e) => transportErrors.push(e);
+    const info = { name: 'mcp-e2e-test-client', version: '1.0.0' };
+    // The v2 Client takes any object of the Transport shape; ours is typed against v1's.
+    const client = sdk === 'v1' ? new ClientV1(info) : new ClientV2(info);
+    const clientErrors: Error[] = [];
+    client.onerror = (e) => clientErrors.push(e);
+    try {
+      await client.connect(transport as Parameters<ClientV2['connect']>[0] & Parameters<ClientV1['connect']>[0]);
+      // What the transport hands to the SDK (which has set onmessage by now).
+      const seen: unknown[] = [];
+      const sdkOnMessage = transport.onmessage!;
+      transport.onmessage = (m, extra) => {
+        seen.push(m);
+        sdkOnMessage(m, extra);
+      };
+      const nullIdError = { jsonrpc: '2.0', id: null, error: { code: -32700, message: 'Parse error' } };
+      await server.transports[0]!.send(nullIdError as unknown as JSONRPCMessage);
+      const r = await client.callTool({ name: 'echo', arguments: { message: 'after' } });
+      assert.equal(textOf(r), 'Echo: after');
+      assert.deepEqual(seen[0], nullIdError, 'delivered unchanged, before the answer');
+      // It answers no request: the SDK reports it as a message it cannot place, and carries on.
+      assert.equal(clientErrors.length, 1, clientErrors.map((e) => e.message).join('; '));
+      assert.match(clientErrors[0]!.message, /Unknown message type: .*"id":null/);
+      assert.deepEqual(transportErrors, []);
+      assert.equal(transport.closed, false);
+      assert.equal(server.transports[0]!.closed, false);
+    } finally {
+      await client.close();
+      await server.close();
+    }
+  });
+}
