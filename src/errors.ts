@@ -54,7 +54,7 @@ const CODES = {
   ERR_FRAME_SIGNATURE: CloseCode.PROTOCOL_ERROR,
   ERR_FRAME_SENDER: CloseCode.PROTOCOL_ERROR,
   ERR_FRAME_CONTENT_TYPE: CloseCode.PROTOCOL_ERROR,
-  ERR_RECORD_MALFORMED: CloseCode.PROTOCOL_ERROR,
+  ERR_ENTRIES_MALFORMED: CloseCode.PROTOCOL_ERROR,
   ERR_SESSION_EXHAUSTED: CloseCode.PROTOCOL_ERROR,
   ERR_SESSION_CLOSED: CloseCode.NORMAL,
   // Local only: the connection is already gone when it is detected.
@@ -69,6 +69,28 @@ const CODES = {
   ERR_CONNECTION_CLOSED: CloseCode.NORMAL,
   ERR_CONNECT_FAILED: CloseCode.NORMAL,
   ERR_SEND_BUFFER_FULL: CloseCode.PROTOCOL_ERROR,
+  // Peer records and discovery (PROTOCOL.md §13). A record arrives on a
+  // session's control channel or from a discovery source; a session that ends
+  // because of one closes with a protocol error.
+  ERR_RECORD_TOO_LARGE: CloseCode.PROTOCOL_ERROR,
+  ERR_RECORD_MALFORMED: CloseCode.PROTOCOL_ERROR,
+  ERR_RECORD_BAD_KEY: CloseCode.PROTOCOL_ERROR,
+  ERR_RECORD_NODE_ID_MISMATCH: CloseCode.PROTOCOL_ERROR,
+  ERR_RECORD_BAD_SIGNATURE: CloseCode.PROTOCOL_ERROR,
+  ERR_RECORD_FROM_FUTURE: CloseCode.PROTOCOL_ERROR,
+  ERR_RECORD_EXPIRED: CloseCode.PROTOCOL_ERROR,
+  ERR_RECORD_STALE: CloseCode.PROTOCOL_ERROR,
+  ERR_RECORD_REPLAYED: CloseCode.PROTOCOL_ERROR,
+  ERR_RECORD_EQUIVOCATION: CloseCode.PROTOCOL_ERROR,
+  ERR_RECORD_WRONG_PEER: CloseCode.PROTOCOL_ERROR,
+  ERR_PEER_BLOCKED: CloseCode.PEER_REJECTED,
+  // Gossip of peer records (PROTOCOL.md §14). A malformed or unasked-for
+  // gossip message scores its sender down; a peer cut off for it closes 4003.
+  ERR_GOSSIP_MALFORMED: CloseCode.PROTOCOL_ERROR,
+  ERR_GOSSIP_UNSOLICITED: CloseCode.PROTOCOL_ERROR,
+  ERR_GOSSIP_RATE_LIMITED: CloseCode.PROTOCOL_ERROR,
+  ERR_GOSSIP_CUT_OFF: CloseCode.PEER_REJECTED,
+  ERR_PEER_NOT_FOUND: CloseCode.NORMAL,
   // Identity and key files
   ERR_KEY_FILE_PERMISSIONS: CloseCode.NORMAL,
   ERR_KEY_FILE_CORRUPT: CloseCode.NORMAL,

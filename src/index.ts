@@ -79,3 +79,85 @@ export {
   type ReconnectOptions,
   type ConnectWithRetryOptions,
 } from './transport/reconnect.js';
+export {
+  PeerRecord,
+  createPeerRecord,
+  verifyPeerRecord,
+  decodePeerRecord,
+  encodePeerRecordBody,
+  compareToStored,
+  recordBytesFromHex,
+  isRecordAddress,
+  PEER_RECORD_FORMAT,
+  MAX_PEER_RECORD_BYTES,
+  MIN_PEER_RECORD_BYTES,
+  MAX_RECORD_ADDRESSES,
+  MAX_RECORD_ADDRESS_BYTES,
+  MAX_RECORD_PROTOCOL_VERSIONS,
+  MAX_RECORD_NAME_BYTES,
+  MAX_SERVICE_NAME_BYTES,
+  MAX_SERVICE_VERSION_BYTES,
+  MAX_RECORD_LIFETIME_MS,
+  DEFAULT_RECORD_LIFETIME_MS,
+  RECORD_CLOCK_SKEW_MS,
+  RECORD_ATTRIBUTE,
+  type PeerRecordFields,
+  type RecordService,
+  type VerifyPeerRecordOptions,
+} from './discovery/record.js';
+export {
+  PeerRegistry,
+  isPeerSource,
+  DEFAULT_MAX_PEERS,
+  DEFAULT_MAX_REGISTRY_FILE_BYTES,
+  DEFAULT_REGISTRY_FLUSH_INTERVAL_MS,
+  MAX_HINTS_PER_PEER,
+  MAX_SOURCES_PER_PEER,
+  DEFAULT_HINT_TTL_MS,
+  type PeerRegistryOptions,
+  type PeerInfo,
+  type PeerSource,
+  type TrustState,
+  type AddressHint,
+  type AddressStats,
+  type HandshakeNote,
+  type FailureNote,
+  type RegistryOutcome,
+} from './discovery/registry.js';
+export type { DiscoverySource, DiscoveryContext, DiscoveryHint, EmitResult, RegistryView, PeerEvent, LogLevel } from './discovery/source.js';
+export { StaticSource, type StaticEntry } from './discovery/sources/static.js';
+export { BootstrapSource, BOOTSTRAP_CHECK_MS, DEFAULT_MESH_TARGET, type BootstrapSourceOptions } from './discovery/sources/bootstrap.js';
+export { GossipSource, createGossipSources, type GossipSourceOptions, type GossipSourcesOptions } from './discovery/sources/gossip.js';
+export { parseBootstrapEntry, BootstrapSchedule, BOOTSTRAP_BACKOFF, type BootstrapEntry } from './discovery/bootstrap.js';
+export { GossipEngine, DEFAULT_GOSSIP, GOSSIP_PENALTY, verifyRecordHex, type GossipOptions, type GossipEvent, type GossipStep, type GossipCounters, type Outbound, type RecordVerifier } from './discovery/gossip/engine.js';
+export { GossipDriver, MAX_IN_FLIGHT_PER_SESSION, type GossipDriverOptions, type GossipSession, type GossipStatus } from './discovery/gossip/driver.js';
+export { MemoryGossipStore, type GossipStore, type RangeSummary } from './discovery/gossip/store.js';
+export { createLeavingRecord, isLeaving, LEAVING_LIFETIME_MS } from './discovery/gossip/leaving.js';
+export { decodeGossipMessage, fingerprint as gossipFingerprint, itemHash as gossipItemHash, GOSSIP_TYPE, type GossipMessage, type SyncRange } from './discovery/gossip/protocol.js';
+export {
+  MdnsSource,
+  browseOnce,
+  MDNS_SOURCE,
+  type MdnsSourceOptions,
+  type MdnsPublishOptions,
+  type MdnsHint,
+  type MdnsStats,
+  type MdnsSourceEvents,
+} from './discovery/sources/mdns.js';
+export type { ResolvedService, ServiceAddress, BrowseEvent } from './discovery/sources/mdns-cache.js';
+export { MeshSession, MAX_CONTROL_TYPE_LENGTH, type ControlMessage, type ControlCounters, type MeshTransport } from './mesh/session.js';
+export {
+  MeshNode,
+  PEER_RECORD_MESSAGE,
+  SESSION_RECORD_BURST,
+  SESSION_RECORD_INTERVAL_MS,
+  DEFAULT_LOOKUP_TIMEOUT_MS,
+  DEFAULT_EXPIRY_CHECK_MS,
+  type MeshNodeOptions,
+  type MeshServerOptions,
+  type MeshConnectOptions,
+  type MeshEvents,
+  type AnnounceOptions,
+  type DialAttempt,
+} from './mesh/node.js';
+export { listeningUrls } from './mesh/addresses.js';

@@ -686,21 +686,21 @@ function specReceiver(v: any, maxMessage = SPEC.maxMessage) {
       const entries: Array<{ content_type: number; payload: string }> = [];
       let at = 0;
       while (at < plaintext.length) {
-        if (plaintext.length - at < 5) return stop('ERR_RECORD_MALFORMED');
-        if (entries.length === SPEC.maxRecordEntries) return stop('ERR_RECORD_MALFORMED');
+        if (plaintext.length - at < 5) return stop('ERR_ENTRIES_MALFORMED');
+        if (entries.length === SPEC.maxRecordEntries) return stop('ERR_ENTRIES_MALFORMED');
         const type = plaintext[at]!;
         const len = plaintext.readUInt32BE(at + 1);
         at += 5;
-        if (len > plaintext.length - at) return stop('ERR_RECORD_MALFORMED');
+        if (len > plaintext.length - at) return stop('ERR_ENTRIES_MALFORMED');
         const payload = plaintext.subarray(at, at + len);
         at += len;
         if (type === 0x01 && len > maxMessage) return stop('ERR_FRAME_TOO_LARGE');
         if (type === 0x02 && len > Math.min(SPEC.maxControl, maxMessage)) return stop('ERR_FRAME_TOO_LARGE');
-        if (type === 0x03 && (len > 64 || (len > 0 && !/^[A-Z][A-Z0-9_]*$/.test(payload.toString('latin1'))) || at !== plaintext.length)) return stop('ERR_RECORD_MALFORMED');
+        if (type === 0x03 && (len > 64 || (len > 0 && !/^[A-Z][A-Z0-9_]*$/.test(payload.toString('latin1'))) || at !== plaintext.length)) return stop('ERR_ENTRIES_MALFORMED');
         if (type !== 0x01 && type !== 0x02 && type !== 0x03) return stop('ERR_FRAME_CONTENT_TYPE');
         entries.push({ content_type: type, payload: payload.toString('utf8') });
       }
-      if (entries.length > 1 && plaintext.length > SPEC.maxCoalesced) return stop('ERR_RECORD_MALFORMED');
+      if (entries.length > 1 && plaintext.length > SPEC.maxCoalesced) return stop('ERR_ENTRIES_MALFORMED');
       key = k;
       epoch = e;
       next++;

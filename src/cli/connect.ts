@@ -3,6 +3,10 @@
  * desktop app launches it as its server command) that relays every message
  * to an encrypted `serve` endpoint. stdout carries only protocol data.
  *
+ * `mcp-e2e connect NODE_ID` (or the name of a trusted peer) finds the peer
+ * through the registry and discovery (src/mesh/node.ts) and pins the
+ * handshake to that node id: no URL, and no trust on first use.
+ *
  * With `--reconnect`, a lost link is re-established with exponential backoff
  * and jitter (src/transport/reconnect.ts): every attempt is a new connection
  * and a new handshake, never a resumed session. The server on the other side
@@ -17,8 +21,11 @@
  */
 import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 import { McpE2eError } from '../errors.js';
-import { KnownPeersStore } from '../identity/trust.js';
+import { KnownPeersStore, PeerAllowList } from '../identity/trust.js';
+import { fingerprintOf } from '../identity/identity.js';
+import { MdnsSource } from '../discovery/sources/mdns.js';
 import { EncryptedWebSocketClientTransport } from '../transport/client.js';
+import { MeshNode } from '../mesh/node.js';
 import { connectWithRetry, isRetryableError } from '../transport/reconnect.js';
 import { DEFAULT_MAX_MESSAGE_BYTES } from '../protocol.js';
 import type { HomePaths } from './home.js';
@@ -61,18 +68,54 @@ function parseKeepalive(value: string | undefined): number {
   return ms;
 }
 
-export async function connectCommand(values: Values, urlText: string, paths: HomePaths, log: Logger): Promise<number> {
-  const url = parseUrl(urlText);
+/** The target of `connect`: a URL, or (anything without "://") a node id or a trusted peer's name. */
+const isUrlTarget = (target: string) => target.includes('://');
+
+export async function connectCommand(values: Values, target: string, paths: HomePaths, log: Logger): Promise<number> {
+  if (isUrlTarget(target)) {
+    if (values['no-mdns']) throw new UsageError('--no-mdns goes with a node id or name (a URL is dialled as it is)');
+    return relay(values, parseUrl(target), undefined, paths, log);
+  }
+  if (values.plaintext) throw new UsageError('--plaintext needs a URL: connecting by node id is always encrypted and pinned');
+  const identity = loadIdentity(paths);
+  const mesh = new MeshNode({
+    identity,
+    registry: { path: paths.registry },
+    allowList: PeerAllowList.fromFile(paths.allowedPeers),
+    client: { keepaliveIntervalMs: parseKeepalive(values.keepalive) },
+    // The registry's addresses first, then an mDNS lookup on the local network (PROTOCOL.md §13.7, §13.11).
+    sources: values['no-mdns'] ? [] : [new MdnsSource({ onWarning: (message, fields) => log.debug(message, fields) })],
+    log: (level, msg, fields) => log[level](msg, fields),
+  });
+  await mesh.start();
+  try {
+    let nodeId: string;
+    try {
+      nodeId = mesh.resolve(target);
+    } catch (err) {
+      if (!(err instanceof McpE2eError && err.code === 'ERR_PEER_NOT_FOUND')) throw err;
+      throw new UsageError(`not a URL (ws://HOST:PORT or wss://HOST:PORT), a node id, or an allowed peer's name: ${err.message}`);
+    }
+    if (values.peer && values.peer.trim().toLowerCase() !== nodeId) throw new UsageError('--peer contradicts the node id to connect to; give one');
+    return await relay(values, undefined, { mesh, nodeId }, paths, log);
+  } finally {
+    await mesh.stop();
+  }
+}
+
+/** Relay stdio to a link made to `url`, or to `byId.nodeId` through the mesh node. */
+async function relay(values: Values, url: URL | undefined, byId: { mesh: MeshNode; nodeId: string } | undefined, paths: HomePaths, log: Logger): Promise<number> {
+  const where = url ? url.host : `node ${fingerprintOf(byId!.nodeId)}`;
   const plaintext = values.plaintext ?? false;
   const reconnect = values.reconnect ?? false;
   if (plaintext && values.peer) throw new UsageError('--peer has no meaning with --plaintext (nothing is authenticated)');
   const keepaliveIntervalMs = parseKeepalive(values.keepalive);
   const identity = plaintext ? undefined : loadIdentity(paths);
-  const trust = plaintext || values.peer ? undefined : new KnownPeersStore(paths.knownPeers);
+  const trust = plaintext || values.peer || byId ? undefined : new KnownPeersStore(paths.knownPeers);
   const newTransport = () =>
     identity
-      ? new EncryptedWebSocketClientTransport(url, { identity, keepaliveIntervalMs, ...(values.peer ? { expectedPeer: values.peer } : { trust: trust! }) })
-      : new EncryptedWebSocketClientTransport(url, { enableEncryption: false, keepaliveIntervalMs });
+      ? new EncryptedWebSocketClientTransport(url!, { identity, keepaliveIntervalMs, ...(values.peer ? { expectedPeer: values.peer } : { trust: trust! }) })
+      : new EncryptedWebSocketClientTransport(url!, { enableEncryption: false, keepaliveIntervalMs });
   if (plaintext) log.warn('--plaintext: messages travel unencrypted and the server is not authenticated');
 
   /** The current link, once started. */
@@ -173,10 +216,10 @@ export async function connectCommand(values: Values, urlText: string, paths: Hom
       t.onerror = (err) => {
         const fields = err instanceof McpE2eError ? { code: err.code } : {};
         // A failed attempt is reported once, by whoever gives up on it.
-        if (t !== link) return log.debug(describe(err, url), fields);
+        if (t !== link) return log.debug(describe(err, where), fields);
         linkError ??= err;
         failed = true;
-        log.error(describe(err, url), fields);
+        log.error(describe(err, where), fields);
       };
       t.onclose = () => {
         // Attempts that never became the link end in establish().
@@ -201,25 +244,39 @@ export async function connectCommand(values: Values, urlText: string, paths: Hom
       };
     };
 
+    /** One link: a new transport (by URL, or through the mesh node's addresses for the node id), wired and started. */
+    const openLink = async (): Promise<EncryptedWebSocketClientTransport> => {
+      if (byId) {
+        return byId.mesh.connect(byId.nodeId, {
+          start: async (fresh) => {
+            wire(fresh);
+            await fresh.start();
+          },
+        });
+      }
+      const fresh = newTransport();
+      wire(fresh);
+      await fresh.start();
+      return fresh;
+    };
     const establish = async (): Promise<void> => {
-      const attempt = () => {
-        const fresh = newTransport();
-        wire(fresh);
-        return fresh;
-      };
       let t: EncryptedWebSocketClientTransport;
       try {
         if (reconnect) {
-          t = await connectWithRetry(attempt, {
+          // Each attempt is a new link (a new transport, a new handshake), as connectWithRetry requires.
+          const attempt = () => {
+            const a = { link: undefined as EncryptedWebSocketClientTransport | undefined, start: async () => void (a.link = await openLink()), close: async () => a.link?.close() };
+            return a;
+          };
+          t = (await connectWithRetry(attempt, {
             onRetry: ({ attempt: n, delayMs, error }) => log.info(`attempt ${n} failed: ${(error as Error).message}; next in ${delayMs} ms`),
-          });
+          })).link!;
         } else {
-          t = attempt();
-          await t.start();
+          t = await openLink();
         }
       } catch (err) {
         const e = err as Error;
-        log.error(describe(e, url), e instanceof McpE2eError ? { code: e.code } : {});
+        log.error(describe(e, where), e instanceof McpE2eError ? { code: e.code } : {});
         finish(1);
         return;
       }
@@ -230,7 +287,7 @@ export async function connectCommand(values: Values, urlText: string, paths: Hom
       link = t;
       generation++;
       const peer = t.peer;
-      log.info(peer ? `connected to ${url.host} as ${peer.fingerprint}` : `connected to ${url.host} (plaintext)`, {
+      log.info(peer ? `connected to ${t.url.host} as ${peer.fingerprint}` : `connected to ${t.url.host} (plaintext)`, {
         ...(peer ? { node_id: peer.nodeId, session: t.e2eSessionId } : {}),
         ...(generation > 1 ? { reconnection: generation - 1 } : {}),
       });
@@ -262,15 +319,15 @@ export async function connectCommand(values: Values, urlText: string, paths: Hom
 }
 
 /** One line that says what went wrong and what to do. */
-function describe(err: Error, url: URL): string {
+function describe(err: Error, where: string): string {
   if (!(err instanceof McpE2eError)) return err.message;
   switch (err.code) {
     case 'ERR_PEER_REJECTED':
       // Only the server's sealed CLOSE says so for certain; our own trust policy refusing the server says ERR_PEER_REJECTED too.
       if (!err.fromPeer) return err.message;
-      return `the server at ${url.host} refused our identity: ask its operator to run \`mcp-e2e peers allow <our node id>\` (see \`mcp-e2e id\`)`;
+      return `the server at ${where} refused our identity: ask its operator to run \`mcp-e2e peers allow <our node id>\` (see \`mcp-e2e id\`)`;
     case 'ERR_CONNECT_FAILED':
-      return `${err.message}; is \`mcp-e2e serve\` running at ${url.host}?`;
+      return `${err.message}; is \`mcp-e2e serve\` running at ${where}?`;
     default:
       return err.message;
   }

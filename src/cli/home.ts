@@ -1,6 +1,6 @@
 /**
- * The CLI's home directory: one place for the identity, the allowlist and
- * the known peers. `--home` beats `MCP_E2E_HOME`, which beats `~/.mcp-e2e`.
+ * The CLI's home directory: one place for the identity, the allowlist, the
+ * known peers and the peer registry. `--home` beats `MCP_E2E_HOME`, which beats `~/.mcp-e2e`.
  */
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -13,6 +13,8 @@ export interface HomePaths {
   allowedPeers: string;
   /** Endpoint → node id, recorded on first use by `connect`. */
   knownPeers: string;
+  /** The peer registry: what discovery and sessions taught this node (PROTOCOL.md §13). */
+  registry: string;
 }
 
 export function resolveHome(flag: string | undefined, env: NodeJS.ProcessEnv = process.env): HomePaths {
@@ -22,5 +24,6 @@ export function resolveHome(flag: string | undefined, env: NodeJS.ProcessEnv = p
     identity: join(home, 'identity.json'),
     allowedPeers: join(home, 'allowed_peers'),
     knownPeers: join(home, 'known_peers.json'),
+    registry: join(home, 'peers.json'),
   };
 }

@@ -36,6 +36,18 @@ const OPTIONS = {
   'pass-env': { type: 'string', multiple: true },
   'max-connections': { type: 'string' },
   'max-connections-per-peer': { type: 'string' },
+  announce: { type: 'boolean' },
+  name: { type: 'string' },
+  'public-url': { type: 'string', multiple: true },
+  bootstrap: { type: 'string', multiple: true },
+  'bootstrap-tofu': { type: 'boolean' },
+  'open-mesh': { type: 'boolean' },
+  'mesh-target': { type: 'string' },
+  'gossip-interval': { type: 'string' },
+  'anti-entropy-interval': { type: 'string' },
+  'status-interval': { type: 'string' },
+  timeout: { type: 'string' },
+  'no-mdns': { type: 'boolean' },
 } as const;
 
 const GLOBAL = ['home', 'json', 'verbose', 'help', 'version'];
@@ -43,8 +55,9 @@ const PER_COMMAND: Record<string, string[]> = {
   keygen: ['force'],
   id: [],
   peers: [],
-  serve: ['host', 'port', 'allow', 'allow-any-peer', 'allow-plaintext', 'allow-origin', 'clean-env', 'pass-env', 'max-connections', 'max-connections-per-peer'],
-  connect: ['peer', 'plaintext', 'reconnect', 'keepalive'],
+  serve: ['host', 'port', 'allow', 'allow-any-peer', 'allow-plaintext', 'allow-origin', 'clean-env', 'pass-env', 'max-connections', 'max-connections-per-peer', 'announce', 'name', 'public-url', 'bootstrap', 'bootstrap-tofu', 'open-mesh', 'mesh-target', 'gossip-interval', 'anti-entropy-interval', 'status-interval', 'no-mdns'],
+  connect: ['peer', 'plaintext', 'reconnect', 'keepalive', 'no-mdns'],
+  discover: ['timeout'],
 };
 
 type Option = (typeof OPTIONS)[keyof typeof OPTIONS];
@@ -131,8 +144,13 @@ async function main(argv: string[]): Promise<number> {
       const { serveCommand } = await import('./serve.js');
       return serveCommand(values, command, paths, log);
     }
+    case 'discover': {
+      if (positionals.length) throw new UsageError('discover takes no arguments; see mcp-e2e --help');
+      const { discoverCommand } = await import('./discover.js');
+      return discoverCommand(values, paths, out, log);
+    }
     case 'connect': {
-      if (positionals.length !== 1) throw new UsageError('usage: mcp-e2e connect URL [--peer NODE_ID]');
+      if (positionals.length !== 1) throw new UsageError('usage: mcp-e2e connect URL [--peer NODE_ID] | NODE_ID | NAME');
       const { connectCommand } = await import('./connect.js');
       return connectCommand(values, positionals[0]!, paths, log);
     }

@@ -3,11 +3,19 @@
  * and, for each authenticated peer, spawn the stdio MCP server COMMAND and
  * relay JSON-RPC both ways. One child per connection: it ends when its
  * connection ends, and the connection ends when it exits.
+ *
+ * The server runs inside a mesh node (src/mesh/node.ts): every authenticated
+ * peer is recorded in the peer registry as verified, and sessions carry the
+ * nodes' records. With `--announce`, this node makes and refreshes its own
+ * signed record (its listening URLs or `--public-url`s, `--name`).
  */
 import { unwatchFile, watchFile } from 'node:fs';
 import { McpE2eError } from '../errors.js';
 import { PeerAllowList } from '../identity/trust.js';
-import { EncryptedWebSocketServer } from '../transport/server.js';
+import { MeshNode, type MeshServerOptions } from '../mesh/node.js';
+import { createGossipSources, type GossipSource } from '../discovery/sources/gossip.js';
+import { isRecordAddress } from '../discovery/record.js';
+import { MdnsSource } from '../discovery/sources/mdns.js';
 import { DEFAULT_MAX_MESSAGE_BYTES } from '../protocol.js';
 import { DEFAULT_MAX_CONNECTIONS_PER_PEER } from '../transport/limits.js';
 import { childEnvironment, killAllChildren, spawnChild, stopWatchdog, type ChildServer } from './child.js';
@@ -49,15 +57,35 @@ export async function serveCommand(values: Values, command: string[], paths: Hom
   }
   if (values['allow-any-peer']) log.warn('--allow-any-peer: every client that completes the handshake is accepted');
   if (values['allow-plaintext']) log.warn('--allow-plaintext: plain MCP clients are accepted without encryption or authentication');
+  if (!values.announce && (values.name !== undefined || values['public-url'] !== undefined)) throw new UsageError('--name and --public-url describe the record of --announce; add --announce');
+  for (const u of values['public-url'] ?? []) {
+    if (!isRecordAddress(u)) throw new UsageError(`--public-url ${JSON.stringify(u)} is not an address a record can carry: ws:// or wss://, lowercase host, no query or fragment`);
+  }
+
+  if (!values.announce && values['no-mdns']) throw new UsageError('--no-mdns goes with --announce');
+  // `--announce` is heard on the local network unless --no-mdns (PROTOCOL.md §13.11).
+  const mdns = values.announce && !values['no-mdns'] ? new MdnsSource({ name: values.name, onWarning: (message, fields) => log.debug(message, fields) }) : undefined;
 
   let nextId = 1;
   const children = new Set<ChildServer>();
+  // Gossip (issue 13): with --bootstrap, or --announce, records are gossiped. Then any authenticated
+  // peer may hold a session (gossip has its own membership policy) while MCP stays the allowlist's,
+  // checked at every MCP message, and a server process starts with the first MCP message only
+  // (a session that only gossips costs no process).
+  const gossiping = values.announce === true || (values.bootstrap?.length ?? 0) > 0;
+  let sources;
+  try {
+    sources = gossiping ? createGossipSources({ ...gossipOptions(values), identity }) : undefined;
+  } catch (err) {
+    throw new UsageError(`--bootstrap: ${(err as Error).message}`);
+  }
   const env = childEnvironment(process.env, { clean: values['clean-env'] ?? false, pass: values['pass-env'] ?? [] });
   // A stranger can make us refuse connections at will: a few lines per interval, then a summary.
   const refusal = summarizing(log, { burst: REFUSALS_LOGGED_PER_INTERVAL, intervalMs: REFUSAL_LOG_INTERVAL_MS, what: 'connections refused' });
-  const server = new EncryptedWebSocketServer({
-    identity,
-    ...(allowList ? { allowedPeers: allowList } : { allowAnyPeer: true }),
+  const server: MeshServerOptions = {
+    port,
+    host,
+    ...(allowList && !gossiping ? { allowedPeers: allowList } : { allowAnyPeer: true }),
     allowPlaintext: values['allow-plaintext'] ?? false,
     allowedOrigins: values['allow-origin'] ?? [],
     limits: {
@@ -76,24 +104,36 @@ export async function serveCommand(values: Values, command: string[], paths: Hom
           void transport.close();
         },
       );
-      const child = spawnChild(command, clog, (msg) => toPeer.send(transport, msg), { maxLineBytes: DEFAULT_MAX_MESSAGE_BYTES, env });
-      children.add(child);
+      let child!: ChildServer;
+      let started = false;
+      const startChild = () => {
+        started = true;
+        child = spawnChild(command, clog, (msg) => toPeer.send(transport, msg), { maxLineBytes: DEFAULT_MAX_MESSAGE_BYTES, env });
+        children.add(child);
+        void child.exited.then(async (how) => {
+          clog.info(`server process ${how}`);
+          void transport.close();
+          // Counted until its whole process group is gone, so that shutdown waits for grandchildren too.
+          await child.terminate();
+          children.delete(child);
+        });
+      };
+      if (!gossiping) startChild();
       // Peer → child: while the child's stdin is full, the connection is not read.
       transport.onmessage = (msg) => {
+        if (gossiping && allowList && peer && !allowList.has(peer.nodeId)) {
+          clog.warn(`peer ${peer.fingerprint} is not on the allowlist: MCP refused (a mesh session is not MCP access)`, { node_id: peer.nodeId, code: 'ERR_PEER_REJECTED' });
+          void transport.close();
+          return;
+        }
+        if (!started) startChild();
         if (child.stdin.writable) writeLine(child.stdin, msg, transport);
       };
       transport.onerror = (err) => clog.warn(err.message, err instanceof McpE2eError ? { code: err.code } : {});
       transport.onclose = () => {
-        clog.info('connection closed; stopping its server process');
-        void child.terminate();
+        clog.info(started ? 'connection closed; stopping its server process' : 'connection closed');
+        if (started) void child.terminate();
       };
-      void child.exited.then(async (how) => {
-        clog.info(`server process ${how}`);
-        void transport.close();
-        // Counted until its whole process group is gone, so that shutdown waits for grandchildren too.
-        await child.terminate();
-        children.delete(child);
-      });
       // Messages flow to onmessage only once started (as McpServer.connect would do).
       await transport.start();
     },
@@ -106,11 +146,26 @@ export async function serveCommand(values: Values, command: string[], paths: Hom
       }
       refusal('warn', `connection from ${info.remoteAddress ?? 'unknown'} refused: ${err.message}`, code ? { code } : {});
     },
-  });
-
-  let address;
+  };
+  const announce = values.announce ? { ...(values.name !== undefined ? { name: values.name } : {}), ...(values['public-url'] ? { publicUrls: values['public-url'] } : {}) } : false;
+  let mesh: MeshNode;
   try {
-    address = await server.listen(port, host);
+    mesh = new MeshNode({
+      identity,
+      server,
+      announce,
+      registry: { path: paths.registry },
+      ...(allowList ? { allowList } : {}),
+      sources: [...(sources ? [sources.bootstrap, sources.gossip] : []), ...(mdns ? [mdns] : [])],
+      log: (level, msg, fields) => log[level](msg, fields),
+    });
+  } catch (err) {
+    if (err instanceof RangeError) throw new UsageError(`cannot announce that: ${err.message.replace(/"(name|addresses)"/, (_, f: string) => (f === 'name' ? '--name' : '--public-url'))}`);
+    throw err;
+  }
+
+  try {
+    await mesh.start();
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
     if (e.code === 'EADDRINUSE') throw new UsageError(`port ${port} on ${host} is already in use; choose another with --port`);
@@ -118,8 +173,26 @@ export async function serveCommand(values: Values, command: string[], paths: Hom
     if (e.code === 'EACCES') throw new UsageError(`not allowed to listen on port ${port}; use a port above 1023`);
     throw err;
   }
+  const address = mesh.address!;
   const url = `ws://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}`;
   log.info(`listening on ${url} as ${identity.fingerprint}`, { url, node_id: identity.nodeId });
+  const record = mesh.record;
+  if (values.announce && record) {
+    log.info(`announcing ${record.name !== undefined ? JSON.stringify(record.name) + ' ' : ''}at ${record.addresses.join(' ') || '(no address)'}`, { addresses: record.addresses, seq: record.seq });
+  }
+
+  let status: NodeJS.Timeout | undefined;
+  if (sources) {
+    log.info(`gossip: ${sources.bootstrap.entries.length} bootstrap peer(s), with ${values['open-mesh'] ? 'every authenticated peer (open mesh)' : 'allowed and bootstrap peers'}`);
+    const every = parseSeconds(values['status-interval'], 60, '--status-interval');
+    const gossip = sources.gossip;
+    status = setInterval(() => log.info(statusLine(mesh, gossip), statusFields(mesh, gossip)), every * 1000);
+    status.unref();
+  if (mdns) {
+    log.info(`announced on the local network as "${mdns.instanceName}"`, { instance: mdns.instanceName, addresses: mesh.record?.addresses });
+    if (address.address.startsWith('127.') || address.address === '::1') log.warn(`listening on ${address.address} only: announced to this machine alone; --host 0.0.0.0 to be found on the network`);
+  }
+  }
 
   if (allowList) {
     // The allowlist is re-read when the file changes and on SIGHUP, without a
@@ -144,6 +217,7 @@ export async function serveCommand(values: Values, command: string[], paths: Hom
       stopping = true;
       log.info(`${signal}: shutting down`);
       unwatchFile(allowPath);
+      clearInterval(status);
       // Closing the server closes every connection, which terminates every child.
       const force = setTimeout(() => {
         log.error(`connections did not close within ${SHUTDOWN_GRACE_MS} ms; killing their server processes`);
@@ -151,8 +225,8 @@ export async function serveCommand(values: Values, command: string[], paths: Hom
         resolve(1);
       }, SHUTDOWN_GRACE_MS);
       force.unref();
-      void server
-        .close()
+      void mesh
+        .stop()
         .then(() => Promise.all([...children].map((c) => c.terminate())))
         .then(() => {
           clearTimeout(force);
@@ -165,4 +239,49 @@ export async function serveCommand(values: Values, command: string[], paths: Hom
     // Last resort: never leave a child behind, whatever path ends this process.
     process.on('exit', killAllChildren);
   });
+}
+
+/** Seconds from an option, a positive number. */
+function parseSeconds(value: string | undefined, fallback: number, name: string): number {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (!(n > 0) || !Number.isFinite(n)) throw new UsageError(`${name} expects a number of seconds above 0, got ${JSON.stringify(value)}`);
+  return n;
+}
+
+/** The gossip options of `serve`: bootstrap entries, membership, and intervals (shortened in tests). */
+function gossipOptions(values: Values) {
+  const ms = (v: string | undefined, name: string) => (v === undefined ? undefined : Math.round(parseSeconds(v, 0, name) * 1000));
+  const round = ms(values['gossip-interval'], '--gossip-interval');
+  const antiEntropy = ms(values['anti-entropy-interval'], '--anti-entropy-interval');
+  const target = values['mesh-target'] === undefined ? undefined : Number(values['mesh-target']);
+  if (target !== undefined && !(Number.isInteger(target) && target >= 0 && target <= 64)) throw new UsageError(`--mesh-target expects 0..64, got ${JSON.stringify(values['mesh-target'])}`);
+  return {
+    bootstrap: values.bootstrap ?? [],
+    trustOnFirstUse: values['bootstrap-tofu'] ?? false,
+    open: values['open-mesh'] ?? false,
+    ...(target !== undefined ? { target } : {}),
+    gossip: { ...(round ? { gossipIntervalMs: round } : {}), ...(antiEntropy ? { antiEntropyIntervalMs: antiEntropy } : {}) },
+  };
+}
+
+function statusFields(node: MeshNode, gossip: GossipSource): Record<string, unknown> {
+  const s = gossip.status();
+  const c = s?.counters;
+  return {
+    mesh_sessions: node.sessions.length,
+    gossip_peers: s?.peers.length ?? 0,
+    records: s?.records ?? 0,
+    messages_in: c?.messagesIn ?? 0,
+    messages_out: c?.messagesOut ?? 0,
+    records_accepted: c?.recordsAccepted ?? 0,
+    records_refused: c?.recordsRefused ?? 0,
+    exchanges: c?.exchangesCompleted ?? 0,
+    cutoffs: c?.cutoffs ?? 0,
+  };
+}
+
+function statusLine(node: MeshNode, gossip: GossipSource): string {
+  const f = statusFields(node, gossip);
+  return `mesh: ${f.mesh_sessions} session(s), gossip with ${f.gossip_peers}, ${f.records} record(s); messages ${f.messages_in} in / ${f.messages_out} out; records ${f.records_accepted} accepted / ${f.records_refused} refused; ${f.exchanges} exchange(s); ${f.cutoffs} cut off`;
 }

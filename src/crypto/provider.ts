@@ -25,6 +25,7 @@ import {
   randomFillSync,
   sign,
   verify,
+  type JsonWebKey,
   type KeyObject,
 } from 'node:crypto';
 
@@ -90,6 +91,9 @@ function jwkX(key: KeyObject): Buffer {
   return Buffer.from(pub.export({ format: 'jwk' }).x as string, 'base64url');
 }
 
+/** generateKeyPairSync with a JWK public key (that overload is missing from the Node 20 typings). */
+const generateJwkPair = generateKeyPairSync as unknown as (type: 'x25519', options: { publicKeyEncoding: { format: 'jwk' } }) => { publicKey: JsonWebKey; privateKey: KeyObject };
+
 class NodeSigner implements Ed25519Signer {
   readonly publicKey: Buffer;
   readonly #key: KeyObject;
@@ -136,8 +140,12 @@ const nodeProvider: Curve25519Provider = {
     return { verify: (message, signature) => verify(null, message, key, signature) };
   },
   x25519Generate: () => {
-    const { privateKey, publicKey } = generateKeyPairSync('x25519');
-    return new NodeX25519(privateKey, jwkX(publicKey));
+    // Never export a generated KeyObject: on Node 20 a GC during the export can
+    // destroy the key's KeyGenJob, which waits on the mutex the export holds, and
+    // the process hangs (seen after ~20,000 rounds). The generation encodes the
+    // public half as JWK itself; the private key is only used, never exported.
+    const { privateKey, publicKey } = generateJwkPair('x25519', { publicKeyEncoding: { format: 'jwk' } });
+    return new NodeX25519(privateKey, Buffer.from(publicKey.x!, 'base64url'));
   },
   x25519FromPrivate: (raw) => {
     const key = importPkcs8('x25519', raw);

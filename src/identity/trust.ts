@@ -8,7 +8,7 @@
 import { isIP } from 'node:net';
 import { McpE2eError } from '../errors.js';
 import { readTrustedFile, updateFileLocked } from '../util/files.js';
-import { hasExactKeys } from '../util/assert.js';
+import { decodeVersionedPeers, hasExactKeys } from '../util/assert.js';
 import { mappedIPv4 } from '../util/ip.js';
 import { hasControlCharacters } from '../util/text.js';
 import { fingerprintOf, isNodeId, normalizeNodeId, type PeerIdentity } from './identity.js';
@@ -263,15 +263,7 @@ export class KnownPeersStore implements TrustPolicy {
   #parse(bytes: Buffer | undefined): Record<string, KnownPeer> {
     if (bytes === undefined) return {};
     const corrupt = (why: string) => new McpE2eError('ERR_KEY_FILE_CORRUPT', `known peers file ${this.path} is corrupt: ${why}`);
-    let doc: unknown;
-    try {
-      doc = JSON.parse(bytes.toString('utf8'));
-    } catch {
-      throw corrupt('not valid JSON');
-    }
-    if (!hasExactKeys(doc, ['version', 'peers']) || doc.version !== KNOWN_PEERS_VERSION) throw corrupt('unexpected fields or version');
-    const peers = doc.peers;
-    if (typeof peers !== 'object' || peers === null || Array.isArray(peers)) throw corrupt('peers is not an object');
+    const peers = decodeVersionedPeers(bytes.toString('utf8'), KNOWN_PEERS_VERSION, corrupt);
     const out: Record<string, KnownPeer> = Object.create(null) as Record<string, KnownPeer>;
     for (const [endpoint, entry] of Object.entries(peers)) {
       const key = normalizeEndpoint(endpoint);

@@ -152,7 +152,7 @@ function checkLimit(value: number | undefined, fallback: number, max: number, na
 }
 
 function recordMalformed(why: string): McpE2eError {
-  return new McpE2eError('ERR_RECORD_MALFORMED', `malformed record: ${why}`);
+  return new McpE2eError('ERR_ENTRIES_MALFORMED', `malformed record: ${why}`);
 }
 
 export class Session {
@@ -375,7 +375,7 @@ export class Session {
    * @throws McpE2eError `ERR_FRAME_MALFORMED`, `ERR_FRAME_TOO_LARGE`,
    *   `ERR_FRAME_SENDER`, `ERR_FRAME_EPOCH`, `ERR_FRAME_COUNTER`,
    *   `ERR_FRAME_SIGNATURE`, `ERR_FRAME_DECRYPT`, `ERR_FRAME_CONTENT_TYPE`,
-   *   `ERR_RECORD_MALFORMED`, `ERR_SESSION_EXHAUSTED`, `ERR_SESSION_CLOSED`.
+   *   `ERR_ENTRIES_MALFORMED`, `ERR_SESSION_EXHAUSTED`, `ERR_SESSION_CLOSED`.
    */
   open(frame: WireFrame): OpenedMessage[] {
     this.#checkOpen();

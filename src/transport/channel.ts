@@ -289,8 +289,11 @@ export abstract class WebSocketChannel {
     return undefined;
   }
 
-  /** Resolves once the socket is closed and `onclose` has fired. */
-  protected whenClosed(): Promise<void> {
+  /**
+   * Resolves once the socket is closed and `onclose` has fired, whoever set
+   * `onclose` (the MCP SDK replaces it): how a mesh node follows a session.
+   */
+  whenClosed(): Promise<void> {
     return this.#closed;
   }
 
@@ -394,6 +397,15 @@ export abstract class WebSocketChannel {
       if (this.#state === 'open') this.#sendClose(this.#ws, err);
       closeWithError(this.#ws, err);
     } else this.#onSocketClosed();
+  }
+
+  /**
+   * @internal End this connection with `err`: its code goes in our sealed
+   * CLOSE and as the close reason (e.g. the peer left the allowlist, or was
+   * cut off for misbehaving). Idempotent; only the first failure counts.
+   */
+  terminate(err: McpE2eError): void {
+    this.fail(err);
   }
 
   /** Seal and send our CLOSE (encrypted sessions; at most once; never when the session cannot seal any more). */

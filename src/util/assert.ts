@@ -72,3 +72,22 @@ export function assertKnownOptions(options: unknown, known: Readonly<Record<stri
     if (!Object.prototype.hasOwnProperty.call(known, key)) throw new TypeError(`${owner}: unknown option ${JSON.stringify(key)}`);
   }
 }
+
+/**
+ * The `peers` object of a local JSON file of the shape `{"version": V,
+ * "peers": {...}}` (known peers, the peer registry), strictly: nothing else
+ * at the top, the expected version, an object (not an array) of entries.
+ * @throws whatever `corrupt(why)` makes, for any departure.
+ */
+export function decodeVersionedPeers(text: string, version: number, corrupt: (why: string) => Error): Record<string, unknown> {
+  let doc: unknown;
+  try {
+    doc = JSON.parse(text);
+  } catch {
+    throw corrupt('not valid JSON');
+  }
+  if (!hasExactKeys(doc, ['version', 'peers']) || doc.version !== version) throw corrupt('unexpected fields or version');
+  const peers = doc.peers;
+  if (typeof peers !== 'object' || peers === null || Array.isArray(peers)) throw corrupt('peers is not an object');
+  return peers as Record<string, unknown>;
+}

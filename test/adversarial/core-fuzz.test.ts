@@ -163,7 +163,7 @@ for (const framing of modes) {
       fc.tuple(fc.array(entry, { minLength: 1, maxLength: 4 }), fc.uint8Array({ minLength: 1, maxLength: 4 })).map(([es, tail]) => Buffer.concat([plaintextOf(es.map((e) => ({ type: e.type, payload: Buffer.from(e.payload) }))), Buffer.from(tail)])),
       fc.uint8Array({ minLength: 5, maxLength: 200 }).map((u) => Buffer.from(u)),
     );
-    const RECORD_CODES = ['ERR_RECORD_MALFORMED', 'ERR_FRAME_CONTENT_TYPE', 'ERR_FRAME_TOO_LARGE'];
+    const RECORD_CODES = ['ERR_ENTRIES_MALFORMED', 'ERR_FRAME_CONTENT_TYPE', 'ERR_FRAME_TOO_LARGE'];
     fc.assert(
       fc.property(plaintext, (plain) => {
         fuzzCounts[`record-${framing}`] = (fuzzCounts[`record-${framing}`] ?? 0) + 1;

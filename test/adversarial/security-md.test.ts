@@ -13,6 +13,11 @@ import { MAX_RATE_BUCKETS } from '../../src/transport/admission.js';
 import { CHILD_GRACE_MS } from '../../src/cli/child.js';
 import { ALLOWLIST_POLL_MS, DEFAULT_CONNECT_KEEPALIVE_MS, DEFAULT_SERVE_MAX_CONNECTIONS, REFUSAL_LOG_INTERVAL_MS, REFUSALS_LOGGED_PER_INTERVAL } from '../../src/cli/limits.js';
 import { DEFAULT_MAX_QUEUED_MESSAGES } from '../../src/seed/receive-queue.js';
+import * as record from '../../src/discovery/record.js';
+import * as registry from '../../src/discovery/registry.js';
+import * as mesh from '../../src/mesh/node.js';
+import * as mdnsWire from '../../src/discovery/sources/mdns-wire.js';
+import * as mdnsCache from '../../src/discovery/sources/mdns-cache.js';
 
 const text = readFileSync(fileURLToPath(new URL('../../../SECURITY.md', import.meta.url)), 'utf8');
 const LOCAL_ONLY = new Set(['ERR_SESSION_TRUNCATED', 'ERR_KEY_FILE_PERMISSIONS', 'ERR_KEY_FILE_CORRUPT', 'ERR_KEY_FILE_NOT_FOUND', 'ERR_KEY_FILE_EXISTS', 'ERR_INVALID_NODE_ID', 'ERR_FILE_PERMISSIONS', 'ERR_FILE_LOCKED']);
@@ -54,6 +59,22 @@ test('SECURITY.md states the default of every limit', () => {
     ['Refused connections logged', `${REFUSALS_LOGGED_PER_INTERVAL} per ${REFUSAL_LOG_INTERVAL_MS / 1000} s`],
     ['maxQueuedMessages', `${DEFAULT_MAX_QUEUED_MESSAGES} per connection`],
     ['`connect --reconnect` backoff', `${DEFAULT_RECONNECT.initialDelayMs} ms doubling to ${DEFAULT_RECONNECT.maxDelayMs / 1000} s`],
+    ['Record size', `${record.MAX_PEER_RECORD_BYTES.toLocaleString('en-US')} bytes`],
+    ['Record size', `at most ${record.MAX_RECORD_ADDRESSES} addresses`],
+    ['Record lifetime', `at most ${record.MAX_RECORD_LIFETIME_MS / 86_400_000} day; ours ${record.DEFAULT_RECORD_LIFETIME_MS / 3_600_000} hour`],
+    ['Clock skew', `${record.RECORD_CLOCK_SKEW_MS / 60_000} min`],
+    ['Registry node ids', registry.DEFAULT_MAX_PEERS.toLocaleString('en-US')],
+    ['Registry file', mib(registry.DEFAULT_MAX_REGISTRY_FILE_BYTES)],
+    ['Hints and sources per node id', `${registry.MAX_HINTS_PER_PEER} each`],
+    ['Registry writes', `one per ${registry.DEFAULT_REGISTRY_FLUSH_INTERVAL_MS / 1000} s`],
+    ['Records per session', `${mesh.SESSION_RECORD_BURST}, then 1 per ${mesh.SESSION_RECORD_INTERVAL_MS / 1000} s`],
+    ['Lookups of one `connect`', `${mesh.DEFAULT_LOOKUP_TIMEOUT_MS / 1000} s`],
+    ['mDNS packet size', `${mdnsWire.MAX_MDNS_PACKET_BYTES.toLocaleString('en-US')} bytes`],
+    ['TXT record', `${mdnsWire.MAX_TXT_BYTES.toLocaleString('en-US')} bytes`],
+    ['Services cached', String(mdnsCache.DEFAULT_MAX_SERVICES)],
+    ['New services', `${mdnsCache.DEFAULT_NEW_SERVICES_BURST} at once, then ${mdnsCache.DEFAULT_NEW_SERVICES_PER_SECOND} per second`],
+    ['Addresses per host', String(mdnsCache.DEFAULT_MAX_ADDRESSES_PER_HOST)],
+    ['TTL honoured', `${mdnsCache.DEFAULT_MAX_TTL_MS / 3_600_000} hours`],
   ];
   for (const [name, value] of expect) {
     const rows = text.split('\n').filter((l) => l.startsWith('|') && (l.split('|')[1] ?? '').includes(name));

@@ -359,16 +359,16 @@ function buildRejections(c: CaseSpec, sealer: RawSealer, good: Array<{ wire: str
   add('unknown content type 0x04', [raw(plaintextOf([{ type: 0x04, payload: Buffer.from('{}') }]))], 'ERR_FRAME_CONTENT_TYPE');
   const lying = plaintextOf([ping]);
   lying.writeUInt32BE(ping.payload.length + 1, 1);
-  add('an entry length one past the end of the record', [raw(lying)], 'ERR_RECORD_MALFORMED');
-  add('bytes left after the last entry, fewer than a header', [raw(Buffer.concat([plaintextOf([ping]), Buffer.of(1, 0, 0)]))], 'ERR_RECORD_MALFORMED');
-  add('an entry after CLOSE', [raw(plaintextOf([{ type: ContentType.CLOSE, payload: Buffer.alloc(0) }, ping]))], 'ERR_RECORD_MALFORMED');
-  add('a CLOSE reason that is not an error code', [raw(plaintextOf([{ type: ContentType.CLOSE, payload: Buffer.from('err_peer_rejected') }]))], 'ERR_RECORD_MALFORMED');
-  add('257 entries', [raw(plaintextOf(Array.from({ length: 257 }, () => mcp('{}'))))], 'ERR_RECORD_MALFORMED');
+  add('an entry length one past the end of the record', [raw(lying)], 'ERR_ENTRIES_MALFORMED');
+  add('bytes left after the last entry, fewer than a header', [raw(Buffer.concat([plaintextOf([ping]), Buffer.of(1, 0, 0)]))], 'ERR_ENTRIES_MALFORMED');
+  add('an entry after CLOSE', [raw(plaintextOf([{ type: ContentType.CLOSE, payload: Buffer.alloc(0) }, ping]))], 'ERR_ENTRIES_MALFORMED');
+  add('a CLOSE reason that is not an error code', [raw(plaintextOf([{ type: ContentType.CLOSE, payload: Buffer.from('err_peer_rejected') }]))], 'ERR_ENTRIES_MALFORMED');
+  add('257 entries', [raw(plaintextOf(Array.from({ length: 257 }, () => mcp('{}'))))], 'ERR_ENTRIES_MALFORMED');
   add('an MCP message above the receiver\'s limit (1024 bytes)', [raw(plaintextOf([mcp('x'.repeat(1025))]))], 'ERR_FRAME_TOO_LARGE', 1024);
   if (c.name === 'binary-unsigned') {
     // Large ones, in one file only (a record over 64 KiB is 128 KiB of hex).
     const half = (n: number) => mcp('y'.repeat(n));
-    add('two entries of 65,537 bytes of plaintext in all (above 64 KiB)', [raw(plaintextOf([half(32768), half(65537 - 10 - 32768)]))], 'ERR_RECORD_MALFORMED');
+    add('two entries of 65,537 bytes of plaintext in all (above 64 KiB)', [raw(plaintextOf([half(32768), half(65537 - 10 - 32768)]))], 'ERR_ENTRIES_MALFORMED');
     add('a control message of 65,537 bytes', [raw(plaintextOf([{ type: ContentType.CONTROL, payload: Buffer.alloc(65537, 0x20) }]))], 'ERR_FRAME_TOO_LARGE');
     add('a record above the receiver\'s record limit (1024-byte messages: 64 KiB)', [raw(plaintextOf([mcp('z'.repeat(65536))]))], 'ERR_FRAME_TOO_LARGE', 1024);
   }

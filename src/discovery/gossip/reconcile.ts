@@ -1,0 +1,115 @@
+/**
+ * Range-based set reconciliation over a `GossipStore` (PROTOCOL.md §14.4):
+ * what a node sends first, and how it answers the ranges of a
+ * `gossip_sync`. Pure and stateless: the same store and the same incoming
+ * ranges always give the same answer, so a responder keeps nothing between
+ * the messages of an exchange.
+ *
+ * Cost grows with the differences: two stores that agree compare one
+ * fingerprint; each difference costs about log16(n) levels of 16
+ * fingerprints, then a list of at most `LEAF_ITEMS` entries.
+ */
+import {
+  childPrefixes,
+  fingerprint,
+  LEAF_ITEMS,
+  MAX_RANGE_ENTRIES,
+  MAX_SYNC_ENTRIES,
+  MAX_SYNC_RANGES,
+  type Entry,
+  type SyncRange,
+} from './protocol.js';
+import type { GossipStore } from './store.js';
+
+/** What answering a `gossip_sync` gives. */
+export interface ReconcileAnswer {
+  /** Ranges of the reply (empty: nothing more to do on our side). */
+  readonly ranges: SyncRange[];
+  /** Node ids the peer holds a newer record of than we do (or we have none): to pull with `gossip_want`. */
+  readonly wants: string[];
+}
+
+/** The fingerprint range of `prefix` as this store sees it. */
+function fpRange(store: GossipStore, prefix: string): SyncRange {
+  const s = store.summary(prefix);
+  return { p: prefix, fp: fingerprint(s.sum, s.count) };
+}
+
+/** The first message of an exchange: the whole node-id space as one range (§14.4.1). */
+export function initialRanges(store: GossipStore): SyncRange[] {
+  const s = store.summary('');
+  return [s.count <= LEAF_ITEMS ? { p: '', ids: store.entries('') } : { p: '', fp: fingerprint(s.sum, s.count) }];
+}
+
+/**
+ * Answer the ranges of a received `gossip_sync` (§14.4.2), within the
+ * limits of one message: a range that does not fit is echoed back as our
+ * fingerprint of it, so the peer takes it up in its next message.
+ */
+export function answerRanges(store: GossipStore, incoming: readonly SyncRange[]): ReconcileAnswer {
+  const out: SyncRange[] = [];
+  const wants: string[] = [];
+  let entries = 0;
+  incoming.forEach((range, i) => {
+    // Every range still to be processed may need one echo: keep room for them.
+    const reserve = incoming.length - i - 1;
+    const fits = (ranges: number, entryCount: number) => out.length + ranges + reserve <= MAX_SYNC_RANGES && entries + entryCount <= MAX_SYNC_ENTRIES;
+    const echo = () => out.push(fpRange(store, range.p));
+    // Splitting a fingerprint range, an empty child is sent as an empty list (shorter than a
+    // fingerprint, and final). Splitting an `ids` range, the peer's whole list is known, so the
+    // children we hold nothing under need nothing more and are left out.
+    const split = (afterList: boolean) => {
+      for (const c of childPrefixes(range.p)) {
+        const s = store.summary(c);
+        if (s.count > 0) out.push({ p: c, fp: fingerprint(s.sum, s.count) });
+        else if (!afterList) out.push({ p: c, ids: [] });
+      }
+    };
+
+    if ('fp' in range) {
+      const s = store.summary(range.p);
+      if (fingerprint(s.sum, s.count) === range.fp) return;
+      if (s.count <= LEAF_ITEMS) {
+        if (!fits(1, s.count)) return void echo();
+        out.push({ p: range.p, ids: store.entries(range.p) });
+        entries += s.count;
+      } else if (fits(16, 0)) split(false);
+      else echo();
+      return;
+    }
+
+    const list = 'ids' in range ? range.ids : range.have;
+    for (const [id, seq] of list) {
+      const mine = store.get(id);
+      if (!mine || mine.seq < seq) wants.push(id);
+    }
+    if ('have' in range) return; // a `have` is the end of its range: never answered
+
+    // An `ids` range is the peer's whole list under p: what we hold beyond it is exactly what it lacks.
+    const extra = extraEntries(store, range.p, list);
+    if (extra === undefined || extra.length > MAX_RANGE_ENTRIES) {
+      if (fits(16, 0)) split(true);
+      else echo();
+    } else if (extra.length > 0) {
+      if (!fits(1, extra.length)) return void echo();
+      out.push({ p: range.p, have: extra });
+      entries += extra.length;
+    }
+  });
+  return { ranges: out, wants };
+}
+
+/**
+ * Our entries under `prefix` that `theirs` (the peer's complete list there)
+ * lacks or holds with a lower seq; undefined when we hold so many that
+ * they cannot fit in one `have` whatever the list says.
+ */
+function extraEntries(store: GossipStore, prefix: string, theirs: readonly Entry[]): Entry[] | undefined {
+  const count = store.summary(prefix).count;
+  if (count > MAX_RANGE_ENTRIES + theirs.length) return undefined;
+  const seqOf = new Map(theirs);
+  return store.entries(prefix).filter(([id, seq]) => {
+    const t = seqOf.get(id);
+    return t === undefined || t < seq;
+  });
+}

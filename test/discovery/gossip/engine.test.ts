@@ -1,0 +1,263 @@
+/**
+ * The gossip engine against a hostile mesh member (src/discovery/gossip/
+ * engine.ts): forged, wrongly-labelled, replayed, stale, expired, oversize
+ * and unasked-for records are refused with their codes, scored, reported
+ * once per interval and end in a cut-off; an honest node's record is never
+ * replaced by an older one; pushes are bounded; leaving records.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { GossipEngine, DEFAULT_GOSSIP, type GossipEvent } from '../../../src/discovery/gossip/engine.js';
+import { createLeavingRecord } from '../../../src/discovery/gossip/leaving.js';
+import { GOSSIP_TYPE } from '../../../src/discovery/gossip/protocol.js';
+import { createPeerRecord, encodePeerRecordBody } from '../../../src/discovery/record.js';
+import { LABEL } from '../../../src/protocol.js';
+import { identityOf, NOW, recordOf, seeded } from './helpers.js';
+
+const self = identityOf(1);
+const mallory = identityOf(2).nodeId;
+const honest = identityOf(3);
+const push = (...records: string[]) => ({ type: GOSSIP_TYPE.PUSH, records });
+
+function victim(options = {}) {
+  const e = new GossipEngine(self.nodeId, NOW, { random: seeded(1), options });
+  e.addPeer(mallory, NOW);
+  return e;
+}
+
+const events = (e: GossipEvent[], type: GossipEvent['type']) => e.filter((x) => x.type === type);
+
+function forgeries() {
+  const good = recordOf(honest, 5);
+  const hex = good.toHex();
+  const flip = (i: number) => hex.slice(0, i) + (hex[i] === '0' ? '1' : '0') + hex.slice(i + 1);
+  const body = encodePeerRecordBody(honest.publicKey, { seq: 6, issuedAtMs: NOW, expiresAtMs: NOW + 60_000, addresses: [], protocolVersions: [1] });
+  return {
+    good,
+    badSignature: flip(hex.length - 3),
+    alteredBody: flip(160),
+    wrongLabel: Buffer.concat([body, honest.sign(LABEL.RECORD_SIGNATURE, body)]).toString('hex'),
+    wrongNodeId: hex.slice(0, 66) + identityOf(4).nodeId + hex.slice(130),
+    oversize: 'ab'.repeat(2049),
+    expired: recordOf(honest, 7, NOW - 7_200_000).toHex(),
+    future: recordOf(honest, 8, NOW + 3_600_000).toHex(),
+  };
+}
+
+test('each kind of bad record is refused with its code, and the store keeps the honest record', () => {
+  const f = forgeries();
+  const cases: Array<[string, string]> = [
+    [f.badSignature, 'ERR_RECORD_BAD_SIGNATURE'],
+    [f.alteredBody, 'ERR_RECORD_BAD_SIGNATURE'],
+    [f.wrongLabel, 'ERR_RECORD_BAD_SIGNATURE'],
+    [f.wrongNodeId, 'ERR_RECORD_NODE_ID_MISMATCH'],
+    [f.expired, 'ERR_RECORD_EXPIRED'],
+    [f.future, 'ERR_RECORD_FROM_FUTURE'],
+  ];
+  for (const [hex, code] of cases) {
+    const e = victim({ cutoffScore: -1000 });
+    e.receive(mallory, push(hex), NOW);
+    assert.equal(e.counters.refused[code as 'ERR_RECORD_EXPIRED'], 1, code);
+    assert.equal(e.store.size, 0, code);
+  }
+  const e = victim({ cutoffScore: -1000 });
+  e.receive(mallory, push(f.oversize), NOW);
+  assert.equal(e.scoreOf(mallory), -10, 'an oversize record costs the whole message');
+});
+
+test('an honest record is never replaced by an older one; a replay costs nothing, a stale one a point', () => {
+  const e = victim();
+  const v1 = recordOf(honest, 1);
+  const v2 = recordOf(honest, 2);
+  e.receive(mallory, push(v2.toHex()), NOW);
+  e.receive(mallory, push(v2.toHex()), NOW);
+  assert.equal(e.counters.refused.ERR_RECORD_REPLAYED, 1);
+  assert.equal(e.scoreOf(mallory), 0);
+  e.receive(mallory, push(v1.toHex()), NOW);
+  assert.equal(e.counters.refused.ERR_RECORD_STALE, 1);
+  assert.equal(e.scoreOf(mallory), -1);
+  assert.equal(e.store.get(honest.nodeId)!.seq, 2);
+  // Equal seq, other content: equivocation, and the first stays.
+  const other = createPeerRecord(honest, { seq: 2, issuedAtMs: NOW, expiresAtMs: NOW + 60_000, addresses: [], protocolVersions: [1] });
+  e.receive(mallory, push(other.toHex()), NOW);
+  assert.equal(e.counters.refused.ERR_RECORD_EQUIVOCATION, 1);
+  assert.ok(e.store.get(honest.nodeId)!.bytes.equals(v2.bytes));
+});
+
+test('a member sending forged records is cut off, reported once, and refused afterwards', () => {
+  const f = forgeries();
+  const e = victim();
+  const s1 = e.receive(mallory, push(f.badSignature), NOW);
+  assert.equal(events(s1.events, 'cutoff').length, 0);
+  const s2 = e.receive(mallory, push(f.wrongLabel, f.good.toHex()), NOW + 1);
+  const cut = events(s2.events, 'cutoff');
+  assert.equal(cut.length, 1);
+  assert.deepEqual(events(s2.events, 'misbehaviour').map((m) => (m as { counts: object }).counts), [{ ERR_RECORD_BAD_SIGNATURE: 2 }]);
+  assert.deepEqual(e.peers, []);
+  assert.equal(e.store.size, 0, 'nothing after the cut-off is read');
+  assert.equal(e.addPeer(mallory, NOW + 2).send.length, 0);
+  assert.deepEqual(e.peers, [], 'banned');
+  e.addPeer(mallory, NOW + DEFAULT_GOSSIP.banMs + 3);
+  assert.deepEqual(e.peers, [mallory], 'the ban ends');
+});
+
+test('misbehaviour is reported once per interval, not once per record', () => {
+  const e = victim();
+  const stale = recordOf(honest, 1).toHex();
+  e.receive(mallory, push(recordOf(honest, 9).toHex()), NOW);
+  let reports = 0;
+  for (let i = 0; i < 8; i++) {
+    e.receive(mallory, push(stale), NOW + i * 1000);
+    reports += events(e.tick(NOW + i * 1000).events, 'misbehaviour').length;
+  }
+  assert.equal(reports, 1, 'one report in the first minute');
+  const later = e.tick(NOW + DEFAULT_GOSSIP.logIntervalMs + 1).events;
+  assert.deepEqual(events(later, 'misbehaviour').map((m) => (m as { counts: object }).counts), [{ ERR_RECORD_STALE: 7 }]);
+});
+
+test('records nobody asked for are refused unread; answers to our wants are taken', () => {
+  const e = victim();
+  e.receive(mallory, { type: GOSSIP_TYPE.RECORDS, w: 77, records: [recordOf(honest, 1).toHex()] }, NOW);
+  assert.equal(e.store.size, 0);
+  assert.equal(e.scoreOf(mallory), -5);
+  // A sync that lists a record we lack makes us want it, and the answer is accepted.
+  const r = recordOf(honest, 3);
+  const step = e.receive(mallory, { type: GOSSIP_TYPE.SYNC, x: 1, n: 0, ranges: [{ p: '', ids: [[honest.nodeId, 3]] }] }, NOW);
+  const want = step.send.find((o) => o.message.type === GOSSIP_TYPE.WANT)!.message as { w: number; ids: readonly string[] };
+  assert.deepEqual(want.ids, [honest.nodeId]);
+  e.receive(mallory, { type: GOSSIP_TYPE.RECORDS, w: want.w, records: [r.toHex()] }, NOW);
+  assert.equal(e.store.get(honest.nodeId)!.seq, 3);
+  // The same answer again is no longer asked for.
+  e.receive(mallory, { type: GOSSIP_TYPE.RECORDS, w: want.w, records: [r.toHex()] }, NOW);
+  assert.equal(e.scoreOf(mallory), -10);
+});
+
+test('a flood of messages is cut by the token bucket and then cut off', () => {
+  const e = victim();
+  let cut = false;
+  for (let i = 0; i < 200 && !cut; i++) cut = events(e.receive(mallory, { type: GOSSIP_TYPE.SYNC, x: i, n: 0, ranges: [{ p: '', ids: [] }] }, NOW).events, 'cutoff').length > 0;
+  assert.ok(e.counters.rateLimited > 0);
+  assert.ok(cut, 'cut off');
+});
+
+test('malformed gossip messages cost points and are dropped', () => {
+  const e = victim({ cutoffScore: -1000 });
+  const bad = [
+    { type: GOSSIP_TYPE.PUSH, records: [] },
+    { type: GOSSIP_TYPE.PUSH, records: ['00'], extra: 1 },
+    { type: GOSSIP_TYPE.WANT, w: 1, ids: ['AB'.repeat(32)] },
+    { type: GOSSIP_TYPE.SYNC, x: 1, n: 16, ranges: [] },
+    { type: GOSSIP_TYPE.SYNC, x: 1, n: 0, ranges: [{ p: 'a', fp: '00'.repeat(16) }, { p: 'ab', fp: '00'.repeat(16) }] },
+    'not an object',
+  ];
+  for (const m of bad) e.receive(mallory, m, NOW);
+  assert.equal(e.scoreOf(mallory), -10 * bad.length);
+});
+
+test('a published record is pushed to each peer at most once, within the retransmit limit', () => {
+  const e = new GossipEngine(self.nodeId, NOW, { random: seeded(3) });
+  const peers = Array.from({ length: 10 }, (_, i) => identityOf(100 + i).nodeId);
+  for (const p of peers) e.addPeer(p, NOW);
+  e.publish(recordOf(self, 1));
+  const got = new Map<string, number>();
+  for (let t = 1; t <= 10; t++) {
+    for (const o of e.tick(NOW + t * 1000).send) if (o.message.type === GOSSIP_TYPE.PUSH) got.set(o.peer, (got.get(o.peer) ?? 0) + 1);
+  }
+  // One record in the store: limit 4 * ceil(log10(2)) = 4 transmits.
+  assert.equal([...got.values()].reduce((a, b) => a + b, 0), 4);
+  assert.ok([...got.values()].every((n) => n === 1));
+});
+
+test('a leaving record makes the node gone at once, and its older records stay refused', () => {
+  const e = victim();
+  const r = recordOf(honest, 1);
+  e.receive(mallory, push(r.toHex()), NOW);
+  const leaving = createLeavingRecord(honest, r, NOW + 1000);
+  assert.ok(leaving.expiresAtMs >= r.expiresAtMs, 'outlives the record it replaces');
+  assert.deepEqual(leaving.addresses, []);
+  const s = e.receive(mallory, push(leaving.toHex()), NOW + 1000);
+  assert.equal(events(s.events, 'left').length, 1);
+  e.receive(mallory, push(r.toHex()), NOW + 2000);
+  assert.equal(e.counters.refused.ERR_RECORD_STALE, 1);
+  assert.equal(e.store.get(honest.nodeId)!.seq, leaving.seq);
+});
+
+test('a record of our own id that we did not make asks us to publish a newer one; it is never stored', () => {
+  const e = victim();
+  e.publish(recordOf(self, 5));
+  const s = e.receive(mallory, push(recordOf(self, 9).toHex()), NOW);
+  assert.deepEqual(events(s.events, 'self').map((x) => (x as { seq: number }).seq), [9]);
+  assert.equal(e.store.get(self.nodeId)!.seq, 5);
+});
+
+test('the store cap refuses new node ids, not updates', () => {
+  const e = victim({ maxRecords: 2 });
+  e.receive(mallory, push(recordOf(identityOf(10), 1).toHex(), recordOf(identityOf(11), 1).toHex(), recordOf(identityOf(12), 1).toHex()), NOW);
+  assert.equal(e.store.size, 2);
+  assert.equal(e.counters.storeFull, 1);
+  e.receive(mallory, push(recordOf(identityOf(10), 2).toHex()), NOW);
+  assert.equal(e.store.get(identityOf(10).nodeId)!.seq, 2);
+  assert.equal(e.scoreOf(mallory), 0);
+});
+
+test('options: unknown names and bad values are refused; SECURITY.md and PROTOCOL.md state the defaults', () => {
+  assert.throws(() => new GossipEngine(self.nodeId, NOW, { options: { fanuot: 3 } as object }), TypeError);
+  for (const bad of [{ fanout: 0 }, { gossipIntervalMs: Number.NaN }, { cutoffScore: 5 }]) assert.throws(() => new GossipEngine(self.nodeId, NOW, { options: bad }), RangeError);
+  const d = DEFAULT_GOSSIP;
+  const security = readFileSync(new URL('../../../../SECURITY.md', import.meta.url), 'utf8');
+  const protocol = readFileSync(new URL('../../../../PROTOCOL.md', import.meta.url), 'utf8');
+  for (const text of [security, protocol]) {
+    assert.ok(text.includes(`burst ${d.messageBurst}`) && text.includes(`${d.messagesPerSecond} per second`), 'message bucket');
+    assert.ok(text.includes(`burst ${d.pushRecordBurst}`) && text.includes(`${d.pushRecordsPerSecond} per second`), 'record bucket');
+    assert.ok(text.includes(`${d.maxRecords.toLocaleString('en-US')}`), 'maxRecords');
+    assert.ok(text.includes(`${d.seenTtlMs / 1000} s`), 'seen cache');
+    assert.ok(text.includes(`${d.cutoffScore}`.replace('-', '−')), 'cut-off');
+    assert.ok(text.includes(`${d.banMs / 60_000} minutes`), 'ban');
+  }
+  assert.ok(protocol.includes(`fanout ${d.fanout}`) && protocol.includes(`round ${d.gossipIntervalMs / 1000} s`), 'PROTOCOL.md §14.9');
+});
+
+/** A record of `identity` as close to the 2,048-byte limit as eight addresses make it. */
+function largestRecordOf(identity: ReturnType<typeof identityOf>, seq: number) {
+  for (let n = 230; n > 0; n--) {
+    try {
+      const addresses = Array.from({ length: 8 }, (_, i) => `wss://h${i}${'a'.repeat(n)}.example:8765/mcp`);
+      return createPeerRecord(identity, { seq, issuedAtMs: NOW, expiresAtMs: NOW + 3_600_000, addresses, protocolVersions: [2], name: 'n'.repeat(64) });
+    } catch {
+      // too large: one character shorter
+    }
+  }
+  throw new Error('no record fits');
+}
+
+test('a push or an answer of the largest records stays within the 64 KiB control message limit; what does not fit waits or is pulled again', () => {
+  const big = Array.from({ length: 16 }, (_, i) => largestRecordOf(identityOf(300 + i), 1));
+  assert.ok(big.every((r) => r.bytes.length > 2000), `records of ${big[0]!.bytes.length} bytes`);
+  const e = new GossipEngine(self.nodeId, NOW, { random: seeded(5), options: { fanout: 1 } });
+  const peer = identityOf(400).nodeId;
+  e.addPeer(peer, NOW);
+  // Learned from another member (a push is passed on; only our own record is published).
+  e.addPeer(mallory, NOW);
+  e.receive(mallory, push(...big.slice(0, 8).map((r) => r.toHex())), NOW);
+  e.receive(mallory, push(...big.slice(8).map((r) => r.toHex())), NOW);
+  assert.equal(e.store.size, 16);
+  const pushed = new Set<string>();
+  let pushes = 0;
+  for (let t = 1; t <= 4 && pushed.size < big.length; t++) {
+    for (const o of e.tick(NOW + t * 1000).send) {
+      if (o.message.type !== GOSSIP_TYPE.PUSH || o.peer !== peer) continue;
+      pushes++;
+      assert.ok(Buffer.byteLength(JSON.stringify(o.message)) <= 65_536, `push of ${Buffer.byteLength(JSON.stringify(o.message))} bytes`);
+      for (const hex of (o.message as { records: readonly string[] }).records) pushed.add(hex);
+    }
+  }
+  assert.equal(pushed.size, big.length, 'every record is pushed, over more than one round');
+  assert.ok(pushes >= 2);
+  // A want of all 16: the answer holds what fits, the rest is left out.
+  const answer = e.receive(peer, { type: GOSSIP_TYPE.WANT, w: 7, ids: big.map((r) => r.nodeId) }, NOW + 5000).send.find((o) => o.message.type === GOSSIP_TYPE.RECORDS)!;
+  const size = Buffer.byteLength(JSON.stringify(answer.message));
+  const answered = (answer.message as unknown as { records: readonly string[] }).records.length;
+  assert.ok(size <= 65_536, `answer of ${size} bytes`);
+  assert.ok(answered >= 12 && answered < 16, `${answered} records answered`);
+});
