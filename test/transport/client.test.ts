@@ -65,7 +65,7 @@ describe('EncryptedWebSocketClientTransport: construction', () => {
     new EncryptedWebSocketClientTransport('ws://127.0.0.1:1/', {
       identity: id(), allowAnyPeer: true, enableEncryption: true, signatures: false, framings: ['json'], headers: {},
       maxMessageBytes: 1024, handshakeTimeoutMs: 1000, keepaliveIntervalMs: 0, idleTimeoutMs: 0, sendHighWaterMarkBytes: 1024, maxSendBufferBytes: 4096,
-      session: { rekeyAfterFrames: 10, rekeyAfterBytes: 1024, rekeyAfterMs: 1000 },
+      session: { rekeyAfterRecords: 10, rekeyAfterBytes: 1024, rekeyAfterMs: 1000 },
     });
   });
 
@@ -306,15 +306,17 @@ describe('EncryptedWebSocketClientTransport: hostile server', () => {
   test('a malformed control message is dropped and reported; the connection stays', async () => {
     const r = await againstRawServer((ws, s) => {
       ws.send(s.seal('not json', ContentType.CONTROL));
-      ws.send(s.seal('{"ok":true}', ContentType.CONTROL));
+      ws.send(s.seal('{"ok":true}', ContentType.CONTROL)); // no type: not a control message (§6.9)
+      ws.send(s.seal('{"type":"Upper"}', ContentType.CONTROL)); // a type outside [a-z0-9._-]
+      ws.send(s.seal('{"type":"x-test","n":1}', ContentType.CONTROL));
       ws.send(s.seal('{"jsonrpc":"2.0","method":"notifications/after"}'));
     });
     try {
       const got = deferred();
       r.t.onmessage = () => got.resolve();
       if (r.messages.length === 0) await within(got.promise, 5000, 'the MCP message after the control messages');
-      assert.deepEqual(r.controls, [{ ok: true }]);
-      assert.ok(r.errors.some((e) => codeOf(e) === 'ERR_INVALID_MESSAGE'));
+      assert.deepEqual(r.controls, [{ type: 'x-test', n: 1 }]);
+      assert.equal(r.errors.filter((e) => codeOf(e) === 'ERR_INVALID_MESSAGE').length, 3);
       assert.equal(r.t.closed, false);
       await r.t.close();
     } finally {
