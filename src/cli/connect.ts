@@ -124,7 +124,7 @@ async function relay(values: Values, url: URL | undefined, byId: { mesh: MeshNod
     identity
       ? new EncryptedWebSocketClientTransport(url!, { identity, keepaliveIntervalMs, ...(expectedPeer ? { expectedPeer } : { trust: trust! }) })
       : new EncryptedWebSocketClientTransport(url!, { enableEncryption: false, keepaliveIntervalMs });
-  const why = (err: Error) => describe(err, where, url, identity, { strict });
+  const why = (err: Error) => describe(err, where, url, identity, strict);
   if (plaintext) log.warn('--plaintext: messages travel unencrypted and the server is not authenticated');
 
   /** The current link, once started. */
@@ -337,12 +337,12 @@ async function relay(values: Values, url: URL | undefined, byId: { mesh: MeshNod
  * the URL connected to, if any; `strict` is --strict-peer. What the server
  * says is believed only when it came in its sealed CLOSE (`fromPeer`).
  */
-function describe(err: Error, where: string, url: URL | undefined, identity: NodeIdentity | undefined, how: { strict: boolean }): string {
+function describe(err: Error, where: string, url: URL | undefined, identity: NodeIdentity | undefined, strict: boolean): string {
   if (!(err instanceof McpE2eError)) return err.message;
   switch (err.code) {
     case 'ERR_PEER_REJECTED':
       // Ours: --strict-peer refused an endpoint with no recorded identity.
-      if (!err.fromPeer && how.strict && url) return `${err.message}: check it with \`mcp-e2e scan ${url.href.replace(/\/$/, '')}\`, then connect with --peer NODE_ID`;
+      if (!err.fromPeer && strict && url) return `${err.message}: check it with \`mcp-e2e scan ${url.href.replace(/\/$/, '')}\`, then connect with --peer NODE_ID`;
       // Only the server's sealed CLOSE says for certain that it refused us; our own trust policy refusing the server says ERR_PEER_REJECTED too.
       if (!err.fromPeer || !identity) return err.message;
       return `the server at ${where} refused our identity: ask its operator to run \`mcp-e2e peers allow ${identity.nodeId}\``;

@@ -104,7 +104,11 @@ export class PeerRecord implements PeerRecordFields {
   /** Every attribute by tag, known or not (raw values). */
   readonly attributes: ReadonlyMap<number, Buffer>;
 
-  /** @internal Use `verifyPeerRecord`, `createPeerRecord` or `decodePeerRecord`. */
+  /**
+   * Not for direct use: use `verifyPeerRecord`, `createPeerRecord` or
+   * `decodePeerRecord`. (Deliberately not tagged internal: the declarations
+   * keep this signature, so `new PeerRecord()` does not type-check.)
+   */
   constructor(bytes: Buffer, fields: DecodedFields) {
     this.bytes = bytes;
     this.nodeId = fields.nodeId;

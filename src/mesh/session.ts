@@ -48,8 +48,10 @@ export class MeshSession {
   readonly #onError: (error: Error) => void;
 
   /**
-   * @internal The mesh node wraps each transport before its messages flow
-   * (before `start()` on the client side), so no control message is missed.
+   * Not for direct use: the mesh node wraps each transport before its
+   * messages flow (before `start()` on the client side), so no control
+   * message is missed. (Deliberately not tagged internal, which would drop
+   * this signature from the declarations.)
    */
   constructor(transport: MeshTransport, info: { direction: 'incoming' | 'outgoing'; url?: string; remoteAddress?: string }, onError: (error: Error) => void) {
     this.#transport = transport;

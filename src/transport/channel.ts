@@ -302,7 +302,7 @@ export abstract class WebSocketChannel {
     return this.#closeRequested;
   }
 
-  /** Take ownership of a freshly created socket: from here on, its events are ours. */
+  /** @internal Take ownership of a freshly created socket: from here on, its events are ours. */
   protected adoptSocket(ws: WebSocket): void {
     this.#ws = ws;
     this.#state = 'connecting';
@@ -317,7 +317,7 @@ export abstract class WebSocketChannel {
     if (ws.readyState === WebSocket.CLOSED) this.#onSocketClosed();
   }
 
-  /** Run the handshake over the adopted, open socket and switch to the session. */
+  /** @internal Run the handshake over the adopted, open socket and switch to the session. */
   protected async secure(
     handshake: Handshake,
     identity: NodeIdentity,

@@ -25,9 +25,9 @@ import { assertKnownOptions } from '../util/assert.js';
 export interface EncryptedWebSocketClientTransportOptions extends ConnectionLimits {
   /** Our identity. Required when encryption is enabled. */
   identity?: NodeIdentity;
-  /** Accept only the server with this node id (pinning). Takes precedence over `trust`. */
+  /** Accept only the server with this node id (pinning). Exclusive with `trust` and `allowAnyPeer`. */
   expectedPeer?: string;
-  /** Trust policy for the server, e.g. a `KnownPeersStore` (trust on first use, keyed by `host:port`). */
+  /** Trust policy for the server, e.g. a `KnownPeersStore` (trust on first use, keyed by `host:port`). Exclusive with `expectedPeer` and `allowAnyPeer`. */
   trust?: TrustPolicy;
   /** Accept any server that completes the handshake. Needed, explicitly, when neither `expectedPeer` nor `trust` is given. */
   allowAnyPeer?: boolean;
@@ -87,8 +87,8 @@ export class EncryptedWebSocketClientTransport extends WebSocketChannel implemen
    * @param url `ws://` or `wss://` URL of the server.
    * @throws TypeError for an unknown option (named in the message), a
    *   non-WebSocket URL, a missing identity, or (encrypted
-   *   mode) no way to authenticate the server: give `expectedPeer`, `trust`,
-   *   or `allowAnyPeer: true`.
+   *   mode) no way, or more than one way, to authenticate the server: give
+   *   exactly one of `expectedPeer`, `trust`, or `allowAnyPeer: true`.
    * @throws RangeError for out-of-range limits or bad `framings`.
    * @throws McpE2eError `ERR_INVALID_NODE_ID` for a malformed `expectedPeer`.
    */
@@ -111,6 +111,14 @@ export class EncryptedWebSocketClientTransport extends WebSocketChannel implemen
     }
     if (!(options.identity instanceof NodeIdentity)) throw new TypeError('"identity" expected a NodeIdentity (required for encryption)');
     this.#identity = options.identity;
+    // A pin and a trust policy (or either and "accept any") say different
+    // things; picking one silently would leave the caller's other intent unmet.
+    const ways = [
+      options.expectedPeer !== undefined && '"expectedPeer"',
+      options.trust !== undefined && '"trust"',
+      options.allowAnyPeer === true && '"allowAnyPeer: true"',
+    ].filter((way) => way !== false);
+    if (ways.length > 1) throw new TypeError(`give one way to authenticate the server, not ${ways.join(' and ')}`);
     if (options.expectedPeer !== undefined) this.#trust = pinnedPeer(options.expectedPeer);
     else if (options.trust !== undefined) this.#trust = options.trust;
     else if (options.allowAnyPeer === true) this.#trust = allowAnyPeer();

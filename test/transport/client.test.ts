@@ -8,6 +8,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
+  allowAnyPeer,
   ContentType,
   EncryptedWebSocketClientTransport,
   EncryptedWebSocketServer,
@@ -32,6 +33,23 @@ describe('EncryptedWebSocketClientTransport: construction', () => {
     assert.throws(() => new EncryptedWebSocketClientTransport('ws://127.0.0.1:1/', { identity: id(), allowAnyPeer: true, maxMessageBytes: 0 }), RangeError);
     // Plaintext needs nothing.
     assert.equal(new EncryptedWebSocketClientTransport('ws://127.0.0.1:1/', { enableEncryption: false }).mode, 'plaintext');
+  });
+
+  test('refuses more than one way to authenticate the server, naming them', () => {
+    const pin = id().nodeId;
+    const trust = allowAnyPeer();
+    assert.throws(() => new EncryptedWebSocketClientTransport('ws://127.0.0.1:1/', { identity: id(), expectedPeer: pin, trust }), {
+      name: 'TypeError',
+      message: 'give one way to authenticate the server, not "expectedPeer" and "trust"',
+    });
+    assert.throws(() => new EncryptedWebSocketClientTransport('ws://127.0.0.1:1/', { identity: id(), trust, allowAnyPeer: true }), {
+      name: 'TypeError',
+      message: 'give one way to authenticate the server, not "trust" and "allowAnyPeer: true"',
+    });
+    assert.throws(() => new EncryptedWebSocketClientTransport('ws://127.0.0.1:1/', { identity: id(), expectedPeer: pin, allowAnyPeer: true }), /not "expectedPeer" and "allowAnyPeer: true"/);
+    // One way, with allowAnyPeer: false beside it, is fine.
+    assert.ok(new EncryptedWebSocketClientTransport('ws://127.0.0.1:1/', { identity: id(), expectedPeer: pin, allowAnyPeer: false }));
+    assert.ok(new EncryptedWebSocketClientTransport('ws://127.0.0.1:1/', { identity: id(), trust }));
   });
 
   test('refuses an option it does not know, naming it', () => {
