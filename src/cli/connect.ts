@@ -375,6 +375,9 @@ function describe(err: Error, where: string, url: URL | undefined, identity: Nod
       return `the server at ${where} refused our identity: ask its operator to run \`mcp-e2e peers allow ${identity.nodeId}\``;
     case 'ERR_CONNECT_FAILED':
       return `${err.message}; is \`mcp-e2e serve\` running at ${where}?`;
+    case 'ERR_SUBPROTOCOL':
+      // Encrypting, we found no mcp-e2e endpoint at the URL (src/transport/client.ts says which kind of answer).
+      return identity && url ? `${err.message}; use --plaintext if you mean it` : err.message;
     default:
       return err.message;
   }
