@@ -6,7 +6,8 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import WebSocket from 'ws';
-import { JSONRPCMessageSchema, type JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
+import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
+import { decodeJsonRpcMessage } from '../src/transport/json-rpc.js';
 import type { NodeIdentity } from '../src/identity/identity.js';
 import type { Mode, ModeId } from './modes.js';
 import type { ServerConfig, ServerStats } from './server.js';
@@ -66,8 +67,7 @@ function connectPlaintext(mode: Mode, port: number, ctx: ClientContext): Promise
     };
     ws.on('message', (data, isBinary) => {
       if (isBinary) return;
-      let msg = JSON.parse((data as Buffer).toString('utf8')) as JSONRPCMessage;
-      if (ctx.validate) msg = JSONRPCMessageSchema.parse(msg);
+      const msg = ctx.validate ? decodeJsonRpcMessage(data as Buffer) : (JSON.parse((data as Buffer).toString('utf8')) as JSONRPCMessage);
       conn.onmessage(msg);
     });
     ws.once('open', () => resolve(conn));

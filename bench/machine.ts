@@ -1,6 +1,7 @@
 /** Facts about the machine and runtime, recorded with every result. */
 import { cpus, totalmem, release, platform, arch, loadavg } from 'node:os';
 import { readFileSync } from 'node:fs';
+import { CURVE25519_PROVIDER } from '../src/crypto/primitives.js';
 
 export interface MachineFacts {
   date: string;
@@ -13,6 +14,9 @@ export interface MachineFacts {
   v8: string;
   ws: string;
   mcpSdk: string;
+  /** Who computes Ed25519 and X25519 in this process (the server's is the same: same environment). */
+  curve25519: string;
+  sodiumNative: string;
   /** 1-minute load average when the run started (other work on the machine skews absolute numbers). */
   loadAverage1m: number;
 }
@@ -39,6 +43,8 @@ export function machineFacts(): MachineFacts {
     v8: process.versions.v8,
     ws: packageVersion('ws'),
     mcpSdk: packageVersion('@modelcontextprotocol/sdk'),
+    curve25519: CURVE25519_PROVIDER,
+    sodiumNative: packageVersion('sodium-native'),
     loadAverage1m: Math.round(loadavg()[0]! * 100) / 100,
   };
 }

@@ -40,6 +40,7 @@ const CODES = {
   ERR_HANDSHAKE_BAD_MAC: CloseCode.HANDSHAKE_FAILED,
   ERR_HANDSHAKE_OPTIONS: CloseCode.HANDSHAKE_FAILED,
   ERR_HANDSHAKE_REFLECTION: CloseCode.HANDSHAKE_FAILED,
+  ERR_HANDSHAKE_DOWNGRADE: CloseCode.HANDSHAKE_FAILED,
   ERR_HANDSHAKE_TIMEOUT: CloseCode.TIMEOUT,
   // Trust
   ERR_PEER_REJECTED: CloseCode.PEER_REJECTED,
@@ -53,8 +54,11 @@ const CODES = {
   ERR_FRAME_SIGNATURE: CloseCode.PROTOCOL_ERROR,
   ERR_FRAME_SENDER: CloseCode.PROTOCOL_ERROR,
   ERR_FRAME_CONTENT_TYPE: CloseCode.PROTOCOL_ERROR,
+  ERR_ENTRIES_MALFORMED: CloseCode.PROTOCOL_ERROR,
   ERR_SESSION_EXHAUSTED: CloseCode.PROTOCOL_ERROR,
   ERR_SESSION_CLOSED: CloseCode.NORMAL,
+  // Local only: the connection is already gone when it is detected.
+  ERR_SESSION_TRUNCATED: CloseCode.PROTOCOL_ERROR,
   // Transport
   ERR_SUBPROTOCOL: CloseCode.POLICY_VIOLATION,
   ERR_PLAINTEXT_REFUSED: CloseCode.POLICY_VIOLATION,
@@ -104,19 +108,43 @@ export type ErrorCode = keyof typeof CODES;
 /** All error codes, for documentation and tests. */
 export const ERROR_CODES = Object.freeze(Object.keys(CODES) as ErrorCode[]);
 
+/** Options of `McpE2eError` beyond the code and message. */
+export interface McpE2eErrorOptions {
+  cause?: unknown;
+  /**
+   * The error code the peer named in a WebSocket close frame. Close frames
+   * are not authenticated (PROTOCOL.md §9.1): this is a claim for the log,
+   * never the basis of a decision. Only one of our codes is ever kept here.
+   */
+  peerCode?: ErrorCode | undefined;
+  /** The authenticated peer ended the session with this code (a sealed CLOSE, PROTOCOL.md §6.8). */
+  fromPeer?: boolean;
+}
+
 /** The single error class. `code` is stable; `message` is for humans. */
 export class McpE2eError extends Error {
   /** Stable string code, e.g. `ERR_HANDSHAKE_BAD_SIGNATURE`. */
   readonly code: ErrorCode;
   /** WebSocket close code to send when this error ends a connection. */
   readonly closeCode: number;
+  /** See `McpE2eErrorOptions.peerCode`: what an unauthenticated close frame claimed. */
+  readonly peerCode: ErrorCode | undefined;
+  /** True when the authenticated peer reported this code in its sealed CLOSE (not detected here). */
+  readonly fromPeer: boolean;
 
-  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
-    super(message, options);
+  constructor(code: ErrorCode, message: string, options: McpE2eErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'McpE2eError';
     this.code = code;
     this.closeCode = CODES[code];
+    this.peerCode = options.peerCode;
+    this.fromPeer = options.fromPeer === true;
   }
+}
+
+/** True when `value` is one of our error codes. */
+export function isErrorCode(value: unknown): value is ErrorCode {
+  return typeof value === 'string' && Object.hasOwn(CODES, value);
 }
 
 /** True when `err` is an McpE2eError, optionally with the given code. */

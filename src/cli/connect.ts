@@ -130,7 +130,7 @@ async function relay(values: Values, url: URL | undefined, byId: { mesh: MeshNod
     identity
       ? new EncryptedWebSocketClientTransport(url!, { identity, keepaliveIntervalMs, ...(expectedPeer ? { expectedPeer } : { trust: trust! }) })
       : new EncryptedWebSocketClientTransport(url!, { enableEncryption: false, keepaliveIntervalMs });
-  const why = (err: Error, from?: 'server') => describe(err, where, url, identity, { from, strict });
+  const why = (err: Error) => describe(err, where, url, identity, { strict });
   if (plaintext) log.warn('--plaintext: messages travel unencrypted and the server is not authenticated');
 
   /** The current link, once started. */
@@ -238,7 +238,7 @@ async function relay(values: Values, url: URL | undefined, byId: { mesh: MeshNod
         if (t !== link) return log.debug(why(err), fields);
         linkError ??= err;
         failed = true;
-        log.error(why(err, 'server'), fields);
+        log.error(why(err), fields);
       };
       t.onclose = () => {
         // Attempts that never became the link end in establish().
@@ -248,7 +248,7 @@ async function relay(values: Values, url: URL | undefined, byId: { mesh: MeshNod
         if (finished) return;
         if (!reconnect || ended || (linkError && !isRetryableError(linkError))) {
           // Success only when our MCP client ended the session and nothing failed.
-          finish(ended && !failed ? 0 : 1, linkError ? why(linkError, 'server') : undefined);
+          finish(ended && !failed ? 0 : 1, linkError ? why(linkError) : undefined);
           return;
         }
         for (const id of inFlight.take()) answerLost(id, 'the connection to the server was lost before the response arrived; the request may or may not have been carried out');
@@ -360,18 +360,16 @@ async function relay(values: Values, url: URL | undefined, byId: { mesh: MeshNod
  * One line that says what went wrong and what fixes it, for connect's log
  * and for the MCP client (which shows it to its user in the error answering
  * its request). `where` names the server (`host:port`, or a node), `url` is
- * the URL connected to, if any. `from` is 'server' for a failure the
- * established link reported (the server closed it), undefined for one while
- * connecting; `strict` is --strict-peer.
+ * the URL connected to, if any; `strict` is --strict-peer.
  */
-function describe(err: Error, where: string, url: URL | undefined, identity: NodeIdentity | undefined, how: { from?: 'server' | undefined; strict: boolean }): string {
+function describe(err: Error, where: string, url: URL | undefined, identity: NodeIdentity | undefined, how: { strict: boolean }): string {
   if (!(err instanceof McpE2eError)) return err.message;
   switch (err.code) {
     case 'ERR_PEER_REJECTED':
       // Ours: --strict-peer refused an endpoint with no recorded identity.
-      if (how.from !== 'server' && how.strict && url) return `${err.message}: check it with \`mcp-e2e scan ${url.href.replace(/\/$/, '')}\`, then connect with --peer NODE_ID`;
-      // The server decides after the handshake, so its refusal comes on the established link.
-      if (how.from !== 'server' || !identity) return err.message;
+      if (!err.fromPeer && how.strict && url) return `${err.message}: check it with \`mcp-e2e scan ${url.href.replace(/\/$/, '')}\`, then connect with --peer NODE_ID`;
+      // Only the server's sealed CLOSE says so for certain; our own trust policy refusing the server says ERR_PEER_REJECTED too.
+      if (!err.fromPeer || !identity) return err.message;
       return `the server at ${where} refused our identity: ask its operator to run \`mcp-e2e peers allow ${identity.nodeId}\``;
     case 'ERR_CONNECT_FAILED':
       return `${err.message}; is \`mcp-e2e serve\` running at ${where}?`;

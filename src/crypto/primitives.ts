@@ -1,60 +1,43 @@
 /**
- * Thin wrappers over node:crypto (OpenSSL). No primitive is implemented here.
+ * The cryptographic operations of the protocol, as thin wrappers: no
+ * primitive is implemented here.
  *
- * - Ed25519 (RFC 8032), X25519 (RFC 7748), HKDF-SHA256 (RFC 5869),
- *   HMAC-SHA256 (RFC 2104), SHA-256, AES-256-GCM (NIST SP 800-38D).
- * - Raw public keys are imported through JWK (fast, ~6 µs); raw private keys
- *   through a fixed PKCS#8 prefix (Node 20 has no 'raw' import and its JWK
- *   import of an OKP private key demands the public half too).
- * - KeyObjects are created once and reused by callers.
+ * - Ed25519 (RFC 8032) and X25519 (RFC 7748) come from the provider chosen
+ *   in provider.ts (libsodium where it loads, else OpenSSL). The protocol's
+ *   acceptance rules for Ed25519 keys and signatures (PROTOCOL.md §1.3) are
+ *   checked here, before either library is asked, so both providers accept
+ *   exactly the same keys and signatures: the two libraries differ on
+ *   signatures whose R is a point of small order (libsodium refuses them,
+ *   OpenSSL 3 accepts them when the equation holds) and on non-canonical
+ *   public keys (OpenSSL imports them).
+ * - HKDF-SHA256 (RFC 5869), HMAC-SHA256 (RFC 2104), SHA-256 and AES-256-GCM
+ *   (NIST SP 800-38D) from node:crypto.
+ * - Key handles are created once and reused by callers.
  */
 import {
   createCipheriv,
   createDecipheriv,
-  createHash,
   createHmac,
-  createPrivateKey,
-  createPublicKey,
   createSecretKey,
-  diffieHellman,
-  generateKeyPairSync,
   hash,
   hkdfSync,
   randomBytes,
-  sign,
   timingSafeEqual,
-  verify,
-  type JsonWebKey,
   type KeyObject,
 } from 'node:crypto';
 import { McpE2eError } from '../errors.js';
 import { assertBytes } from '../util/assert.js';
+import { curve25519, type Ed25519Signer, type Ed25519Verifier, type X25519Secret } from './provider.js';
+
+export type { Ed25519Signer, Ed25519Verifier, X25519Secret } from './provider.js';
 
 export const KEY_BYTES = 32;
 export const SIGNATURE_BYTES = 64;
 export const GCM_TAG_BYTES = 16;
 export const GCM_NONCE_BYTES = 12;
 
-const PKCS8_PREFIX = {
-  // SEQUENCE { INTEGER 0, SEQUENCE { OID 1.3.101.112 }, OCTET STRING { OCTET STRING (32) } }
-  ed25519: Buffer.from('302e020100300506032b657004220420', 'hex'),
-  // Same, OID 1.3.101.110
-  x25519: Buffer.from('302e020100300506032b656e04220420', 'hex'),
-};
-
-type OkpCurve = 'ed25519' | 'x25519';
-const JWK_CRV: Record<OkpCurve, string> = { ed25519: 'Ed25519', x25519: 'X25519' };
-
-/** Import a 32-byte raw private key (Ed25519 seed or X25519 scalar). */
-export function importPrivateKey(curve: OkpCurve, raw: Uint8Array): KeyObject {
-  assertBytes(raw, KEY_BYTES, `${curve} private key`);
-  const der = Buffer.concat([PKCS8_PREFIX[curve], raw]);
-  try {
-    return createPrivateKey({ key: der, format: 'der', type: 'pkcs8' });
-  } finally {
-    der.fill(0);
-  }
-}
+/** Name of the Ed25519/X25519 implementation in use: `libsodium` or `node:crypto`. */
+export const CURVE25519_PROVIDER = curve25519.name;
 
 /**
  * Encodings of the Ed25519 points of small order (orders 1, 2, 4, 8),
@@ -74,44 +57,81 @@ const ED25519_SMALL_ORDER = [
   'eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f', // y = p + 1, non-canonical 1
 ].map((h) => Buffer.from(h, 'hex'));
 
-/** True when `raw` encodes an Ed25519 point of small order (any sign bit, canonical or not). */
+/** True when the 32 bytes at `raw` encode an Ed25519 point of small order (any sign bit, canonical or not). */
 export function isSmallOrderEd25519(raw: Uint8Array): boolean {
   if (raw.length !== KEY_BYTES) return false;
-  const masked = Buffer.from(raw);
-  masked[31]! &= 0x7f;
-  return ED25519_SMALL_ORDER.some((p) => p.equals(masked));
+  for (const p of ED25519_SMALL_ORDER) {
+    let diff = (raw[31]! & 0x7f) ^ p[31]!;
+    for (let i = 0; i < 31 && diff === 0; i++) diff |= raw[i]! ^ p[i]!;
+    if (diff === 0) return true;
+  }
+  return false;
 }
 
 /**
- * Import a 32-byte raw public key via JWK. Throws McpE2eError
- * ERR_HANDSHAKE_BAD_KEY on a bad length or encoding, and for an Ed25519 key
- * of small order (see `isSmallOrderEd25519`).
+ * True when the y-coordinate encoded in `raw` (bits 0-254, little-endian) is
+ * below p = 2^255 - 19, i.e. the encoding is canonical. The 19 values from p
+ * to 2^255 - 1 are second encodings of y = 0..18 (libsodium's
+ * ge25519_is_canonical; OpenSSL imports them).
  */
-export function importPublicKey(curve: OkpCurve, raw: Uint8Array): KeyObject {
-  if (raw.length !== KEY_BYTES) {
-    throw new McpE2eError('ERR_HANDSHAKE_BAD_KEY', `${curve} public key: expected ${KEY_BYTES} bytes, got ${raw.length}`);
-  }
-  // Checked before import: OpenSSL accepts these keys, and signatures under them can be forged.
-  if (curve === 'ed25519' && isSmallOrderEd25519(raw)) {
-    throw new McpE2eError('ERR_HANDSHAKE_BAD_KEY', 'ed25519 public key has small order (signatures under it can be forged)');
-  }
-  try {
-    return createPublicKey({ key: { kty: 'OKP', crv: JWK_CRV[curve], x: Buffer.from(raw).toString('base64url') }, format: 'jwk' });
-  } catch (cause) {
-    throw new McpE2eError('ERR_HANDSHAKE_BAD_KEY', `${curve} public key rejected by OpenSSL`, { cause });
-  }
+export function isCanonicalEd25519(raw: Uint8Array): boolean {
+  if (raw.length !== KEY_BYTES) return false;
+  if ((raw[31]! & 0x7f) !== 0x7f) return true;
+  for (let i = 30; i > 0; i--) if (raw[i] !== 0xff) return true;
+  return raw[0]! < 0xed;
 }
 
-/** Recently imported Ed25519 identity keys, by raw key: peers reconnect, and a KeyObject costs an import and native memory. */
-const IDENTITY_KEY_CACHE_SIZE = 64;
-const identityKeys = new Map<string, KeyObject>();
+/** The group order L = 2^252 + 27742317777372353535851937790883648493, 32 bytes little-endian. */
+const ED25519_L = Buffer.from('edd3f55c1a631258d69cf7a2def9de1400000000000000000000000000000010', 'hex');
+
+/** True when the 32-byte little-endian scalar `s` is below L (a canonical S, RFC 8032 §5.1.7). */
+export function isCanonicalScalar(s: Uint8Array): boolean {
+  if (s.length !== 32) return false;
+  for (let i = 31; i >= 0; i--) {
+    if (s[i]! < ED25519_L[i]!) return true;
+    if (s[i]! > ED25519_L[i]!) return false;
+  }
+  return false;
+}
 
 /**
- * `importPublicKey('ed25519', raw)` through a small cache of recent keys
- * (KeyObjects are immutable, so sessions of one peer can share one). Only
+ * Check a raw Ed25519 public key against the protocol's rule (PROTOCOL.md
+ * §1.3): 32 bytes, canonical, not of small order.
+ * @throws McpE2eError ERR_HANDSHAKE_BAD_KEY.
+ */
+export function checkEd25519PublicKey(raw: Uint8Array): void {
+  if (raw.length !== KEY_BYTES) {
+    throw new McpE2eError('ERR_HANDSHAKE_BAD_KEY', `ed25519 public key: expected ${KEY_BYTES} bytes, got ${raw.length}`);
+  }
+  if (!isCanonicalEd25519(raw)) throw new McpE2eError('ERR_HANDSHAKE_BAD_KEY', 'ed25519 public key is not canonically encoded (y >= p)');
+  // Checked before import: OpenSSL accepts these keys, and signatures under them can be forged.
+  if (isSmallOrderEd25519(raw)) throw new McpE2eError('ERR_HANDSHAKE_BAD_KEY', 'ed25519 public key has small order (signatures under it can be forged)');
+}
+
+/** A checked Ed25519 public key: its raw bytes and the provider's imported form. */
+export interface Ed25519PublicKey {
+  readonly raw: Buffer;
+  readonly verifier: Ed25519Verifier;
+}
+
+/** Import a raw Ed25519 public key after `checkEd25519PublicKey`. @throws McpE2eError ERR_HANDSHAKE_BAD_KEY. */
+export function importEd25519PublicKey(raw: Uint8Array): Ed25519PublicKey {
+  checkEd25519PublicKey(raw);
+  const own = Buffer.alloc(KEY_BYTES);
+  own.set(raw);
+  return Object.freeze({ raw: own, verifier: curve25519.ed25519Verifier(own) });
+}
+
+/** Recently imported Ed25519 identity keys, by raw key: peers reconnect, and an import costs time and (OpenSSL) native memory. */
+const IDENTITY_KEY_CACHE_SIZE = 64;
+const identityKeys = new Map<string, Ed25519PublicKey>();
+
+/**
+ * `importEd25519PublicKey(raw)` through a small cache of recent keys (the
+ * imported keys are immutable, so sessions of one peer can share one). Only
  * keys that passed every check are cached.
  */
-export function importIdentityKey(raw: Uint8Array): KeyObject {
+export function importIdentityKey(raw: Uint8Array): Ed25519PublicKey {
   const id = raw.length === KEY_BYTES ? Buffer.from(raw.buffer, raw.byteOffset, raw.length).toString('latin1') : undefined;
   const cached = id === undefined ? undefined : identityKeys.get(id);
   if (cached) {
@@ -120,74 +140,69 @@ export function importIdentityKey(raw: Uint8Array): KeyObject {
     identityKeys.set(id!, cached);
     return cached;
   }
-  const key = importPublicKey('ed25519', raw);
+  const key = importEd25519PublicKey(raw);
   if (identityKeys.size >= IDENTITY_KEY_CACHE_SIZE) identityKeys.delete(identityKeys.keys().next().value!);
   identityKeys.set(id!, key);
   return key;
 }
 
-/** The raw 32-byte public key of an OKP public or private KeyObject. */
-export function rawPublicKey(key: KeyObject): Buffer {
-  // JWK, not SPKI DER: OpenSSL 3.0's DER encoder costs ~100 µs, the JWK export ~5.
-  const pub = key.type === 'private' ? createPublicKey(key) : key;
-  const x = pub.export({ format: 'jwk' }).x;
-  if (typeof x !== 'string') throw new Error('not an OKP key');
-  return Buffer.from(x, 'base64url');
+/** An Ed25519 private key from its 32-byte seed (RFC 8032). */
+export function ed25519FromSeed(seed: Uint8Array): Ed25519Signer {
+  assertBytes(seed, KEY_BYTES, 'ed25519 seed');
+  return curve25519.ed25519FromSeed(seed);
 }
 
-/** The raw 32-byte private key of an OKP private KeyObject. Callers must wipe it. */
-export function rawPrivateKey(key: KeyObject): Buffer {
-  const d = key.export({ format: 'jwk' }).d;
-  if (typeof d !== 'string') throw new Error('not an OKP private key');
-  return Buffer.from(d, 'base64url');
-}
-
-// Node 20 deadlock: the KeyGenJob behind a generated KeyObject takes that
-// key's mutex when it is garbage-collected, and a JWK export of the key holds
-// the same mutex while it allocates. A GC during that export (seen here after
-// some 30,000 generate-then-export rounds) blocks the process forever. So a
-// generated KeyObject is never exported: the job encodes what we need itself.
-
-/** generateKeyPairSync with JWK encodings (missing from the Node 20 typings). */
-const generateJwk = generateKeyPairSync as unknown as <P, K>(type: 'x25519' | 'ed25519', options: object) => { publicKey: P; privateKey: K };
-
-/** A fresh X25519 key pair; the public half as 32 raw bytes (encoded by the generation, see above). */
-export function generateX25519(): { privateKey: KeyObject; publicKey: Buffer } {
-  const { privateKey, publicKey } = generateJwk<JsonWebKey, KeyObject>('x25519', { publicKeyEncoding: { format: 'jwk' } });
-  return { privateKey, publicKey: Buffer.from(publicKey.x!, 'base64url') };
-}
-
-/** A fresh Ed25519 private key, imported from the generation's JWK (so exporting it later is safe, see above). */
-export function generateEd25519(): { privateKey: KeyObject } {
-  const { privateKey } = generateJwk<JsonWebKey, JsonWebKey>('ed25519', { publicKeyEncoding: { format: 'jwk' }, privateKeyEncoding: { format: 'jwk' } });
-  return { privateKey: createPrivateKey({ key: privateKey, format: 'jwk' }) };
+/** A fresh Ed25519 private key from the CSPRNG. */
+export function generateEd25519(): Ed25519Signer {
+  const seed = randomBytes(KEY_BYTES);
+  try {
+    return curve25519.ed25519FromSeed(seed);
+  } finally {
+    seed.fill(0);
+  }
 }
 
 /**
- * X25519 shared secret. OpenSSL refuses a low-order peer key (the all-zero
- * result of RFC 7748 §6.1) by throwing; we also check for zeros ourselves so
- * the guarantee does not depend on the OpenSSL version.
+ * Verify an Ed25519 signature under the protocol's acceptance rule
+ * (PROTOCOL.md §1.3), the same on both providers: 64 bytes; S below L;
+ * R not of small order; then the library's RFC 8032 check (both compute
+ * the cofactorless equation and compare R byte for byte).
  */
-export function x25519(privateKey: KeyObject, peerPublicKey: KeyObject): Buffer {
-  let secret: Buffer;
-  try {
-    secret = diffieHellman({ privateKey, publicKey: peerPublicKey });
-  } catch (cause) {
-    throw new McpE2eError('ERR_HANDSHAKE_LOW_ORDER_KEY', 'X25519 produced no shared secret (low-order peer key)', { cause });
+export function ed25519Verify(key: Ed25519PublicKey, message: Uint8Array, signature: Uint8Array): boolean {
+  if (signature.length !== SIGNATURE_BYTES) return false;
+  if (!isCanonicalScalar(signature.subarray(32, 64))) return false;
+  if (isSmallOrderEd25519(signature.subarray(0, 32))) return false;
+  return key.verifier.verify(message, signature);
+}
+
+/** A fresh X25519 key pair (private handle with its raw public key). */
+export function generateX25519(): X25519Secret {
+  return curve25519.x25519Generate();
+}
+
+/** An X25519 key from a fixed 32-byte private key (test vectors only). */
+export function x25519FromPrivate(raw: Uint8Array): X25519Secret {
+  assertBytes(raw, KEY_BYTES, 'x25519 private key');
+  return curve25519.x25519FromPrivate(raw);
+}
+
+/**
+ * X25519 shared secret with a raw 32-byte peer key (any 32 bytes: RFC 7748
+ * masks bit 255 and reduces non-canonical values). Both libraries refuse a
+ * low-order peer key (the all-zero result of RFC 7748 §6.1); we also check
+ * for zeros ourselves so the guarantee does not depend on either.
+ * @throws McpE2eError ERR_HANDSHAKE_BAD_KEY (not 32 bytes), ERR_HANDSHAKE_LOW_ORDER_KEY.
+ */
+export function x25519(privateKey: X25519Secret, peerPublicKey: Uint8Array): Buffer {
+  if (peerPublicKey.length !== KEY_BYTES) {
+    throw new McpE2eError('ERR_HANDSHAKE_BAD_KEY', `x25519 public key: expected ${KEY_BYTES} bytes, got ${peerPublicKey.length}`);
   }
-  if (isAllZero(secret)) {
-    throw new McpE2eError('ERR_HANDSHAKE_LOW_ORDER_KEY', 'X25519 shared secret is all zeros (low-order peer key)');
+  const secret = privateKey.agree(peerPublicKey);
+  if (secret === undefined || isAllZero(secret)) {
+    secret?.fill(0);
+    throw new McpE2eError('ERR_HANDSHAKE_LOW_ORDER_KEY', 'X25519 produced no shared secret (low-order peer key)');
   }
   return secret;
-}
-
-export function ed25519Sign(privateKey: KeyObject, message: Uint8Array): Buffer {
-  return sign(null, message, privateKey);
-}
-
-export function ed25519Verify(publicKey: KeyObject, message: Uint8Array, signature: Uint8Array): boolean {
-  if (signature.length !== SIGNATURE_BYTES) return false;
-  return verify(null, message, publicKey, signature);
 }
 
 /** SHA-256 of the concatenated parts (small inputs: one concatenation, one native call, no Hash object). */

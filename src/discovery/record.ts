@@ -12,7 +12,7 @@
  * the ordering against a stored record (§13.5) is `compareToStored`.
  */
 import { McpE2eError, type ErrorCode } from '../errors.js';
-import { ed25519Verify, importPublicKey, isSmallOrderEd25519, KEY_BYTES, sha256, SIGNATURE_BYTES } from '../crypto/primitives.js';
+import { ed25519Verify, importEd25519PublicKey, isSmallOrderEd25519, KEY_BYTES, sha256, SIGNATURE_BYTES } from '../crypto/primitives.js';
 import type { NodeIdentity } from '../identity/identity.js';
 import { LABEL } from '../protocol.js';
 import { decodeHex } from '../util/assert.js';
@@ -419,7 +419,7 @@ export function checkSignature(record: PeerRecord): void {
   if (isSmallOrderEd25519(record.publicKey)) throw fail('ERR_RECORD_BAD_KEY', 'identity key of small order');
   let key;
   try {
-    key = importPublicKey('ed25519', record.publicKey);
+    key = importEd25519PublicKey(record.publicKey);
   } catch {
     throw fail('ERR_RECORD_BAD_KEY', 'identity key refused');
   }

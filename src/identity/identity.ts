@@ -5,18 +5,16 @@
  */
 import { existsSync } from 'node:fs';
 import { inspect } from 'node:util';
-import type { KeyObject } from 'node:crypto';
 import { McpE2eError } from '../errors.js';
 import { decodeHex, hasExactKeys } from '../util/assert.js';
 import { readPrivateFile, writeFileAtomic } from '../util/files.js';
 import {
-  ed25519Sign,
+  ed25519FromSeed,
   generateEd25519,
-  importPrivateKey,
-  importPublicKey,
-  rawPrivateKey,
-  rawPublicKey,
+  importEd25519PublicKey,
   sha256,
+  type Ed25519PublicKey,
+  type Ed25519Signer,
 } from '../crypto/primitives.js';
 import { SIGNATURE_LABELS } from '../protocol.js';
 
@@ -81,25 +79,25 @@ export class NodeIdentity implements PeerIdentity {
   readonly nodeId: string;
   readonly publicKey: Buffer;
   readonly fingerprint: string;
-  readonly #privateKey: KeyObject;
-  readonly #publicKeyObject: KeyObject;
+  readonly #privateKey: Ed25519Signer;
+  readonly #verifyKey: Ed25519PublicKey;
 
-  private constructor(privateKey: KeyObject) {
+  private constructor(privateKey: Ed25519Signer) {
     this.#privateKey = privateKey;
-    this.publicKey = rawPublicKey(privateKey);
-    this.#publicKeyObject = importPublicKey('ed25519', this.publicKey);
+    this.publicKey = privateKey.publicKey;
+    this.#verifyKey = importEd25519PublicKey(this.publicKey);
     this.nodeId = nodeIdFromPublicKey(this.publicKey);
     this.fingerprint = fingerprintOf(this.nodeId);
   }
 
   /** A new identity from the operating system's CSPRNG. */
   static generate(): NodeIdentity {
-    return new NodeIdentity(generateEd25519().privateKey);
+    return new NodeIdentity(generateEd25519());
   }
 
   /** An identity from a 32-byte Ed25519 private key (seed), e.g. for test vectors. */
   static fromPrivateKey(seed: Uint8Array): NodeIdentity {
-    return new NodeIdentity(importPrivateKey('ed25519', seed));
+    return new NodeIdentity(ed25519FromSeed(seed));
   }
 
   /**
@@ -147,7 +145,7 @@ export class NodeIdentity implements PeerIdentity {
     if (!options.overwrite && existsSync(path)) {
       throw new McpE2eError('ERR_KEY_FILE_EXISTS', `identity key file already exists: ${path} (refusing to overwrite)`);
     }
-    const seed = rawPrivateKey(this.#privateKey);
+    const seed = this.#privateKey.seed();
     const text = JSON.stringify(
       {
         type: KEY_FILE_TYPE,
@@ -172,12 +170,12 @@ export class NodeIdentity implements PeerIdentity {
    */
   sign(label: Uint8Array, message: Uint8Array): Buffer {
     if (!SIGNATURE_LABELS.some((l) => l.equals(label))) throw new TypeError('"label" expected one of SIGNATURE_LABELS (raw signing is not offered)');
-    return ed25519Sign(this.#privateKey, Buffer.concat([label, message]));
+    return this.#privateKey.sign(Buffer.concat([label, message]));
   }
 
-  /** The cached public KeyObject (for verifying our own signatures in tests). */
-  get publicKeyObject(): KeyObject {
-    return this.#publicKeyObject;
+  /** Our public key, imported for verification (for checking our own signatures in tests). */
+  get verifyKey(): Ed25519PublicKey {
+    return this.#verifyKey;
   }
 
   /** The public part only. */

@@ -8,6 +8,7 @@
  * `type`, or whose type nobody handles, is counted and dropped, and the
  * session stays up. A handler that throws is reported; the session stays up.
  */
+import type { McpE2eError } from '../errors.js';
 import type { PeerIdentity } from '../identity/identity.js';
 import type { EncryptedWebSocketClientTransport } from '../transport/client.js';
 import type { EncryptedWebSocketServerTransport } from '../transport/server-transport.js';
@@ -95,9 +96,14 @@ export class MeshSession {
     };
   }
 
-  /** End the session (close code 1000). */
-  close(): Promise<void> {
-    return this.#transport.close();
+  /**
+   * End the session: normally (close code 1000), or with `err`, whose code
+   * the peer reads in our sealed CLOSE (e.g. `ERR_GOSSIP_CUT_OFF`, 4003).
+   */
+  close(err?: McpE2eError): Promise<void> {
+    if (!err) return this.#transport.close();
+    this.#transport.terminate(err);
+    return this.done;
   }
 
   #route(value: unknown): void {

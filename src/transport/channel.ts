@@ -1,15 +1,22 @@
 /**
- * What client and server transports share once a connection is set up: one
- * JSON-RPC message per WebSocket message, sealed by the session (encrypted
- * mode) or as a plain JSON text frame (plaintext mode); the reserved control
- * channel; backpressure; keepalive and idle timeouts; and the MCP `Transport`
+ * What client and server transports share once a connection is set up:
+ * JSON-RPC messages sealed by the session into records of one or more
+ * messages (encrypted mode, PROTOCOL.md §6) or sent as plain JSON text
+ * frames, one message each (plaintext mode); the control channel; the sealed
+ * CLOSE; backpressure; keepalive and idle timeouts; and the MCP `Transport`
  * callbacks with their guarantees (`onclose` exactly once, also after
  * `close()`; local detail to `onerror`, only the code to the peer).
  *
  * Decisions:
- * - A frame that fails any check (decrypt, signature, counter, framing, a
+ * - A record that fails any check (decrypt, signature, counter, framing, a
  *   plaintext frame inside an encrypted session) ends the connection: the
- *   session cannot resynchronise after a lost or forged frame.
+ *   session cannot resynchronise after a lost or forged record.
+ * - Every end of an encrypted session is sealed (PROTOCOL.md §6.8): `close()`
+ *   and every local failure send a CLOSE record (empty, or the error code)
+ *   before the WebSocket close frame. A session that ends without the
+ *   peer's CLOSE is reported as `ERR_SESSION_TRUNCATED`: messages may have
+ *   been cut off. A WebSocket close reason is never taken as the cause of
+ *   anything (it is not authenticated): it is only kept as `peerCode`.
  * - An MCP payload that is not UTF-8, not JSON or not a JSON-RPC 2.0 message
  *   also ends the connection (`ERR_INVALID_MESSAGE`, close 4002), in both
  *   modes. In an encrypted session it was sent by the authenticated peer, so
@@ -22,20 +29,23 @@
 import { once } from 'node:events';
 import { WebSocket } from 'ws';
 import type { JSONRPCMessage, MessageExtraInfo } from '@modelcontextprotocol/sdk/types.js';
-import { isMcpE2eError, McpE2eError } from '../errors.js';
+import { McpE2eError } from '../errors.js';
 import type { NodeIdentity, PeerIdentity } from '../identity/identity.js';
 import type { Handshake } from '../handshake/handshake.js';
-import type { Session } from '../session/session.js';
-import { ContentType, type Framing } from '../protocol.js';
-import { asMcpE2eError, closeSocket, closeWithError, errorFromPeerClose, errorFromWsError } from './closing.js';
+import { closeReason, type Session } from '../session/session.js';
+import { ContentType, MAX_RECORD_ENTRIES, RECORD_ENTRY_HEADER_BYTES, type Framing, type MessageContentType } from '../protocol.js';
+import { asMcpE2eError, closeSocket, closeWithError, errorFromCloseBeforeSession, errorFromPeerClose, errorFromWsError, truncationError } from './closing.js';
 import { performHandshake, type HandshakeDriverOptions } from './handshake-driver.js';
 import { Inbox } from './inbox.js';
-import { decodeJson, decodeJsonRpcMessage, encodeJsonText } from './json-rpc.js';
+import { controlMessageProblem, decodeControlMessage, decodeJsonRpcMessage, encodeJsonText, type ControlMessage } from './json-rpc.js';
 import { CLOSE_GRACE_MS, MAX_FRAGMENTS_PER_MESSAGE, MAX_QUEUED_INBOUND_FRAMES, type ResolvedConnectionLimits } from './limits.js';
-import { SendQueue } from './send-queue.js';
+import { RECORD_TARGET_BYTES, SendQueue, type OutgoingMessage } from './send-queue.js';
 import { setMaxFragments, setMaxPayload } from './ws-internals.js';
 
 type State = 'new' | 'connecting' | 'open' | 'closed';
+
+/** The failure of sends after the socket closed, built only if a send is refused with it. */
+const CONNECTION_CLOSED = (): McpE2eError => new McpE2eError('ERR_CONNECTION_CLOSED', 'the connection is closed');
 
 /** The inbox handler of a connection that is going away: frames are read and dropped. */
 const discardFrame = (): void => {};
@@ -50,18 +60,21 @@ function asError(err: unknown): Error {
  * `EncryptedWebSocketServerTransport`. Not used directly.
  */
 export abstract class WebSocketChannel {
-  /** A JSON-RPC message arrived (validated with the SDK's `JSONRPCMessageSchema`). */
+  /** A JSON-RPC message arrived (checked by the rules of PROTOCOL.md §6.7, as the MCP SDK would accept it). */
   onmessage?: (<T extends JSONRPCMessage>(message: T, extra?: MessageExtraInfo) => void) | undefined;
   /** Something failed. Errors that end the connection are McpE2eErrors and are followed by `onclose`. */
   onerror?: ((error: Error) => void) | undefined;
   /** The connection is closed. Fires exactly once, for any reason, including `close()`. */
   onclose?: (() => void) | undefined;
   /**
-   * A control message arrived (decoded JSON). The control channel
-   * (`ContentType.CONTROL`) is reserved for peer discovery and gossip between
-   * mcp-e2e nodes; its messages never reach the MCP layer. Encrypted mode only.
+   * A control message arrived (PROTOCOL.md §6.9): a JSON object with a
+   * `type`, from the authenticated peer. The control channel carries
+   * messages between mcp-e2e nodes (peer discovery, gossip) and never
+   * reaches the MCP layer; a message of an unknown `type` is the
+   * application's to ignore, one that is not a control message is reported
+   * to `onerror` and dropped. Encrypted mode only.
    */
-  oncontrol?: ((message: unknown) => void) | undefined;
+  oncontrol?: ((message: ControlMessage) => void) | undefined;
 
   /** MCP protocol version negotiated by the SDK (set through `setProtocolVersion`). */
   protocolVersion: string | undefined;
@@ -191,12 +204,15 @@ export abstract class WebSocketChannel {
   }
 
   /**
-   * Send one control message (any JSON value) on the reserved control
-   * channel. Encrypted mode only.
+   * Send one control message (PROTOCOL.md §6.9): a JSON object whose `type`
+   * names it, at most MAX_CONTROL_MESSAGE_BYTES of JSON. Encrypted mode only.
+   * @throws TypeError (synchronously) for a value that is not a control message.
    * @throws McpE2eError `ERR_PLAINTEXT_REFUSED` on a plaintext connection,
    *   else as `send()`.
    */
-  sendControl(message: unknown): Promise<void> {
+  sendControl(message: ControlMessage): Promise<void> {
+    const problem = controlMessageProblem(message);
+    if (problem !== undefined) throw new TypeError(`"message" expected a control message: ${problem}`);
     return this.#sendPayload(message, ContentType.CONTROL);
   }
 
@@ -222,9 +238,12 @@ export abstract class WebSocketChannel {
     }
     if (first) {
       if (this.#state === 'open') {
-        // Incoming frames are dropped from now on; keep reading so the peer's close frame is seen.
+        // Incoming records are dropped from now on; keep reading so the peer's close frame is seen.
         this.#inbox?.setHandler(discardFrame);
+        this.#queue?.packNow();
         await this.#flush(ws);
+        // The sealed end of our stream, behind everything we sent.
+        this.#sendClose(ws, undefined);
       }
       closeSocket(ws, 1000, '', CLOSE_GRACE_MS, (bytes) =>
         this.report(new McpE2eError('ERR_CONNECTION_CLOSED', `the peer stopped reading during close: ${bytes} bytes already sent by send() were not delivered`)),
@@ -317,7 +336,7 @@ export abstract class WebSocketChannel {
             throw errorFromWsError(err);
           })) as [number, Buffer]);
       const closed = new McpE2eError('ERR_CONNECTION_CLOSED', 'the connection closed before the handshake');
-      throw this.#closeRequested ? closed : (errorFromPeerClose(code, reason) ?? closed);
+      throw this.#closeRequested ? closed : (errorFromCloseBeforeSession(handshake.role, code, reason) ?? closed);
     }
     const session = await performHandshake(this.#ws!, this.#inbox!, handshake, {
       identity,
@@ -373,8 +392,32 @@ export abstract class WebSocketChannel {
     this.#inbox?.clear();
     // Keep reading (and dropping) so the peer's answer to our close frame is seen.
     if (this.#state === 'open') this.#inbox?.setHandler(discardFrame);
-    if (this.#ws) closeWithError(this.#ws, err);
-    else this.#onSocketClosed();
+    if (this.#ws) {
+      // The peer learns why, authenticated: our sending side is intact whatever broke.
+      if (this.#state === 'open') this.#sendClose(this.#ws, err);
+      closeWithError(this.#ws, err);
+    } else this.#onSocketClosed();
+  }
+
+  /**
+   * @internal End this connection with `err`: its code goes in our sealed
+   * CLOSE and as the close reason (e.g. the peer left the allowlist, or was
+   * cut off for misbehaving). Idempotent; only the first failure counts.
+   */
+  terminate(err: McpE2eError): void {
+    this.fail(err);
+  }
+
+  /** Seal and send our CLOSE (encrypted sessions; at most once; never when the session cannot seal any more). */
+  #sendClose(ws: WebSocket, err: McpE2eError | undefined): void {
+    const session = this.#session;
+    if (!session || session.closed || session.sendClosed || ws.readyState !== WebSocket.OPEN) return;
+    if (err?.code === 'ERR_SESSION_EXHAUSTED') return;
+    try {
+      ws.send(session.sealClose(err?.code));
+    } catch {
+      // Counter space used up: the close frame alone ends the connection.
+    }
   }
 
   /** Hand `err` to `onerror` without letting a throwing handler break us. */
@@ -388,16 +431,35 @@ export abstract class WebSocketChannel {
 
   #open(): void {
     this.#state = 'open';
-    this.#queue = new SendQueue(this.#ws!, {
-      highWaterMarkBytes: this.limits.sendHighWaterMarkBytes,
-      maxBufferBytes: this.limits.maxSendBufferBytes,
-    });
+    const session = this.#session;
+    this.#queue = new SendQueue(
+      this.#ws!,
+      {
+        highWaterMarkBytes: this.limits.sendHighWaterMarkBytes,
+        maxBufferBytes: this.limits.maxSendBufferBytes,
+        maxMessagesPerFrame: session ? MAX_RECORD_ENTRIES : 1,
+        frameTargetBytes: session ? RECORD_TARGET_BYTES : 1,
+        perMessageOverheadBytes: session ? RECORD_ENTRY_HEADER_BYTES : 0,
+      },
+      session ? this.#sealRecord : (messages) => messages[0]!.text,
+    );
     // From here, not from start(): a connection whose application never
     // starts it must still be dropped when the peer dies or idles.
     this.#startTimers();
   }
 
-  #sendPayload(message: unknown, contentType: typeof ContentType.MCP | typeof ContentType.CONTROL): Promise<void> {
+  /** Pack a batch into one record. A failure here (counter space used up) ends the session. */
+  #sealRecord = (messages: readonly OutgoingMessage[]): string | Buffer => {
+    try {
+      return this.#session!.sealRecord(messages.map((m) => ({ contentType: m.contentType, payload: m.text })));
+    } catch (err) {
+      const e = asMcpE2eError(err, 'ERR_SESSION_EXHAUSTED');
+      this.fail(e);
+      throw e;
+    }
+  };
+
+  #sendPayload(message: unknown, contentType: MessageContentType): Promise<void> {
     const queue = this.#queue;
     if (this.#state !== 'open' || this.#closeRequested || !queue) {
       return Promise.reject(new McpE2eError('ERR_CONNECTION_CLOSED', 'the transport is not connected'));
@@ -414,60 +476,82 @@ export abstract class WebSocketChannel {
     } catch (err) {
       return Promise.reject(err);
     }
-    if (contentType === ContentType.MCP) this.#idle?.refresh();
-    if (!session) {
-      const bytes = Buffer.byteLength(text, 'utf8');
-      if (bytes > this.limits.maxMessageBytes) {
-        return Promise.reject(new McpE2eError('ERR_FRAME_TOO_LARGE', `message of ${bytes} bytes exceeds the limit of ${this.limits.maxMessageBytes} bytes`));
-      }
-      return (this.#lastSend = queue.push(bytes, () => text, true));
+    const max = session ? session.maxPayloadBytes(contentType) : this.limits.maxMessageBytes;
+    // Exact where it matters (the record cap, the limit); a long string is
+    // measured only when its UTF-8 form could go either way.
+    const bytes = text.length <= RECORD_TARGET_BYTES || (text.length <= max && text.length * 3 > max) ? Buffer.byteLength(text, 'utf8') : text.length;
+    if (bytes > max) {
+      return Promise.reject(new McpE2eError('ERR_FRAME_TOO_LARGE', `message of ${bytes} bytes exceeds the limit of ${max} bytes`));
     }
-    // text.length is the byte count for ASCII JSON, a close estimate otherwise
-    // (the session checks the exact size against maxMessageBytes).
-    return (this.#lastSend = queue.push(text.length, () => {
-      try {
-        return session.seal(text, contentType);
-      } catch (err) {
-        // Too large leaves the session intact (nothing was sealed); anything
-        // else (counter space exhausted) means the session is finished.
-        if (!isMcpE2eError(err, 'ERR_FRAME_TOO_LARGE')) this.fail(asMcpE2eError(err, 'ERR_SESSION_EXHAUSTED'));
-        throw err;
-      }
-    }));
+    if (contentType === ContentType.MCP) this.#idle?.refresh();
+    return (this.#lastSend = queue.push({ text, contentType, bytes }));
   }
 
   #onFrame = (data: Buffer, isBinary: boolean): void => {
     if (this.#closeRequested) return;
     this.#alive = true;
-    let message: JSONRPCMessage;
-    try {
-      let payload: Uint8Array;
-      const session = this.#session;
-      if (session) {
-        // Session frames are binary or JSON text depending on the framing;
-        // the session refuses the other kind, which catches injected plaintext.
-        const opened = session.open(isBinary ? data : data.toString('utf8'));
-        if (opened.contentType === ContentType.CONTROL) {
-          this.#onControl(opened.payload);
-          return;
-        }
-        payload = opened.payload;
-      } else {
+    const session = this.#session;
+    if (!session) {
+      try {
         if (isBinary) throw new McpE2eError('ERR_INVALID_MESSAGE', 'binary frame on a plaintext MCP connection (MCP messages are JSON text frames)');
-        payload = data;
+        this.#queueDelivery(decodeJsonRpcMessage(data));
+      } catch (err) {
+        this.fail(asMcpE2eError(err, 'ERR_INVALID_MESSAGE'));
       }
-      message = decodeJsonRpcMessage(payload);
-    } catch (err) {
-      this.fail(asMcpE2eError(err, 'ERR_INVALID_MESSAGE'));
       return;
     }
+    let entries;
+    try {
+      // Records are binary or JSON text depending on the framing; the
+      // session refuses the other kind, which catches injected plaintext.
+      entries = session.open(isBinary ? data : data.toString('utf8'));
+    } catch (err) {
+      this.fail(asMcpE2eError(err, 'ERR_FRAME_MALFORMED'));
+      return;
+    }
+    // In order: a bad message ends the connection, and nothing behind it is delivered.
+    for (const entry of entries) {
+      if (entry.contentType === ContentType.CONTROL) this.#onControl(entry.payload);
+      else if (entry.contentType === ContentType.CLOSE) this.#onPeerClose(entry.payload);
+      else {
+        try {
+          this.#queueDelivery(decodeJsonRpcMessage(entry.payload));
+        } catch (err) {
+          this.fail(asMcpE2eError(err, 'ERR_INVALID_MESSAGE'));
+          return;
+        }
+      }
+      if (this.#closeRequested) return;
+    }
+  };
+
+  #queueDelivery(message: JSONRPCMessage): void {
     this.#idle?.refresh();
     this.#deliveries.push(message);
     if (!this.#delivering) {
       this.#delivering = true;
       queueMicrotask(this.#deliverNext);
     }
-  };
+  }
+
+  /**
+   * The peer's sealed CLOSE: its stream ended here, for the reason given
+   * (authenticated). Everything before it is delivered; we stop sending
+   * (what is queued is lost, and `send()`s waiting for room reject) and close.
+   */
+  #onPeerClose(payload: Buffer): void {
+    this.#closeRequested = true;
+    const { code, text } = closeReason(payload);
+    const err = text === ''
+      ? undefined
+      : code
+        ? new McpE2eError(code, `the peer closed the session: ${code}`, { fromPeer: true })
+        : new McpE2eError('ERR_CONNECTION_CLOSED', `the peer closed the session with reason ${JSON.stringify(text)} (not one of our codes)`, { fromPeer: true });
+    if (err) this.report(err);
+    this.#queue?.fail(err ?? (() => new McpE2eError('ERR_CONNECTION_CLOSED', 'the peer closed the session')));
+    this.#inbox?.setHandler(discardFrame);
+    if (this.#ws) closeSocket(this.#ws, 1000, '');
+  }
 
   /**
    * Hand one message to `onmessage` per microtask, never several in one
@@ -496,9 +580,9 @@ export abstract class WebSocketChannel {
   };
 
   #onControl(payload: Buffer): void {
-    let value: unknown;
+    let value: ControlMessage;
     try {
-      value = decodeJson(payload);
+      value = decodeControlMessage(payload);
     } catch (err) {
       this.report(asMcpE2eError(err, 'ERR_INVALID_MESSAGE'));
       return;
@@ -544,10 +628,11 @@ export abstract class WebSocketChannel {
     clearInterval(this.#keepalive);
     clearTimeout(this.#idle);
     this.#inbox?.clear();
-    this.#queue?.fail(new McpE2eError('ERR_CONNECTION_CLOSED', 'the connection is closed'));
+    this.#queue?.fail(CONNECTION_CLOSED);
     this.#session?.close();
     if (wasOpen && !this.#closeRequested && code !== undefined) {
-      const err = errorFromPeerClose(code, reason ?? '');
+      // An encrypted session without the peer's CLOSE was cut short, whatever the close frame says.
+      const err = this.#session ? truncationError(code, reason ?? '') : errorFromPeerClose(code, reason ?? '');
       if (err) this.report(err);
     }
     // Messages that arrived before the close are delivered before `onclose`.

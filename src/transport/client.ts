@@ -63,8 +63,10 @@ const CLIENT_OPTION_NAMES = {
  *
  * A server that refuses our identity can only say so after the handshake
  * (the client's identity travels in the last message): `start()` has then
- * resolved, and the refusal arrives as `onerror` with `ERR_PEER_REJECTED`
- * followed by `onclose`; pending requests (e.g. `initialize`) fail.
+ * resolved, and the refusal arrives sealed as `onerror` with
+ * `ERR_PEER_REJECTED` (`fromPeer`; or `ERR_LIMIT_REACHED` when our key has too
+ * many connections open) followed by `onclose`; pending requests (e.g.
+ * `initialize`) fail.
  */
 export class EncryptedWebSocketClientTransport extends WebSocketChannel implements Transport {
   /** The server URL (`ws:` or `wss:`). */
@@ -132,10 +134,13 @@ export class EncryptedWebSocketClientTransport extends WebSocketChannel implemen
    * @throws McpE2eError `ERR_CONNECT_FAILED`, `ERR_SUBPROTOCOL` (at once,
    *   when the server selects another subprotocol or none, or encrypting,
    *   refuses the upgrade with HTTP 400: not an mcp-e2e endpoint),
-   *   `ERR_HANDSHAKE_*` (including `ERR_HANDSHAKE_TIMEOUT`), `ERR_PEER_REJECTED`,
-   *   `ERR_PEER_KEY_CHANGED`, `ERR_CONNECTION_CLOSED`, or the code the server
-   *   closed with. The error also goes to `onerror`, and the socket is
-   *   closed (`onclose` has fired) by the time the promise rejects.
+   *   `ERR_HANDSHAKE_*` (including `ERR_HANDSHAKE_TIMEOUT`), `ERR_PEER_REJECTED`
+   *   and `ERR_PEER_KEY_CHANGED` (our trust policy refused the server),
+   *   `ERR_LIMIT_REACHED` (turned away before the handshake: HTTP 429 or close
+   *   1013; retryable), `ERR_CONNECTION_CLOSED` (the server closed; what its
+   *   close frame claimed is `peerCode`). The error also goes to `onerror`,
+   *   and the socket is closed (`onclose` has fired) by the time the promise
+   *   rejects.
    */
   async start(): Promise<void> {
     if (this.#started) {
@@ -228,12 +233,13 @@ export class EncryptedWebSocketClientTransport extends WebSocketChannel implemen
     const opts = { cause: err };
     const subprotocol = /subprotocol/i.test(err.message);
     if (this.mode === 'encrypted' && subprotocol) {
-      return new McpE2eError('ERR_SUBPROTOCOL', `${where} is a plain MCP WebSocket server (it did not select the ${SUBPROTOCOL_ENCRYPTED} subprotocol)`, opts);
+      // An mcp-e2e server of another version answers so too (PROTOCOL.md §3.1), and is named second.
+      return new McpE2eError('ERR_SUBPROTOCOL', `${where} is a plain MCP WebSocket server (it did not select the ${SUBPROTOCOL_ENCRYPTED} subprotocol), or an mcp-e2e server of another protocol version`, opts);
     }
     if (this.mode === 'encrypted' && /server response: 400\b/.test(err.message)) {
       return new McpE2eError('ERR_SUBPROTOCOL', `${where} is not an mcp-e2e endpoint: it refused the WebSocket upgrade with HTTP 400, as a plain MCP WebSocket server does at a path it does not serve`, opts);
     }
-    // A server at its per-address limit answers the upgrade with HTTP 429.
+    // A server at a limit answers the upgrade with HTTP 429: what happened to our attempt (PROTOCOL.md §9.1).
     const code = subprotocol ? 'ERR_SUBPROTOCOL' : /server response: 429\b/.test(err.message) ? 'ERR_LIMIT_REACHED' : 'ERR_CONNECT_FAILED';
     return new McpE2eError(code, `cannot connect to ${this.url.origin}: ${err.message}`, opts);
   }

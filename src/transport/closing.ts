@@ -1,13 +1,14 @@
 /**
  * How connections end. On a local failure the peer learns only the close code
  * and the opaque reason (the error code, e.g. `ERR_FRAME_DECRYPT`); the detail
- * stays in the local error. When the peer closes with one of our error codes
- * as its reason, the local side rebuilds that code so both ends can assert on
- * the same thing. Nothing here ever puts key material or plaintext in a
- * reason or message.
+ * stays in the local error. An encrypted session also sends the code in its
+ * sealed CLOSE (channel.ts), the only reason a receiver believes; what a
+ * WebSocket close frame says is kept as `peerCode`, a claim (PROTOCOL.md
+ * §9.1). Nothing here ever puts key material or plaintext in a reason or
+ * message.
  */
 import { WebSocket } from 'ws';
-import { ERROR_CODES, McpE2eError, type ErrorCode } from '../errors.js';
+import { CloseCode, ERROR_CODES, McpE2eError, type ErrorCode } from '../errors.js';
 import { CLOSE_GRACE_MS } from './limits.js';
 
 const KNOWN_CODES: ReadonlySet<string> = new Set(ERROR_CODES);
@@ -64,24 +65,64 @@ const RFC6455_CODES: Readonly<Record<number, ErrorCode>> = Object.freeze({
 });
 
 /**
- * The error a peer signalled with its close frame, or undefined for an
- * orderly close (1000/1001, or an orderly reason). Without one of our codes
- * as the reason, 1002, 1007, 1009 and 1013 map to ERR_FRAME_MALFORMED,
- * ERR_INVALID_MESSAGE, ERR_FRAME_TOO_LARGE and ERR_LIMIT_REACHED; anything
- * else becomes `ERR_CONNECTION_CLOSED`, never echoing the peer's text.
+ * The error code a close frame names: its reason when that is one of our
+ * codes, else the meaning of an RFC 6455 code a WebSocket library uses for
+ * its own closes (1002, 1007, 1009, 1013); undefined otherwise. Never the
+ * peer's text itself.
+ */
+export function peerCodeOf(code: number, reason: Buffer | string): ErrorCode | undefined {
+  const text = typeof reason === 'string' ? reason : reason.toString('utf8');
+  if (KNOWN_CODES.has(text)) return text as ErrorCode;
+  return RFC6455_CODES[code];
+}
+
+const isOrderly = (code: number, claimed: ErrorCode | undefined) =>
+  claimed === undefined ? code === 1000 || code === 1001 || code === 1005 : ORDERLY.has(claimed);
+
+/**
+ * The peer closed a connection that has no session (the handshake, or
+ * plaintext MCP): undefined for an orderly close, else `ERR_CONNECTION_CLOSED`
+ * with the code the close frame names as `peerCode`. A close frame is not
+ * authenticated (PROTOCOL.md §9.1), so what it claims is reported, never
+ * acted on: it cannot make a client give up, or tell a person something
+ * false as a fact.
  */
 export function errorFromPeerClose(code: number, reason: Buffer | string): McpE2eError | undefined {
-  const text = typeof reason === 'string' ? reason : reason.toString('utf8');
-  if (KNOWN_CODES.has(text)) {
-    if (ORDERLY.has(text)) return undefined;
-    return new McpE2eError(text as ErrorCode, `the peer closed the connection: ${text} (close code ${code})`);
-  }
-  if (code === 1000 || code === 1001 || code === 1005) return undefined;
-  // A peer's WebSocket library closes protocol violations itself, with an
-  // RFC 6455 code and no reason of ours: read the code.
-  const byCode = RFC6455_CODES[code];
-  if (byCode) return new McpE2eError(byCode, `the peer closed the connection with close code ${code}`);
-  return new McpE2eError('ERR_CONNECTION_CLOSED', `the connection closed abnormally (close code ${code})`);
+  const claimed = peerCodeOf(code, reason);
+  if (isOrderly(code, claimed)) return undefined;
+  const said = claimed ? `; its close frame says ${claimed}, which is not authenticated` : '';
+  return new McpE2eError('ERR_CONNECTION_CLOSED', `the peer closed the connection (close code ${code}${said})`, { peerCode: claimed });
+}
+
+/**
+ * The peer closed before our session started (the handshake, or before it).
+ * For the initiator, a close with 1013 (RFC 6455 "try again later") is
+ * `ERR_LIMIT_REACHED`; everything else is as `errorFromPeerClose`. Before the
+ * handshake nothing can be authenticated, so this reports what happened to
+ * our own attempt (as an HTTP 429 to the upgrade does), not the peer's word;
+ * and it only ever leads to another attempt later (`ERR_LIMIT_REACHED` is
+ * retryable), which any failed attempt leads to: a forged 1013 gains an
+ * attacker nothing that dropping the connection would not (PROTOCOL.md
+ * §9.1). A responder does not take a client's 1013 as a limit of its own.
+ */
+export function errorFromCloseBeforeSession(role: 'initiator' | 'responder', code: number, reason: Buffer | string): McpE2eError | undefined {
+  if (role === 'responder' || code !== CloseCode.TRY_AGAIN_LATER) return errorFromPeerClose(code, reason);
+  return new McpE2eError('ERR_LIMIT_REACHED', 'the server closed the connection before the handshake with close code 1013 (try again later: it is at a limit; not authenticated)', {
+    peerCode: peerCodeOf(code, reason),
+  });
+}
+
+/**
+ * An encrypted session ended without the peer's sealed CLOSE (PROTOCOL.md
+ * §6.8): the stream may have been cut short by anyone on the path, whatever
+ * the close frame says (kept as `peerCode` when it names one of our codes).
+ */
+export function truncationError(code: number, reason: Buffer | string): McpE2eError {
+  const claimed = peerCodeOf(code, reason);
+  const said = claimed ? `; its close frame says ${claimed}, which is not authenticated` : '';
+  return new McpE2eError('ERR_SESSION_TRUNCATED', `the connection ended without the peer's sealed close (close code ${code}${said}): messages may have been cut off`, {
+    peerCode: isOrderly(code, claimed) ? undefined : claimed,
+  });
 }
 
 /** Map an 'error' event of `ws` (protocol violation, size limit, socket error) to our codes. */

@@ -17,7 +17,7 @@ import type { Handshake, HandshakeResult } from '../handshake/handshake.js';
 import type { NodeIdentity, PeerIdentity } from '../identity/identity.js';
 import { SUBPROTOCOL_ENCRYPTED } from '../protocol.js';
 import { Session, type SessionOptions } from '../session/session.js';
-import { asMcpE2eError, closeWithError, errorFromPeerClose, errorFromWsError } from './closing.js';
+import { asMcpE2eError, closeWithError, errorFromCloseBeforeSession, errorFromWsError } from './closing.js';
 import type { Inbox } from './inbox.js';
 import { MAX_FRAGMENTS_PER_MESSAGE } from './limits.js';
 import { setMaxFragments, setMaxPayload } from './ws-internals.js';
@@ -59,9 +59,12 @@ function wipe(result: HandshakeResult): void {
  *
  * @throws McpE2eError (as a rejection), after closing the socket:
  *   any `ERR_HANDSHAKE_*` from the state machine, `ERR_HANDSHAKE_TIMEOUT`,
- *   `ERR_PEER_REJECTED` / `ERR_PEER_KEY_CHANGED` from `verifyPeer`,
+ *   `ERR_PEER_REJECTED` / `ERR_PEER_KEY_CHANGED` (or another code, e.g. a
+ *   responder's `ERR_LIMIT_REACHED`) from `verifyPeer`,
  *   `ERR_FRAME_TOO_LARGE` (a message above MAX_HANDSHAKE_MESSAGE_BYTES, closed
- *   1009 by ws), or the code the peer closed with (else `ERR_CONNECTION_CLOSED`).
+ *   1009 by ws), `ERR_LIMIT_REACHED` (initiator: the peer closed with 1013),
+ *   else `ERR_CONNECTION_CLOSED` when the peer closes (its close frame's
+ *   claim as `peerCode`).
  */
 export function performHandshake(ws: WebSocket, inbox: Inbox, handshake: Handshake, options: HandshakeDriverOptions): Promise<Session> {
   return new Promise<Session>((resolve, reject) => {
@@ -114,7 +117,7 @@ export function performHandshake(ws: WebSocket, inbox: Inbox, handshake: Handsha
     if (options.signal?.aborted) queueMicrotask(onAbort);
     else options.signal?.addEventListener('abort', onAbort, { once: true });
     const onClose = (code: number, reason: Buffer): void =>
-      finish(errorFromPeerClose(code, reason) ?? new McpE2eError('ERR_CONNECTION_CLOSED', 'the connection closed during the handshake'));
+      finish(errorFromCloseBeforeSession(handshake.role, code, reason) ?? new McpE2eError('ERR_CONNECTION_CLOSED', 'the connection closed during the handshake'));
     // ws emits 'error' just before closing on protocol violations (e.g. 1009).
     const onError = (err: Error): void => finish(errorFromWsError(err));
     ws.on('close', onClose);
@@ -124,8 +127,20 @@ export function performHandshake(ws: WebSocket, inbox: Inbox, handshake: Handsha
       try {
         options.verifyPeer(result.peer);
       } catch (err) {
-        wipe(result);
-        throw asMcpE2eError(err, 'ERR_PEER_REJECTED');
+        const refusal = asMcpE2eError(err, 'ERR_PEER_REJECTED');
+        if (result.role === 'responder') {
+          // The initiator already holds the session keys: tell it, authenticated,
+          // in the session's first and only record (PROTOCOL.md §4.4).
+          const session = new Session(result, options.identity, options.sessionOptions);
+          try {
+            ws.send(session.sealClose(refusal.code));
+          } finally {
+            session.close();
+          }
+        } else {
+          wipe(result);
+        }
+        throw refusal;
       }
       const session = new Session(result, options.identity, options.sessionOptions);
       // Raised only now, after authentication and the trust decision.

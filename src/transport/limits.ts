@@ -107,7 +107,7 @@ export interface ConnectionLimits {
   /** Most bytes queued behind the high-water mark before `send()` fails with `ERR_SEND_BUFFER_FULL`. Default 64 MiB. */
   maxSendBufferBytes?: number;
   /** Key rotation triggers of the session (see `SessionOptions`). */
-  session?: Pick<SessionOptions, 'rekeyAfterFrames' | 'rekeyAfterBytes' | 'rekeyAfterMs'>;
+  session?: Pick<SessionOptions, 'rekeyAfterRecords' | 'rekeyAfterBytes' | 'rekeyAfterMs'>;
 }
 
 /** Limits of a server: the connection limits plus admission control. */
@@ -134,7 +134,7 @@ export interface ServerLimits extends ConnectionLimits {
   handshakeBurstPerAddress?: number;
   /** Handshake starts per second one source address may make after the burst; more get HTTP 429. Default 16. */
   handshakeRatePerAddress?: number;
-  /** Most authenticated connections at once of one node id; more are closed with 1013 `ERR_LIMIT_REACHED`. Default 16. */
+  /** Most authenticated connections at once of one node id; more are refused right after the handshake with a sealed CLOSE `ERR_LIMIT_REACHED` (then close 1013). Default 16. */
   maxConnectionsPerPeer?: number;
 }
 
@@ -163,7 +163,7 @@ const SERVER_LIMIT_NAMES = {
 } as const satisfies Record<keyof ServerLimits, true>;
 
 const SESSION_LIMIT_NAMES = {
-  rekeyAfterFrames: true,
+  rekeyAfterRecords: true,
   rekeyAfterBytes: true,
   rekeyAfterMs: true,
 } as const satisfies Record<keyof NonNullable<ConnectionLimits['session']>, true>;

@@ -67,6 +67,7 @@ export const DEFAULT_RECONNECT = Object.freeze({
 const RETRYABLE: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
   'ERR_CONNECT_FAILED',
   'ERR_CONNECTION_CLOSED',
+  'ERR_SESSION_TRUNCATED',
   'ERR_HANDSHAKE_TIMEOUT',
   'ERR_IDLE_TIMEOUT',
   'ERR_LIMIT_REACHED',
@@ -74,9 +75,14 @@ const RETRYABLE: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
 
 /**
  * True for transient failures: `ERR_CONNECT_FAILED`, `ERR_CONNECTION_CLOSED`,
- * `ERR_HANDSHAKE_TIMEOUT`, `ERR_IDLE_TIMEOUT`, `ERR_LIMIT_REACHED`. False for
- * everything else: handshake and trust failures, protocol violations, and
- * errors that are not McpE2eErrors (programming mistakes).
+ * `ERR_SESSION_TRUNCATED`, `ERR_HANDSHAKE_TIMEOUT`, `ERR_IDLE_TIMEOUT`,
+ * `ERR_LIMIT_REACHED`. False for everything else: handshake and trust
+ * failures, protocol violations, and errors that are not McpE2eErrors
+ * (programming mistakes). Only authenticated reasons and locally detected
+ * failures carry those codes: a close frame that claims `ERR_PEER_REJECTED`
+ * arrives as `ERR_CONNECTION_CLOSED` or `ERR_SESSION_TRUNCATED` (with the
+ * claim as `peerCode`), so a forged close frame can delay a client, never
+ * make it give up (PROTOCOL.md §9.1).
  */
 export function isRetryableError(error: unknown): boolean {
   return isMcpE2eError(error) && RETRYABLE.has(error.code);

@@ -1,31 +1,36 @@
 /**
- * Outgoing frames with backpressure. The SDK's v1 WebSocket transport writes
- * without looking at the socket, so a fast producer grows memory without
- * bound. Here a frame is handed to `ws` only while the socket buffers less
- * than the high-water mark; the rest wait in a bounded queue, and `send()`
- * resolves when its frame has been handed to the socket.
+ * Outgoing messages, packed into frames, with backpressure.
  *
- * The room check happens before the frame is built: a sealed frame consumes a
- * session counter, so a frame refused after sealing would leave a gap the
- * peer treats as a dropped frame.
+ * Records of several messages (PROTOCOL.md §6.5): every message sent in one
+ * event-loop turn joins the open batch, and the batch is sealed into one
+ * frame (one AEAD operation, one signature, one WebSocket message) at the
+ * end of the turn (`process.nextTick`, before any I/O: no wait is added for
+ * a lone message), or as soon as it holds `frameTargetBytes` or
+ * `maxMessagesPerFrame` messages, so the peer can start on the first ones
+ * while later ones are still being produced. A message larger than the
+ * target goes alone. Plaintext MCP packs one message per frame.
  *
- * Write coalescing: the first frame of an event-loop turn corks the socket
- * and a `process.nextTick` uncorks it, so all frames sent in one turn (e.g.
- * the replies to every request of one received TCP chunk, delivered one per
- * microtask) leave in one `writev` instead of one write each. A turn that
- * sends more than COALESCE_FLUSH_BYTES flushes every time that much has
- * gathered: the peer can start on the first replies while we seal the rest
- * (one write for the whole turn would make the two ends take turns instead
- * of working in parallel). Frames keep their order (corking only delays the
- * flush) and backpressure is unchanged: corked bytes count in
+ * Backpressure: a message joins the batch only while the socket (plus the
+ * open batch) holds less than the high-water mark; otherwise it waits in a
+ * bounded queue, and `push()` resolves when it has joined a frame. Waiting
+ * messages are not sealed yet: a sealed frame consumes a session counter,
+ * so a message refused after sealing would leave a gap the peer takes for a
+ * dropped record.
+ *
+ * Write coalescing: the first frame of a turn corks the socket and the end
+ * of the turn uncorks it, so every frame of a turn leaves in one `writev`; a
+ * turn that writes more than COALESCE_FLUSH_BYTES flushes each time that
+ * much has gathered (one write for a whole busy turn would make the two ends
+ * take turns instead of working in parallel). Corked bytes count in
  * `ws.bufferedAmount`, and their write callbacks fire after the flush.
  */
 import { WebSocket } from 'ws';
 import { McpE2eError } from '../errors.js';
 import type { WireFrame } from '../session/session.js';
+import type { MessageContentType } from '../protocol.js';
 import { socketOf, type CorkableSocket } from './ws-internals.js';
 
-/** Shared by every send that went straight to the socket. */
+/** Shared by every push that joined a batch at once. */
 const RESOLVED: Promise<void> = Promise.resolve();
 const BINARY_FRAME = Object.freeze({ binary: true });
 const TEXT_FRAME = Object.freeze({ binary: false });
@@ -36,95 +41,124 @@ const TEXT_FRAME = Object.freeze({ binary: false });
  * fall into taking turns, and 1.5 KiB saved too few writes.
  */
 export const COALESCE_FLUSH_BYTES = 4 * 1024;
+/** Default `frameTargetBytes` of encrypted sessions: a batch is sealed once its messages reach this size. */
+export const RECORD_TARGET_BYTES = 4 * 1024;
 
-interface Pending {
-  frame: WireFrame;
-  /** Send as a text frame even though `frame` is a Buffer (plaintext MCP). */
-  text: boolean;
+/** One message to send. */
+export interface OutgoingMessage {
+  /** The JSON text. */
+  text: string;
+  contentType: MessageContentType;
+  /** Its UTF-8 size (exact up to `frameTargetBytes`; above, an estimate used for accounting only). */
   bytes: number;
-  resolve: () => void;
-  reject: (err: Error) => void;
 }
 
+/** Packs messages into one frame (seals a record, or writes a plaintext text frame). May throw. */
+export type FramePacker = (messages: readonly OutgoingMessage[]) => WireFrame;
+
 export interface SendQueueOptions {
-  /** Frames wait while `ws.bufferedAmount` is at least this (bytes). */
+  /** Messages wait while the socket and the open batch hold at least this (bytes). */
   highWaterMarkBytes: number;
-  /** Most bytes waiting in the queue; a frame is always accepted when the queue is empty. */
+  /** Most bytes waiting behind the high-water mark; a message is always accepted when none waits. */
   maxBufferBytes: number;
+  /** Most messages per frame. 1 for plaintext MCP. */
+  maxMessagesPerFrame: number;
+  /** A batch is packed once it holds this many bytes (messages and their per-message overhead). */
+  frameTargetBytes: number;
+  /** Bytes a frame adds per message (5 for a record's entry header, 0 for plaintext). */
+  perMessageOverheadBytes: number;
+}
+
+interface Waiting {
+  message: OutgoingMessage;
+  resolve: () => void;
+  reject: (err: Error) => void;
 }
 
 export class SendQueue {
   readonly #ws: WebSocket;
   readonly #options: SendQueueOptions;
+  readonly #pack: FramePacker;
   readonly #socket: CorkableSocket | undefined;
+  /** Accepted messages, packed at the end of the turn (or when full). */
+  #batch: OutgoingMessage[] = [];
+  #batchBytes = 0;
   #corked = false;
   /** Frame bytes written since the socket was corked. */
   #corkedBytes = 0;
-  #uncorkScheduled = false;
-  #queue: Pending[] = [];
-  #queuedBytes = 0;
+  #turnScheduled = false;
+  #waiting: Waiting[] = [];
+  #waitingBytes = 0;
   /** Frames handed to ws whose write callback has not fired: the wake-ups we can count on. */
   #inFlight = 0;
-  #failure: McpE2eError | undefined;
+  #failure: McpE2eError | (() => McpE2eError) | undefined;
 
-  constructor(ws: WebSocket, options: SendQueueOptions) {
+  constructor(ws: WebSocket, options: SendQueueOptions, pack: FramePacker) {
     this.#ws = ws;
     this.#options = options;
+    this.#pack = pack;
     this.#socket = socketOf(ws);
   }
 
-  /** Bytes of frames waiting behind the high-water mark. */
+  /** Bytes of messages waiting behind the high-water mark. */
   get queuedBytes(): number {
-    return this.#queuedBytes;
+    return this.#waitingBytes;
   }
 
   /**
-   * Build a frame with `build` (only once there is room for about
-   * `estimatedBytes`) and send it in order.
-   * @param text send a Buffer as a text frame (plaintext MCP); strings are always text.
-   * @returns resolves when the frame is handed to the socket.
-   * @throws McpE2eError `ERR_SEND_BUFFER_FULL` (nothing was built; the
-   *   connection stays open), the failure the queue was closed with, or what
-   *   `build` throws.
+   * Send `message` in order.
+   * @returns resolves when the message has joined a frame (at once while
+   *   the socket has room).
+   * @throws McpE2eError `ERR_SEND_BUFFER_FULL` (nothing was queued; the
+   *   connection stays open), or the failure the queue was closed with.
    */
-  push(estimatedBytes: number, build: () => WireFrame, text = false): Promise<void> {
-    if (this.#failure) return Promise.reject(this.#failure);
-    if (this.#queue.length > 0 && this.#queuedBytes + estimatedBytes > this.#options.maxBufferBytes) {
+  push(message: OutgoingMessage): Promise<void> {
+    if (this.#failure) return Promise.reject(this.#failureError());
+    if (this.#waiting.length === 0 && this.#hasRoom()) {
+      this.#join(message);
+      return RESOLVED;
+    }
+    if (this.#waiting.length > 0 && this.#waitingBytes + message.bytes > this.#options.maxBufferBytes) {
       return Promise.reject(
         new McpE2eError(
           'ERR_SEND_BUFFER_FULL',
-          `send buffer full: ${this.#queuedBytes} bytes queued, limit ${this.#options.maxBufferBytes} bytes; wait for earlier sends to resolve`,
+          `send buffer full: ${this.#waitingBytes} bytes queued, limit ${this.#options.maxBufferBytes} bytes; wait for earlier sends to resolve`,
         ),
       );
     }
-    let frame: WireFrame;
-    try {
-      frame = build();
-    } catch (err) {
-      return Promise.reject(err);
-    }
-    // The common case: nothing waits and there is room, so the frame goes
-    // to the socket now, with no Promise or queue entry of its own.
-    if (this.#queue.length === 0 && this.#ws.readyState === WebSocket.OPEN && this.#hasRoom()) {
-      this.#write(frame, text);
-      return RESOLVED;
-    }
-    // JSON-framed sessions produce ASCII strings, so length is the byte count.
-    const bytes = frame.length;
     return new Promise<void>((resolve, reject) => {
-      this.#queue.push({ frame, text, bytes, resolve, reject });
-      this.#queuedBytes += bytes;
-      this.#pump();
+      this.#waiting.push({ message, resolve, reject });
+      this.#waitingBytes += message.bytes;
     });
   }
 
-  /** Reject everything queued and every later push with `err`. Idempotent. */
-  fail(err: McpE2eError): void {
+  /** Pack the open batch now (e.g. before a close). */
+  packNow(): void {
+    if (this.#batch.length > 0 && !this.#failure) this.#packBatch();
+  }
+
+  /**
+   * Reject everything waiting, drop the open batch, and reject every later
+   * push with `err`. Idempotent. `err` may be a function that builds the
+   * error: it is called only if a push is ever rejected with it (every
+   * connection ends through here, and an Error costs a stack trace).
+   */
+  fail(err: McpE2eError | (() => McpE2eError)): void {
     if (!this.#failure) this.#failure = err;
-    const queue = this.#queue;
-    this.#queue = [];
-    this.#queuedBytes = 0;
-    for (const p of queue) p.reject(this.#failure);
+    const waiting = this.#waiting;
+    this.#waiting = [];
+    this.#waitingBytes = 0;
+    this.#batch = [];
+    this.#batchBytes = 0;
+    if (waiting.length > 0) {
+      const e = this.#failureError();
+      for (const w of waiting) w.reject(e);
+    }
+  }
+
+  #failureError(): McpE2eError {
+    if (typeof this.#failure === 'function') this.#failure = this.#failure();
+    return this.#failure!;
   }
 
   /**
@@ -133,37 +167,65 @@ export class SendQueue {
    * than stall forever.
    */
   #hasRoom(): boolean {
-    return this.#ws.bufferedAmount < this.#options.highWaterMarkBytes || this.#inFlight === 0;
+    return this.#ws.bufferedAmount + this.#batchBytes < this.#options.highWaterMarkBytes || (this.#inFlight === 0 && this.#batch.length === 0);
+  }
+
+  #join(message: OutgoingMessage): void {
+    const { frameTargetBytes, maxMessagesPerFrame, perMessageOverheadBytes } = this.#options;
+    const bytes = message.bytes + perMessageOverheadBytes;
+    // A message that would take the batch past the target goes in the next
+    // frame (alone, if it is that large): pack what is open first. So a frame
+    // of several messages never exceeds the target.
+    if (this.#batch.length > 0 && this.#batchBytes + bytes > frameTargetBytes) this.#packBatch();
+    this.#batch.push(message);
+    this.#batchBytes += bytes;
+    if (this.#batchBytes >= frameTargetBytes || this.#batch.length >= maxMessagesPerFrame) this.#packBatch();
+    else this.#scheduleEndOfTurn();
+  }
+
+  #packBatch(): void {
+    const batch = this.#batch;
+    this.#batch = [];
+    this.#batchBytes = 0;
+    if (this.#ws.readyState !== WebSocket.OPEN) {
+      this.fail(new McpE2eError('ERR_CONNECTION_CLOSED', 'the connection closed before the message was sent'));
+      return;
+    }
+    let frame: WireFrame;
+    try {
+      frame = this.#pack(batch);
+    } catch (err) {
+      // The packer reports its own failure (and fails the connection); the batch is lost with it.
+      this.fail(err instanceof McpE2eError ? err : new McpE2eError('ERR_CONNECTION_CLOSED', `cannot send: ${(err as Error).message}`, { cause: err }));
+      return;
+    }
+    this.#write(frame);
   }
 
   #pump(): void {
-    const ws = this.#ws;
-    while (this.#queue.length > 0) {
-      if (ws.readyState !== WebSocket.OPEN) {
+    while (this.#waiting.length > 0 && !this.#failure) {
+      if (this.#ws.readyState !== WebSocket.OPEN) {
         this.fail(new McpE2eError('ERR_CONNECTION_CLOSED', 'the connection closed before the message was sent'));
         return;
       }
       // Wait for a write callback to wake us.
       if (!this.#hasRoom()) return;
-      const p = this.#queue.shift()!;
-      this.#queuedBytes -= p.bytes;
-      this.#write(p.frame, p.text);
-      p.resolve();
+      const w = this.#waiting.shift()!;
+      this.#waitingBytes -= w.message.bytes;
+      this.#join(w.message);
+      w.resolve();
     }
   }
 
-  #write(frame: WireFrame, text: boolean): void {
+  #write(frame: WireFrame): void {
     const socket = this.#socket;
     if (!this.#corked && socket) {
       this.#corked = true;
       socket.cork();
-      if (!this.#uncorkScheduled) {
-        this.#uncorkScheduled = true;
-        process.nextTick(this.#endOfTurn);
-      }
+      this.#scheduleEndOfTurn();
     }
     this.#inFlight++;
-    this.#ws.send(frame, typeof frame !== 'string' && !text ? BINARY_FRAME : TEXT_FRAME, this.#onWritten);
+    this.#ws.send(frame, typeof frame === 'string' ? TEXT_FRAME : BINARY_FRAME, this.#onWritten);
     if (this.#corked) {
       this.#corkedBytes += frame.length;
       if (this.#corkedBytes >= COALESCE_FLUSH_BYTES) this.#flush();
@@ -177,14 +239,21 @@ export class SendQueue {
     this.#socket!.uncork();
   }
 
+  #scheduleEndOfTurn(): void {
+    if (this.#turnScheduled) return;
+    this.#turnScheduled = true;
+    process.nextTick(this.#endOfTurn);
+  }
+
   #endOfTurn = (): void => {
-    this.#uncorkScheduled = false;
+    if (this.#batch.length > 0 && !this.#failure) this.#packBatch();
+    this.#turnScheduled = false;
     if (this.#corked) this.#flush();
   };
 
   #onWritten = (err?: Error | null): void => {
     this.#inFlight--;
     if (err) this.fail(new McpE2eError('ERR_CONNECTION_CLOSED', `socket write failed: ${err.message}`, { cause: err }));
-    else if (this.#queue.length > 0) this.#pump();
+    else if (this.#waiting.length > 0) this.#pump();
   };
 }

@@ -82,11 +82,6 @@ export class EncryptedWebSocketServerTransport extends WebSocketChannel implemen
     this.#extra = this.#buildExtra();
   }
 
-  /** @internal End this connection with `err` (e.g. the peer left the allowlist). */
-  terminate(err: McpE2eError): void {
-    this.fail(err);
-  }
-
   /**
    * Begin delivering messages to `onmessage`. Messages the client sent
    * before this wait (the socket is paused when too many wait).

@@ -61,7 +61,7 @@ export interface EncryptedWebSocketServerOptions {
   identity?: NodeIdentity;
   /**
    * `true` (the default): serve only encrypted, authenticated sessions
-   * (subprotocol `mcp-e2e.v1`). `false`: serve only plain MCP (subprotocol
+   * (subprotocol `mcp-e2e.v2`). `false`: serve only plain MCP (subprotocol
    * `mcp`, the seed's plaintext mode, for peers that do not speak mcp-e2e):
    * nobody is authenticated, so `allowedPeers` and `trust` are refused and
    * `identity` is not needed. An encrypting client is refused with 1008

@@ -1,6 +1,6 @@
 /**
  * WebSocket subprotocol negotiation (RFC 6455 §1.9). The mode of a
- * connection — encrypted `mcp-e2e.v1` or plain MCP `mcp` — is decided here,
+ * connection — encrypted `mcp-e2e.v2` or plain MCP `mcp` — is decided here,
  * from local configuration and the offered list only, before any message is
  * read. There is no fallback: a client offers exactly one subprotocol and
  * refuses any other answer; a server never silently serves plaintext, and

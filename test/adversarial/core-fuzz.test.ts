@@ -17,6 +17,8 @@ import { Session } from '../../src/session/session.js';
 import { NodeIdentity } from '../../src/identity/identity.js';
 import type { HandshakeResult } from '../../src/handshake/handshake.js';
 import { handshakePair } from '../helpers/pair.js';
+import { plaintextOf, sealRaw } from '../helpers/craft.js';
+import { ContentType, DIRECTION } from '../../src/protocol.js';
 
 const RUNS = Number(process.env.FUZZ_RUNS ?? 2000);
 const SEED = Number(process.env.FUZZ_SEED ?? 20261126);
@@ -136,7 +138,50 @@ for (const framing of modes) {
       }),
       params,
     );
-    assert.equal(fresh(p.responder, bob).open(frame).payload.toString(), '{"jsonrpc":"2.0","id":1,"method":"ping"}');
+    assert.equal(fresh(p.responder, bob).open(frame)[0]!.payload.toString(), '{"jsonrpc":"2.0","id":1,"method":"ping"}');
+  });
+}
+
+for (const framing of modes) {
+  test(`session.open (${framing}): records of any structure, correctly sealed, open to exactly their entries or are refused with a record code`, () => {
+    const p = pairs[framing];
+    const sealer = { sessionId: p.initiator.sessionId, direction: DIRECTION.INITIATOR_TO_RESPONDER, framing, signatures: p.initiator.signatures, keys: [p.initiator.sendKey], signer: alice };
+    const entry = fc.record({
+      type: fc.oneof({ weight: 6, arbitrary: fc.constantFrom(ContentType.MCP, ContentType.CONTROL) }, { weight: 2, arbitrary: fc.constant(ContentType.CLOSE) }, { weight: 1, arbitrary: fc.integer({ min: 0, max: 255 }) }),
+      payload: fc.oneof(fc.uint8Array({ maxLength: 60 }), fc.constantFrom('', 'ERR_PEER_REJECTED', 'err', '{"type":"x"}').map((t) => new TextEncoder().encode(t))),
+    });
+    // Well-formed lists, lists with one length lying, trailing bytes, and plain random bytes.
+    const plaintext = fc.oneof(
+      fc.array(entry, { minLength: 1, maxLength: 6 }).map((es) => plaintextOf(es.map((e) => ({ type: e.type, payload: Buffer.from(e.payload) })))),
+      fc.tuple(fc.array(entry, { minLength: 1, maxLength: 4 }), fc.nat(), fc.integer({ min: -3, max: 3 })).map(([es, which, delta]) => {
+        const b = plaintextOf(es.map((e) => ({ type: e.type, payload: Buffer.from(e.payload) })));
+        let at = 0;
+        for (let k = 0; k < which % es.length; k++) at += 5 + es[k]!.payload.length;
+        b.writeUInt32BE(Math.max(0, b.readUInt32BE(at + 1) + delta), at + 1);
+        return b;
+      }),
+      fc.tuple(fc.array(entry, { minLength: 1, maxLength: 4 }), fc.uint8Array({ minLength: 1, maxLength: 4 })).map(([es, tail]) => Buffer.concat([plaintextOf(es.map((e) => ({ type: e.type, payload: Buffer.from(e.payload) }))), Buffer.from(tail)])),
+      fc.uint8Array({ minLength: 5, maxLength: 200 }).map((u) => Buffer.from(u)),
+    );
+    const RECORD_CODES = ['ERR_ENTRIES_MALFORMED', 'ERR_FRAME_CONTENT_TYPE', 'ERR_FRAME_TOO_LARGE'];
+    fc.assert(
+      fc.property(plaintext, (plain) => {
+        fuzzCounts[`record-${framing}`] = (fuzzCounts[`record-${framing}`] ?? 0) + 1;
+        const wire = sealRaw(sealer, 0, 0, plain);
+        let opened;
+        try {
+          opened = fresh(p.responder, bob).open(framing === 'json' ? wire : Buffer.from(wire, 'hex'));
+        } catch (err) {
+          assert.ok(err instanceof McpE2eError && RECORD_CODES.includes(err.code), String(err));
+          return true;
+        }
+        // Accepted: the entries are exactly the plaintext, CLOSE only last, and nothing else.
+        assert.ok(plaintextOf(opened.map((e) => ({ type: e.contentType, payload: e.payload }))).equals(plain));
+        assert.ok(opened.every((e, k) => e.contentType !== ContentType.CLOSE || k === opened.length - 1));
+        return true;
+      }),
+      params,
+    );
   });
 }
 

@@ -16,8 +16,8 @@ import { Handshake } from '../../src/handshake/handshake.js';
 import { McpE2eError } from '../../src/errors.js';
 import { CLI, DEMO_SERVER, makeHome, startServe } from '../cli/helpers.js';
 import { handshakePair, flipBitText } from '../helpers/pair.js';
-import { hkdfSha256, importPrivateKey, importPublicKey, sha256, x25519 } from '../../src/crypto/primitives.js';
 import { LABEL } from '../../src/protocol.js';
+import { handshakeSecrets, initiatorProof, sealStep3 } from '../helpers/craft.js';
 import { assertClean } from './scan.js';
 
 
@@ -47,28 +47,6 @@ test('a verbose serve/connect run never prints private keys or message plaintext
   }
 });
 
-/** T2 and H2 of a handshake from its first two messages (PROTOCOL.md §5.1), rebuilt here so the test knows the secrets derived from it. */
-function h2Of(m1: string, m2: string): Buffer {
-  const d1 = JSON.parse(m1);
-  const d2 = JSON.parse(m2);
-  const hex = (v: string) => Buffer.from(v, 'hex');
-  const code: Record<string, number> = { json: 1, binary: 2 };
-  return sha256(
-    Buffer.concat([
-      LABEL.TRANSCRIPT,
-      Buffer.of(1),
-      hex(d1.public_key),
-      hex(d1.random),
-      Buffer.of(d1.options.signatures ? 1 : 0, d1.options.framings.length, ...d1.options.framings.map((f: string) => code[f]!)),
-      hex(d2.public_key),
-      hex(d2.random),
-      hex(d2.identity_key),
-      hex(d2.node_id),
-      Buffer.of(d2.options.signatures ? 1 : 0, code[d2.options.framing]!),
-    ]),
-  );
-}
-
 test('error messages and inspected errors of every handshake and session failure carry no key material', () => {
   // Fixed ephemeral keys and randoms, so that every fresh handshake below
   // repeats the genuine one up to the tampered message, and the test knows
@@ -78,15 +56,15 @@ test('error messages and inspected errors of every handshake and session failure
   const fixedR = { ephemeralPrivateKey: randomBytes(32), random: randomBytes(32), framings: ['json' as const] };
   const p = handshakePair(fixedI, fixedR);
   const [m1, m2, m3] = p.messages;
-  const ePubR = Buffer.from(JSON.parse(m2).public_key, 'hex');
-  const dh = x25519(importPrivateKey('x25519', fixedI.ephemeralPrivateKey), importPublicKey('x25519', ePubR));
-  const fk = hkdfSha256(dh, h2Of(m1, m2), LABEL.FINISHED_KEYS, 64);
+  // Everything the handshake derives (PROTOCOL.md §5.2), rebuilt by the spec-level helpers.
+  const hs = handshakeSecrets(m1, m2, fixedI.ephemeralPrivateKey, 'initiator');
   const keys = { send: Buffer.from(p.initiator.sendKey), recv: Buffer.from(p.initiator.recvKey) };
   const secrets = {
     ...keys,
-    dh,
-    finishedResponder: fk.subarray(0, 32),
-    finishedInitiator: fk.subarray(32),
+    dh: hs.dh,
+    finishedResponder: hs.finishedResponder,
+    finishedInitiator: hs.finishedInitiator,
+    step3Key: hs.step3Key,
     ephemeralInitiator: fixedI.ephemeralPrivateKey,
     ephemeralResponder: fixedR.ephemeralPrivateKey,
     marker: 'PLAINTEXT-MARKER',
@@ -114,13 +92,28 @@ test('error messages and inspected errors of every handshake and session failure
     h.start();
     collect(() => h.receive(flipBitText(m2, i, i % 8)));
   }
-  // Step 3 tampered, seen by a responder that is past step 1 (it holds dh and the finished keys).
-  for (let i = 0; i < m3.length; i += 3) {
+  // Step 3 tampered, seen by a responder that is past step 1 (it holds dh and the handshake keys):
+  // bit flips of the sealed step 3, and well sealed ones whose key, signature or MAC is wrong.
+  const freshResponder = () => {
     const r = new Handshake('responder', p.bob, fixedR);
     assert.equal(r.receive(m1).send, m2, 'the responder repeats the genuine step 2');
+    return r;
+  };
+  for (let i = 0; i < m3.length; i += 3) {
+    const r = freshResponder();
     collect(() => r.receive(flipBitText(m3, i, i % 8)));
   }
+  const { h3, mac } = initiatorProof(hs, p.alice.publicKey);
+  const sig = p.alice.sign(LABEL.INITIATOR_SIGNATURE, h3);
+  for (const plain of [
+    Buffer.concat([Buffer.from('01' + '00'.repeat(31), 'hex'), sig, mac]),
+    Buffer.concat([p.alice.publicKey, sig, Buffer.alloc(32)]),
+    Buffer.concat([p.alice.publicKey, Buffer.alloc(64, 1), mac]),
+  ]) {
+    const r = freshResponder();
+    collect(() => r.receive(sealStep3(hs, plain)));
+  }
   assert.ok(texts.length > 300);
-  for (const code of ['ERR_HANDSHAKE_BAD_MAC', 'ERR_HANDSHAKE_BAD_SIGNATURE', 'ERR_FRAME_DECRYPT']) assert.ok(codes.has(code), `no ${code} among ${[...codes].join(', ')}`);
+  for (const code of ['ERR_HANDSHAKE_BAD_MAC', 'ERR_HANDSHAKE_BAD_SIGNATURE', 'ERR_HANDSHAKE_BAD_KEY', 'ERR_FRAME_DECRYPT']) assert.ok(codes.has(code), `no ${code} among ${[...codes].join(', ')}`);
   assertClean(texts.join('\n'), secrets);
 });

@@ -20,7 +20,7 @@ import * as mdnsWire from '../../src/discovery/sources/mdns-wire.js';
 import * as mdnsCache from '../../src/discovery/sources/mdns-cache.js';
 
 const text = readFileSync(fileURLToPath(new URL('../../../SECURITY.md', import.meta.url)), 'utf8');
-const LOCAL_ONLY = new Set(['ERR_KEY_FILE_PERMISSIONS', 'ERR_KEY_FILE_CORRUPT', 'ERR_KEY_FILE_NOT_FOUND', 'ERR_KEY_FILE_EXISTS', 'ERR_INVALID_NODE_ID', 'ERR_FILE_PERMISSIONS', 'ERR_FILE_LOCKED']);
+const LOCAL_ONLY = new Set(['ERR_SESSION_TRUNCATED', 'ERR_KEY_FILE_PERMISSIONS', 'ERR_KEY_FILE_CORRUPT', 'ERR_KEY_FILE_NOT_FOUND', 'ERR_KEY_FILE_EXISTS', 'ERR_INVALID_NODE_ID', 'ERR_FILE_PERMISSIONS', 'ERR_FILE_LOCKED']);
 
 test('SECURITY.md lists every error code with its close code', () => {
   for (const code of ERROR_CODES) {

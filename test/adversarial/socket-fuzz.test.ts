@@ -28,7 +28,7 @@ import { runInNewContext } from 'node:vm';
 import { setFlagsFromString } from 'node:v8';
 import fc from 'fast-check';
 import type { WebSocket } from 'ws';
-import { JSONRPCMessageSchema } from '@modelcontextprotocol/sdk/types.js';
+import { isJsonRpcMessage } from '../../src/transport/json-rpc.js';
 import {
   CloseCode,
   ContentType,
@@ -46,6 +46,8 @@ import {
 import { ONE_ADDRESS_MANY_CLIENTS, connectClient, makeMcpServer, textOf, within, type ClientFixture } from '../transport/helpers.js';
 import { clientFrame, openRaw, rawTcp, upgradeRequest, type CloseEvent } from '../transport/raw-peers.js';
 import { assertClean } from './scan.js';
+import { plaintextOf, sealRaw } from '../helpers/craft.js';
+import { DIRECTION } from '../../src/protocol.js';
 
 const RUNS = Number(process.env.FUZZ_RUNS ?? 2000);
 const SEED = Number(process.env.FUZZ_SEED ?? 20261126);
@@ -320,6 +322,25 @@ async function checkRefusal(mark: number, close: CloseEvent | undefined, secrets
   return code;
 }
 
+/**
+ * After a valid sealed CLOSE from the hostile client: the server closed with
+ * 1000, reporting the reason as the peer's (authenticated) when there is one;
+ * the records behind the CLOSE were never read.
+ */
+async function checkPeerClose(mark: number, close: CloseEvent | undefined, reason: string, secrets: Record<string, Buffer | string>): Promise<string> {
+  assert.equal(close?.code, 1000, `after CLOSE the server closed with ${close?.code} ${close?.reason}`);
+  if (reason !== '') {
+    const [r] = await serverErrorsBeyond(mark);
+    assert.ok(r!.error instanceof McpE2eError && r!.error.fromPeer, `the server reported ${inspect(r!.error)}`);
+    assert.equal(r!.error.code, ERROR_CODES.includes(reason as ErrorCode) ? reason : 'ERR_CONNECTION_CLOSED');
+    assertClean(r!.error.message, secrets);
+  }
+  const label = `post-close:${reason === '' ? 'orderly' : 'with-reason'}`;
+  count(label);
+  forgetErrors();
+  return label;
+}
+
 /** Open a raw ws, send the messages and the terminator, and wait for the server to close it. */
 async function hostileWs(send: (ws: WebSocket) => Promise<void> | void): Promise<CloseEvent> {
   const ws = await openRaw(url, [SUBPROTOCOL_ENCRYPTED], { maxPayload: 1024 * 1024 });
@@ -408,6 +429,15 @@ describe('socket fuzz: hostile input against a live server with honest clients',
         payload: fc.oneof(notUtf8, deepJson.map(shortText), deepParams.map(shortText), jsonish.map((v) => shortText(JSON.stringify(v) ?? 'null')), bytes(2000)),
       }),
       fc.record({ kind: fc.constant('sealed-control' as const), payload: bytes(500) }),
+      // A correctly sealed record of any structure (lying lengths, unknown types, CLOSE not last, trailing bytes).
+      fc.record({
+        kind: fc.constant('raw-record' as const),
+        entries: fc.array(fc.record({ type: fc.oneof(fc.constantFrom(1, 2, 3), fc.integer({ min: 0, max: 255 })), payload: fc.oneof(bytes(80), fc.constant(short(Buffer.from('{"type":"x-fuzz"}')))) }), { minLength: 1, maxLength: 5 }),
+        lie: fc.option(fc.tuple(fc.nat(), fc.integer({ min: -4, max: 4 })), { nil: undefined }),
+        tail: fc.option(bytes(4), { nil: undefined }),
+      }),
+      // The sealed CLOSE (orderly, with a code, or with a reason that is not one), then more records.
+      fc.record({ kind: fc.constant('close' as const), reason: fc.constantFrom('', 'ERR_IDLE_TIMEOUT', 'ERR_PEER_REJECTED', 'not a code', 'X'.repeat(65)), after: fc.integer({ min: 0, max: 2 }) }),
     );
     await fc.assert(
       fc.asyncProperty(attack, fc.constantFrom<Framing>('binary', 'json'), fc.boolean(), fc.integer({ min: 0, max: 2 }), async (a, framing, signatures, prefix) => {
@@ -428,7 +458,12 @@ describe('socket fuzz: hostile input against a live server with honest clients',
           secrets.recvKey = Buffer.from(result.recvKey);
           ws.send(step.send!);
           // Our own limit is larger than the server's, so we can seal what it must refuse.
+          const sendKey = Buffer.from(result.sendKey);
           const session = new Session(result, me, { maxMessageBytes: 1024 * 1024 });
+          const raw = (counter: number, plain: Buffer) => {
+            const w = sealRaw({ sessionId: result.sessionId, direction: DIRECTION.INITIATOR_TO_RESPONDER, framing, signatures: result.signatures, keys: [sendKey], signer: me }, 0, counter, plain);
+            return framing === 'json' ? w : Buffer.from(w, 'hex');
+          };
           const sent: Array<string | Buffer> = [];
           const sendFrame = (f: string | Buffer, binary = typeof f !== 'string') => ws.send(f, { binary });
           for (let i = 0; i < prefix; i++) {
@@ -475,7 +510,7 @@ describe('socket fuzz: hostile input against a live server with honest clients',
             case 'sealed': {
               let valid = false;
               try {
-                valid = JSONRPCMessageSchema.safeParse(JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(a.payload))).success;
+                valid = isJsonRpcMessage(JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(a.payload)));
               } catch {
                 valid = false;
               }
@@ -486,9 +521,29 @@ describe('socket fuzz: hostile input against a live server with honest clients',
             case 'sealed-control':
               sendFrame(session.seal(a.payload, ContentType.CONTROL));
               break;
+            case 'raw-record': {
+              const plain = plaintextOf(a.entries.map((e) => ({ type: e.type, payload: e.payload })));
+              if (a.lie) {
+                let at = 0;
+                for (let k = 0; k < a.lie[0] % a.entries.length; k++) at += 5 + a.entries[k]!.payload.length;
+                plain.writeUInt32BE(Math.max(0, plain.readUInt32BE(at + 1) + a.lie[1]), at + 1);
+              }
+              // Every MCP entry could at most be delivered.
+              delivered += a.entries.filter((e) => e.type === ContentType.MCP).length;
+              sendFrame(raw(prefix, a.tail ? Buffer.concat([plain, a.tail]) : plain));
+              break;
+            }
+            case 'close': {
+              const reason = Buffer.from(a.reason, 'latin1');
+              sendFrame(raw(prefix, plaintextOf([{ type: ContentType.CLOSE, payload: reason }])));
+              for (let k = 1; k <= a.after; k++) sendFrame(raw(prefix + k, plaintextOf([{ type: ContentType.MCP, payload: Buffer.from(note(prefix + k)) }])));
+              break;
+            }
           }
         });
-        const code = await checkRefusal(mark, close, secrets, `post-${a.kind}`);
+        // After a valid CLOSE the server reports the peer's reason (or nothing, for an orderly one) and closes with 1000.
+        const validClose = a.kind === 'close' && /^(|[A-Z][A-Z0-9_]{0,63})$/.test(a.reason);
+        const code = validClose ? await checkPeerClose(mark, close, a.reason, secrets) : await checkRefusal(mark, close, secrets, `post-${a.kind}`);
         // Only the valid prefix (and a sealed payload that is a real JSON-RPC message) reached the MCP layer.
         const seen = deliveredToMcp.get(me.nodeId) ?? [];
         assert.ok(seen.length <= delivered, `${a.kind}: the MCP layer saw ${seen.length} messages, at most ${delivered} were valid (${code})`);

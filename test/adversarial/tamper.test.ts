@@ -4,23 +4,31 @@
  * per connection:
  *
  * - each field of each handshake message, value by value: first, middle and
- *   last byte of every hex field with bits 0, 3 and 7 flipped; the type text;
- *   version and step numbers; the offer and the selection;
- * - each field of a session frame in both framings, signed and unsigned, in
+ *   last byte of every hex field with bits 0, 3 and 7 flipped (step 3's
+ *   sealed identity included); the type text; version and step numbers; the
+ *   versions list, the offer and the selection;
+ * - each field of a session record in both framings, signed and unsigned, in
  *   both directions: binary type, flags, epoch, counter, signature,
  *   ciphertext, tag; JSON type, epoch, nonce, ciphertext, tag, signature,
- *   sender (same position and bit classes);
- * - the stream: replayed, reordered, dropped, duplicated, truncated frames,
- *   injected plaintext (text and binary), frames and handshake messages
- *   replayed from another session, frames reflected back to their sender,
- *   handshake messages replayed into the session.
+ *   sender (same position and bit classes); the same for a record of
+ *   several messages;
+ * - the stream: replayed, reordered, dropped, duplicated, truncated (down to
+ *   an empty record: header and tag only), padded past the size limit,
+ *   injected plaintext (text and binary), records and handshake messages
+ *   replayed from another session, records reflected back to their sender,
+ *   handshake messages replayed into the session;
+ * - the end of the stream: the sealed CLOSE dropped, altered or replaced by
+ *   a close frame; the tail of a session dropped and a close frame (1000,
+ *   or a forged 4003 ERR_PEER_REJECTED) injected.
  *
- * For each case: the connection ends; the server reports a stable error
- * code from the set expected for that field (and the client learns the same
- * code); the server's MCP layer saw exactly the messages before the tampered
- * frame and nothing from it on (none at all when the handshake was touched:
- * no session even starts); the client's MCP layer likewise; no error message
- * or close reason carries a private key or the plaintext marker.
+ * For each case: the connection ends; the side that detects it reports a
+ * stable error code from the set expected for that field, and the other side
+ * learns that code: in a session from the sealed CLOSE (authenticated),
+ * before one from the close frame (as a claim, `peerCode`); the server's MCP
+ * layer saw exactly the messages before the tampered record and nothing from
+ * it on (none at all when the handshake was touched: no session even
+ * starts); the client's MCP layer likewise; no error message or close reason
+ * carries a private key or the plaintext marker.
  *
  * The count is printed:
  *   node --test dist/test/adversarial/tamper.test.js | grep 'tamper cases'
@@ -40,8 +48,8 @@ import {
   type ErrorCode,
   type Framing,
 } from '../../src/index.js';
-import { ONE_ADDRESS_MANY_CLIENTS, codeOf, deferred, makeMcpServer, within } from '../transport/helpers.js';
-import { startRelay, textFrame, type Frame, type Relay } from '../transport/relay.js';
+import { ONE_ADDRESS_MANY_CLIENTS, codeOf, deferred, describeCode, makeMcpServer, within } from '../transport/helpers.js';
+import { startRelay, textFrame, type Frame, type Relay, type RelayControl } from '../transport/relay.js';
 import { assertClean } from './scan.js';
 
 const CLIENT_SEED = Buffer.alloc(32, 0xc1);
@@ -49,8 +57,16 @@ const SERVER_SEED = Buffer.alloc(32, 0x5e);
 const clientIdentity = NodeIdentity.fromPrivateKey(CLIENT_SEED);
 const serverIdentity = NodeIdentity.fromPrivateKey(SERVER_SEED);
 const MARKER = 'PLAINTEXT-MARKER-7a3e';
-/** Requests the client sends in one burst after the handshake; the server answers each. */
+/**
+ * Requests the client sends after the handshake, one per turn; the server
+ * answers each. Each request and answer is larger than a record's coalescing
+ * target (4 KiB), so every message travels in a record of its own and the
+ * record indices below are exact.
+ */
 const BURST = 4;
+const PAD = 'p'.repeat(5000);
+/** The message limit of both ends: small, so a record can be padded past it cheaply. */
+const MAX_MESSAGE_BYTES = 64 * 1024;
 /** The tampered session frame in the burst (earlier ones are genuine and must get through). */
 const K = 1;
 /** Frames before the session, per direction: client→server step 1, step 3; server→client step 2. */
@@ -69,17 +85,29 @@ interface Case {
   group: string;
   name: string;
   config: Config;
-  up?: (f: Frame, i: number) => Frame[];
-  down?: (f: Frame, i: number) => Frame[];
+  up?: (f: Frame, i: number, control: RelayControl) => Frame[];
+  down?: (f: Frame, i: number, control: RelayControl) => Frame[];
   /** Codes the server may report for this tampering. */
   codes: ErrorCode[];
   /** The handshake was tampered with: no session may start on the server. */
   handshake?: boolean;
-  /** Messages the server's MCP layer must have seen (session tampering). */
+  /** Messages the server's MCP layer must have seen (session tampering); or at most, with `serverSeenAtMost`. */
   serverSeen?: number;
+  serverSeenAtMost?: number;
   /** Messages the client's MCP layer must have seen, exactly; or at most, with `clientSeenAtMost`. */
   clientSeen?: number;
   clientSeenAtMost?: number;
+  /**
+   * How the side that did not detect the tampering learns of it: from the
+   * sealed CLOSE (`sealed`, the rule inside a session), from the close frame
+   * only (`claim`), either, or not at all (`none`: it had closed itself).
+   * Default: `sealed` for session cases, `either` for handshake cases.
+   */
+  learns?: 'sealed' | 'claim' | 'either' | 'none';
+  /** The client sends its requests in one turn: one record of BURST small messages. */
+  oneRecord?: boolean;
+  /** The client closes once every answer is in (its CLOSE record is then the tampered one). */
+  closeAfterAnswers?: boolean;
 }
 
 // ----------------------------------------------------------------- server side
@@ -128,7 +156,7 @@ before(async () => {
     identity: serverIdentity,
     allowedPeers: [clientIdentity.nodeId],
     // Every case is a connection of the same client through the relay's one address.
-    limits: { ...ONE_ADDRESS_MANY_CLIENTS, maxConnectionsPerPeer: 2 ** 24 },
+    limits: { ...ONE_ADDRESS_MANY_CLIENTS, maxConnectionsPerPeer: 2 ** 24, maxMessageBytes: MAX_MESSAGE_BYTES },
     onConnection: async (t) => {
       const state = caseState(caseOfPort.get(portOf(t)) ?? 'unknown');
       const conn: ServerConn = { transport: t, seen: [] };
@@ -154,13 +182,13 @@ before(async () => {
       const port = (upstream as unknown as { _socket: { localPort: number } })._socket.localPort;
       caseOfPort.set(port, caseIdOf(req));
     },
-    toServer: (f, i, req) => {
+    toServer: (f, i, req, control) => {
       const c = active.get(caseIdOf(req));
-      return c?.up ? c.up(f, i) : [f];
+      return c?.up ? c.up(f, i, control) : [f];
     },
-    toClient: (f, i, req) => {
+    toClient: (f, i, req, control) => {
       const c = active.get(caseIdOf(req));
-      return c?.down ? c.down(f, i) : [f];
+      return c?.down ? c.down(f, i, control) : [f];
     },
   });
   // One genuine session per configuration, recorded for cross-session replays.
@@ -205,6 +233,7 @@ async function runCase(c: Case): Promise<string | undefined> {
     expectedPeer: serverIdentity.nodeId,
     framings: c.config.offer ?? [c.config.framing],
     signatures: c.config.signed,
+    maxMessageBytes: MAX_MESSAGE_BYTES,
   });
   const clientErrors: Error[] = [];
   const clientSeen: JSONRPCMessage[] = [];
@@ -217,14 +246,23 @@ async function runCase(c: Case): Promise<string | undefined> {
     () => false,
   );
   if (started) {
-    for (let k = 0; k < BURST; k++) t.send({ jsonrpc: '2.0', id: k, method: 'ping', params: { _meta: { marker: MARKER } } }).catch(() => {});
+    for (let k = 0; k < BURST; k++) {
+      if (c.oneRecord) t.send({ jsonrpc: '2.0', id: k, method: 'ping', params: { _meta: { marker: MARKER } } }).catch(() => {});
+      else {
+        t.send({ jsonrpc: '2.0', id: k, method: 'tools/call', params: { name: 'echo', arguments: { message: `${MARKER} ${PAD}` } } }).catch(() => {});
+        await new Promise<void>((resolve) => setImmediate(resolve));
+      }
+    }
   }
-  if (c.codes.length === 0) {
-    // Genuine run: wait for every answer, then close.
+  if (c.codes.length === 0 || c.closeAfterAnswers) {
+    // Wait for every answer, then close.
     while (clientSeen.length < BURST && !t.closed) await within(new Promise<void>((resolve) => setTimeout(resolve, 2)), 1000, 'answers');
-    await t.close();
-    active.delete(id);
-    return undefined;
+    if (c.codes.length === 0) {
+      await t.close();
+      active.delete(id);
+      return undefined;
+    }
+    void t.close();
   }
   await within(closed.promise, 10_000, `${c.name}: the connection to end`);
   // The server's report may trail the client's close by a moment.
@@ -235,21 +273,34 @@ async function runCase(c: Case): Promise<string | undefined> {
   active.delete(id);
   const label = `${c.group} / ${c.name}`;
   assert.ok(state.errors.length > 0, `${label}: the server reported nothing`);
-  const first = state.errors[0]!;
-  assert.ok(first instanceof McpE2eError && ERROR_CODES.includes(first.code), `${label}: not a stable error: ${inspect(first)}`);
-  assert.ok(c.codes.includes(first.code), `${label}: server reported ${first.code}, expected one of ${c.codes.join(', ')}`);
-  assert.ok(
-    clientErrors.some((e) => codeOf(e) === first.code),
-    `${label}: the client learned ${clientErrors.map(codeOf).join(', ') || 'nothing'}, the server ${first.code}`,
-  );
+  for (const e of [...state.errors, ...clientErrors]) {
+    assert.ok(e instanceof McpE2eError && ERROR_CODES.includes(e.code), `${label}: not a stable error: ${inspect(e)}`);
+  }
+  // Detected here (not learned from the peer, not a closure of unknown cause).
+  const local = (list: Error[]) => list.find((e) => e instanceof McpE2eError && !e.fromPeer && e.code !== 'ERR_CONNECTION_CLOSED') as McpE2eError | undefined;
+  const byServer = local(state.errors);
+  const byClient = local(clientErrors);
+  const detection = byServer && c.codes.includes(byServer.code) ? byServer : byClient && c.codes.includes(byClient.code) ? byClient : undefined;
+  assert.ok(detection, `${label}: server reported ${state.errors.map(describeCode).join(', ')}, client ${clientErrors.map(describeCode).join(', ')}; expected one of ${c.codes.join(', ')}`);
+  const other = detection === byServer ? clientErrors : state.errors;
+  const learns = c.learns ?? (c.handshake ? 'either' : 'sealed');
+  if (learns !== 'none') {
+    const sealed = other.some((e) => e instanceof McpE2eError && e.fromPeer && e.code === detection.code);
+    const claimed = other.some((e) => e instanceof McpE2eError && !e.fromPeer && (e.peerCode === detection.code || (detection.code === 'ERR_SESSION_TRUNCATED' && e.code === 'ERR_SESSION_TRUNCATED')));
+    const ok = learns === 'sealed' ? sealed : learns === 'claim' ? claimed : sealed || claimed;
+    assert.ok(ok, `${label}: detected ${detection.code} on the ${detection === byServer ? 'server' : 'client'}; the other side learned ${other.map(describeCode).join(', ') || 'nothing'} (expected: ${learns})`);
+  }
+  const first = detection;
   // The MCP layers.
   const conns = state.conns;
   if (c.handshake) {
     assert.equal(conns.length, 0, `${label}: a session started on the server despite a tampered handshake`);
-  } else {
+  } else if (!(c.serverSeenAtMost !== undefined && conns.length === 0)) {
+    // (With `serverSeenAtMost`, the connection may also fail before the application ever got it.)
     assert.equal(conns.length, 1, `${label}: ${conns.length} server sessions`);
     const seen = conns[0]!.seen.map((m) => (m as { id?: unknown }).id);
-    assert.deepEqual(seen, Array.from({ length: c.serverSeen! }, (_, i) => i), `${label}: the server's MCP layer saw ${JSON.stringify(seen)}`);
+    if (c.serverSeenAtMost !== undefined) assert.ok(seen.length <= c.serverSeenAtMost && seen.every((a, i) => a === i), `${label}: the server's MCP layer saw ${JSON.stringify(seen)}`);
+    else assert.deepEqual(seen, Array.from({ length: c.serverSeen! }, (_, i) => i), `${label}: the server's MCP layer saw ${JSON.stringify(seen)}`);
   }
   const answers = clientSeen.map((m) => (m as { id?: unknown }).id);
   if (c.clientSeen !== undefined) assert.deepEqual(answers, Array.from({ length: c.clientSeen }, (_, i) => i), `${label}: the client saw ${JSON.stringify(answers)}`);
@@ -331,7 +382,7 @@ const HANDSHAKE_CODES: ErrorCode[] = [
   'ERR_HANDSHAKE_BAD_MAC',
   'ERR_HANDSHAKE_OPTIONS',
   'ERR_HANDSHAKE_REFLECTION',
-  'ERR_INVALID_MESSAGE', // a flipped top bit leaves UTF-8: ws refuses the text frame (1007)
+  'ERR_HANDSHAKE_DOWNGRADE',
   'ERR_PEER_KEY_CHANGED', // a server identity or node id swapped by the relay: refused by the pin
 ];
 
@@ -344,6 +395,9 @@ function handshakeCases(): Case[] {
       index: 0,
       hex: [[['public_key'], 32], [['random'], 32]],
       extra: [
+        ['versions narrowed to [2, 1] (a version hidden)', setValue(['versions'], () => [2, 1])],
+        ['versions widened to [3, 2]', setValue(['versions'], () => [3, 2])],
+        ['versions emptied', setValue(['versions'], () => [])],
         ['options.signatures negated', setValue(['options', 'signatures'], (v) => !v)],
         ['options.framings reordered', setValue(['options', 'framings'], (v) => [...(v as string[])].reverse())],
         ['options.framings narrowed', setValue(['options', 'framings'], (v) => (v as string[]).slice(0, 1))],
@@ -365,8 +419,12 @@ function handshakeCases(): Case[] {
       step: 3,
       dir: 'up',
       index: 1,
-      hex: [[['identity_key'], 32], [['node_id'], 32], [['signature'], 64], [['mac'], 32]],
-      extra: [],
+      // The sealed identity: I_i (bytes 0-31), sig_i (32-95), mac_i (96-127), the tag (128-143).
+      hex: [[['ciphertext'], 144]],
+      extra: [
+        ...([10, 50, 100, 130] as const).map((i): [string, (f: Frame) => Frame] => [`ciphertext byte ${i} bit 1`, flipHexField(['ciphertext'], i, 1)]),
+        ['ciphertext cut to 143 bytes', setValue(['ciphertext'], (v) => (v as string).slice(2))],
+      ],
     },
   ];
   for (const s of steps) {
@@ -431,19 +489,26 @@ const FIELD_CODES: Record<string, ErrorCode[]> = {
 };
 
 /** Session-frame field cases, both directions. */
-function frameCases(config: Config): Case[] {
+/**
+ * Session-record field cases, both directions; with `oneRecord`, the client's
+ * BURST requests travel in one record (toward the server only), and that
+ * record is the one tampered with.
+ */
+function frameCases(config: Config, oneRecord = false): Case[] {
   const cases: Case[] = [];
-  for (const dir of ['up', 'down'] as Direction[]) {
-    const index = (dir === 'up' ? HS_UP : HS_DOWN) + K;
-    const seen = dir === 'up' ? { serverSeen: K, clientSeenAtMost: K } : { serverSeen: BURST, clientSeen: K };
+  const BITS_HERE = oneRecord ? [0] : BITS;
+  for (const dir of (oneRecord ? ['up'] : ['up', 'down']) as Direction[]) {
+    const index = oneRecord ? HS_UP : (dir === 'up' ? HS_UP : HS_DOWN) + K;
+    const seen = oneRecord ? { serverSeen: 0, clientSeenAtMost: 0, oneRecord } : dir === 'up' ? { serverSeen: K, clientSeenAtMost: K } : { serverSeen: BURST, clientSeen: K };
+    const group = `${configKey(config)} ${oneRecord ? `record of ${BURST} messages` : 'frame'} field ${dir === 'up' ? '→server' : '→client'}`;
     const add = (field: string, name: string, mutate: (f: Frame) => Frame) =>
-      cases.push({ group: `${configKey(config)} frame field ${dir === 'up' ? '→server' : '→client'}`, name: `${field} ${name}`, config, [dir]: at(index, mutate), codes: FIELD_CODES[field]!, ...seen });
+      cases.push({ group, name: `${field} ${name}`, config, [dir]: at(index, mutate), codes: FIELD_CODES[field]!, ...seen });
     if (config.framing === 'binary') {
       // The frame length differs per message; fields are located in the frame at hand.
       const sample = binaryFields(config.signed, 200);
       for (const [field, start, end] of sample) {
         for (const p of positions(end - start)) {
-          for (const bit of field === 'type' || field === 'flags' ? [0, 1, 7] : BITS) {
+          for (const bit of oneRecord ? BITS_HERE : field === 'type' || field === 'flags' ? [0, 1, 7] : BITS) {
             add(field, `byte ${p} bit ${bit}`, (f) => {
               const [, s, e] = binaryFields(config.signed, f.data.length).find(([n]) => n === field)!;
               const i = Math.min(s + p, e - 1);
@@ -455,7 +520,7 @@ function frameCases(config: Config): Case[] {
     } else {
       for (const [field, bytes] of [['nonce', 12], ['ciphertext', 18], ['sender', 32], ...(config.signed ? [['signature', 64]] : [])] as Array<[string, number]>) {
         for (const p of positions(bytes)) {
-          for (const bit of BITS) {
+          for (const bit of BITS_HERE) {
             add(field, `byte ${p} bit ${bit}`, (f) =>
               editDoc(f, (doc) => {
                 const b = Buffer.from(doc[field] as string, 'hex');
@@ -468,7 +533,7 @@ function frameCases(config: Config): Case[] {
         }
       }
       for (const p of positions(16)) {
-        for (const bit of BITS) {
+        for (const bit of BITS_HERE) {
           add('tag', `byte ${p} bit ${bit}`, (f) =>
             editDoc(f, (doc) => {
               const b = Buffer.from(doc.ciphertext as string, 'hex');
@@ -478,7 +543,7 @@ function frameCases(config: Config): Case[] {
         }
       }
       for (const bit of [0, 3, 7, 31]) add('epoch', `bit ${bit}`, setValue(['epoch'], (v) => ((v as number) ^ 2 ** bit) >>> 0));
-      for (const i of positions('encrypted'.length)) for (const bit of BITS) add('type', `char ${i} bit ${bit}`, flipTextOfValue('type', i, bit));
+      for (const i of positions('encrypted'.length)) for (const bit of BITS_HERE) add('type', `char ${i} bit ${bit}`, flipTextOfValue('type', i, bit));
     }
   }
   return cases;
@@ -528,6 +593,23 @@ function streamCases(config: Config): Case[] {
     add('inject a plaintext JSON-RPC binary frame', (f, i) => (i === kIndex ? [plaintextBinary, f] : [f]), ['ERR_FRAME_MALFORMED'], K);
     add('replace by the same frame of another session', (f, i) => (i === kIndex ? [(dir === 'up' ? rec().up : rec().down)[kIndex]!] : [f]), ['ERR_FRAME_DECRYPT'], K);
     add('inject a handshake message (step 1 of another session) into the session', (f, i) => (i === kIndex ? [(dir === 'up' ? rec().up : rec().down)[0]!, f] : [f]), ['ERR_FRAME_MALFORMED'], K);
+    // An empty record: no entry left, only the header (and signature) and a tag.
+    add('truncate to an empty record (header and tag only)', (f, i) => {
+      if (i !== kIndex) return [f];
+      if (config.framing === 'json') return [editDoc(f, (d) => (d.ciphertext = (d.ciphertext as string).slice(-32)))];
+      return [withData(f, Buffer.concat([f.data.subarray(0, config.signed ? 78 : 14), f.data.subarray(f.data.length - 16)]))];
+    }, ['ERR_FRAME_MALFORMED'], K);
+    // Past the size limit: refused by the WebSocket layer from the frame header, before anything is buffered.
+    cases.push({
+      group,
+      name: 'pad a record past the size limit',
+      config,
+      [dir]: (f: Frame, i: number) => (i === kIndex ? [withData(f, Buffer.concat([f.data, Buffer.alloc(2 * MAX_MESSAGE_BYTES + 1024, 0x30)]))] : [f]),
+      codes: ['ERR_FRAME_TOO_LARGE'],
+      // ws closes with 1009 itself, so no CLOSE can go out: the peer sees the close frame's claim.
+      learns: 'claim',
+      ...(dir === 'up' ? { serverSeenAtMost: K, clientSeenAtMost: K } : { serverSeen: BURST, clientSeen: K }),
+    });
   }
   // Reflection: a frame sent back to its own sender (wrong direction key; in JSON the sender is not the peer).
   let captured: Frame | undefined;
@@ -544,6 +626,73 @@ function streamCases(config: Config): Case[] {
     serverSeen: BURST,
     clientSeen: K,
   });
+  return [...cases, ...closeCases(config)];
+}
+
+/**
+ * The end of the stream. The client's CLOSE (up, after every answer) is
+ * dropped, altered or replaced by a close frame: the server must not take
+ * that for an orderly end. Toward the client, the tail of the session is
+ * dropped and a close frame injected (1000, or a forged refusal).
+ */
+function closeCases(config: Config): Case[] {
+  const group = `${configKey(config)} end of stream`;
+  const closeIndex = HS_UP + BURST;
+  const up = (name: string, hook: (f: Frame, control: RelayControl) => Frame[], codes: ErrorCode[]): Case => ({
+    group,
+    name: `client CLOSE ${name}`,
+    config,
+    up: (f, i, control) => (i === closeIndex ? hook(f, control) : [f]),
+    codes,
+    closeAfterAnswers: true,
+    learns: 'none', // the client closed on purpose
+    serverSeen: BURST,
+    clientSeen: BURST,
+  });
+  // The last byte of the tag, in either framing.
+  const flip = (f: Frame) =>
+    config.framing === 'json'
+      ? editDoc(f, (d) => {
+          const ct = Buffer.from(d.ciphertext as string, 'hex');
+          d.ciphertext = flipByte(ct, ct.length - 1, 0).toString('hex');
+        })
+      : withData(f, flipByte(f.data, f.data.length - 1, 0));
+  const cases: Case[] = [
+    up('dropped, the close frame (1000) passed', () => [], ['ERR_SESSION_TRUNCATED']),
+    up('with its tag altered', (f) => [flip(f)], ['ERR_FRAME_DECRYPT']),
+    up('replaced by a close frame 4003 ERR_PEER_REJECTED', (_f, control) => (control.closeServer(4003, 'ERR_PEER_REJECTED'), []), ['ERR_SESSION_TRUNCATED']),
+  ];
+  // The previous record (the last request) replayed in the CLOSE's place.
+  let previous: Frame | undefined;
+  cases.push({
+    ...up('replaced by a replay of the record before it', () => [previous!], ['ERR_FRAME_COUNTER']),
+    up: (f, i) => {
+      if (i === closeIndex - 1) previous = f;
+      return i === closeIndex ? [previous!] : [f];
+    },
+  });
+  // Toward the client: from answer K on, nothing arrives; then a close frame.
+  for (const [name, code, reason] of [['1000', 1000, ''], ['4003 ERR_PEER_REJECTED (forged)', 4003, 'ERR_PEER_REJECTED']] as Array<[string, number, string]>) {
+    let cut = false;
+    cases.push({
+      group,
+      name: `answers from ${K} on dropped, then a close frame ${name}`,
+      config,
+      down: (f, i, control) => {
+        if (i < HS_DOWN + K) return [f];
+        if (!cut) {
+          cut = true;
+          control.closeClient(code, reason);
+        }
+        return [];
+      },
+      codes: ['ERR_SESSION_TRUNCATED'],
+      // The relay passes the client's answer on to the server, which was cut short too.
+      learns: 'claim',
+      serverSeenAtMost: BURST,
+      clientSeen: K,
+    });
+  }
   return cases;
 }
 
@@ -563,7 +712,7 @@ test('tampered handshake messages: every field, every position class, replayed f
 
 for (const config of CONFIGS) {
   test(`tampered session frames (${configKey(config)}): every field, both directions, and the stream`, async () => {
-    await runAll([...frameCases(config), ...streamCases(config)]);
+    await runAll([...frameCases(config), ...frameCases(config, true), ...streamCases(config)]);
   });
 }
 

@@ -125,7 +125,8 @@ test('trust on first use, as ssh users know it: a notice, --strict-peer, scan, f
     assert.equal(scan[0], server.identity.nodeId);
     assert.equal(scan[1], `fingerprint ${server.identity.fingerprint} (compare it with what the server's operator reads from \`mcp-e2e id\`)`);
     assert.equal(scan[2], `127.0.0.1:${serve.port} is not recorded here; once the fingerprint matches: mcp-e2e connect ${serve.url} --peer ${server.identity.nodeId}`);
-    const refused = await serve.waitFor((e) => e.code === 'ERR_PEER_REJECTED' && /refused/.test(String(e.msg)));
+    // Before any session, the refusal is only the close frame's unauthenticated claim (protocol version 2, PROTOCOL.md §9.1).
+    const refused = await serve.waitFor((e) => e.code === 'ERR_CONNECTION_CLOSED' && /refused: .*its close frame says ERR_PEER_REJECTED/.test(String(e.msg)));
     assert.ok(!serve.log.slice(before).some((l) => l.includes(client.identity.nodeId) || l.includes(client.identity.fingerprint) || /connected/.test(l)), serve.log.slice(before).join('\n'));
     assert.match(String(refused.msg), /the peer closed the connection/);
     // First use: one notice with the fingerprint, the identity recorded; strict then accepts it.

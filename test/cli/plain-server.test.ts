@@ -1,6 +1,6 @@
 /**
  * Encrypting `connect` pointed at a plain MCP WebSocket server (issue 10,
- * item 4): one that accepts the upgrade without selecting mcp-e2e.v1, or
+ * item 4): one that accepts the upgrade without selecting mcp-e2e.v2, or
  * answers it with HTTP 400 (supergateway at a path other than its own).
  * connect must say so at once, in its log and to the MCP client, with the
  * flag that fixes it, instead of waiting for the handshake timeout (10 s).
@@ -53,7 +53,7 @@ test('a ws server that accepts the upgrade without a subprotocol: connect says i
   try {
     const url = `ws://127.0.0.1:${(wss.address() as AddressInfo).port}/message`;
     const r = await connectTo(url);
-    assertSaysAtOnce(r, `${url} is a plain MCP WebSocket server (it did not select the mcp-e2e.v1 subprotocol); use --plaintext if you mean it`);
+    assertSaysAtOnce(r, `${url} is a plain MCP WebSocket server (it did not select the mcp-e2e.v2 subprotocol), or an mcp-e2e server of another protocol version; use --plaintext if you mean it`);
   } finally {
     for (const c of wss.clients) c.terminate();
     await new Promise((r) => wss.close(r));

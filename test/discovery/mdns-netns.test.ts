@@ -184,7 +184,7 @@ describe('mDNS and a real avahi', { skip: unavailable ?? avahiUnavailable() }, (
       assert.equal(row[7], ours!.ipv4);
       assert.equal(row[8], '4400');
       const txt = row.slice(9).join(';');
-      for (const s of ['"txtvers=1"', `"id=${ready.node_id}"`, '"pv=1"', '"key=']) assert.ok(txt.includes(s), `TXT has ${s}: ${txt}`);
+      for (const s of ['"txtvers=1"', `"id=${ready.node_id}"`, '"pv=2"', '"key=']) assert.ok(txt.includes(s), `TXT has ${s}: ${txt}`);
 
       const foreign = NodeIdentity.generate();
       await avahi.publish('from-avahi', '_mcp-e2e._tcp', 4500, ['txtvers=1', `id=${foreign.nodeId}`, 'pv=1', `key=${foreign.publicKey.toString('base64url')}`]);

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { McpE2eError } from '../../src/errors.js';
 import { NodeIdentity } from '../../src/identity/identity.js';
-import { ed25519Verify } from '../../src/crypto/primitives.js';
+import { ed25519Verify, importEd25519PublicKey } from '../../src/crypto/primitives.js';
 import { LABEL } from '../../src/protocol.js';
 import {
   compareToStored,
@@ -39,12 +39,12 @@ const fields = (over: Partial<PeerRecordFields> = {}): PeerRecordFields => ({
 
 test('a record signature never verifies under another label, and no other label signature verifies as a record', () => {
   const r = createPeerRecord(identity, fields());
-  for (const label of [LABEL.FRAME_SIGNATURE, LABEL.RESPONDER_SIGNATURE, LABEL.INITIATOR_SIGNATURE]) {
-    assert.ok(!ed25519Verify(identity.publicKeyObject, Buffer.concat([label, r.body]), r.signature));
+  for (const label of [LABEL.RECORD_SIGNATURE, LABEL.RESPONDER_SIGNATURE, LABEL.INITIATOR_SIGNATURE]) {
+    assert.ok(!ed25519Verify(importEd25519PublicKey(identity.publicKey), Buffer.concat([label, r.body]), r.signature));
     const forged = Buffer.concat([r.body, identity.sign(label, r.body)]);
     throwsCode(() => verifyPeerRecord(forged, { nowMs: NOW }), 'ERR_RECORD_BAD_SIGNATURE');
   }
-  assert.ok(ed25519Verify(identity.publicKeyObject, Buffer.concat([LABEL.PEER_RECORD_SIGNATURE, r.body]), r.signature));
+  assert.ok(ed25519Verify(importEd25519PublicKey(identity.publicKey), Buffer.concat([LABEL.PEER_RECORD_SIGNATURE, r.body]), r.signature));
 });
 
 test('the encoder refuses, as a caller mistake, what a receiver would refuse', () => {

@@ -10,7 +10,7 @@ import {
 } from '../../src/framing/envelope.js';
 import { throwsCode } from '../helpers/pair.js';
 
-const sealed = Buffer.from('00112233445566778899aabbccddeeff01', 'hex'); // 17 bytes: smallest possible
+const sealed = Buffer.from('00112233445566778899aabbccddeeff0102030405', 'hex'); // 21 bytes: an entry header and the tag, the smallest possible
 const sig = Buffer.alloc(64, 0x5a);
 const sender = 'ab'.repeat(32);
 
@@ -44,7 +44,7 @@ test('binary frame decoding refuses bad type, reserved flags, short and oversize
   throwsCode(() => decodeBinaryFrame(edit(0, 2), 1000), 'ERR_FRAME_MALFORMED');
   throwsCode(() => decodeBinaryFrame(edit(1, 3), 1000), 'ERR_FRAME_MALFORMED');
   throwsCode(() => decodeBinaryFrame(edit(6, 0xff), 1000), 'ERR_FRAME_MALFORMED'); // counter beyond 2^53-1
-  throwsCode(() => decodeBinaryFrame(f.subarray(0, 14 + 64 + 16), 1000), 'ERR_FRAME_MALFORMED');
+  throwsCode(() => decodeBinaryFrame(f.subarray(0, 14 + 64 + 20), 1000), 'ERR_FRAME_MALFORMED');
   throwsCode(() => decodeBinaryFrame(Buffer.alloc(5), 1000), 'ERR_FRAME_MALFORMED');
   throwsCode(() => decodeBinaryFrame(f, f.length - 1), 'ERR_FRAME_TOO_LARGE');
 });
@@ -74,11 +74,32 @@ test('JSON envelope is the seed\'s shape and decodes strictly', () => {
   throwsCode(() => decodeJsonEnvelope(t, t.length - 1), 'ERR_FRAME_TOO_LARGE');
 });
 
-test('maxFrameBytes covers the largest legal frame in each framing', () => {
-  const max = 1000;
-  const big = Buffer.alloc(1 + max + 16);
-  assert.ok(encodeBinaryFrame({ epoch: 2 ** 32 - 1, counter: Number.MAX_SAFE_INTEGER, sealed: big, signature: sig }).length <= maxFrameBytes('binary', max));
-  const j = encodeJsonEnvelope({ epoch: 2 ** 32 - 1, counter: Number.MAX_SAFE_INTEGER, sealed: big, signature: sig, sender });
-  assert.ok(j.length <= maxFrameBytes('json', max));
-  assert.ok(maxFrameBytes('json', max) < j.length + 512, 'limit is tight, not arbitrary');
+test('maxFrameBytes is exactly the largest legal record in each framing: one message of the limit, or 64 KiB of several', () => {
+  for (const max of [1000, 200_000]) {
+    // The larger of: one entry of `max` bytes, or a record of several entries (64 KiB).
+    const plain = Math.max(5 + max, 64 * 1024);
+    const big = Buffer.alloc(plain + 16);
+    const b = encodeBinaryFrame({ epoch: 2 ** 32 - 1, counter: Number.MAX_SAFE_INTEGER, sealed: big, signature: sig });
+    assert.equal(b.length, maxFrameBytes('binary', max));
+    const j = encodeJsonEnvelope({ epoch: 2 ** 32 - 1, counter: Number.MAX_SAFE_INTEGER, sealed: big, signature: sig, sender });
+    assert.equal(j.length, maxFrameBytes('json', max));
+  }
+});
+
+test('JSON envelope: only the canonical form decodes (member order, whitespace, number syntax, escapes)', () => {
+  const t = encodeJsonEnvelope({ epoch: 10, counter: 9, sealed, sender });
+  const d = JSON.parse(t);
+  assert.equal(t, JSON.stringify(d), 'the canonical form is what JSON.stringify writes for the members in order');
+  for (const variant of [
+    JSON.stringify(d, null, 2),
+    t.replace('"epoch":10', '"epoch":10.0'),
+    t.replace('"epoch":10', '"epoch":1e1'),
+    t.replace('"epoch":10', '"epoch":010'),
+    t.replace('"type":"encrypted"', '"type":"encrypt\\u0065d"'),
+    JSON.stringify({ epoch: d.epoch, type: d.type, nonce: d.nonce, ciphertext: d.ciphertext, sender: d.sender }),
+    t.replace('{"type":"encrypted",', '{"type":"encrypted","type":"encrypted",'),
+    t + ' ',
+  ]) {
+    throwsCode(() => decodeJsonEnvelope(variant, 10_000), 'ERR_FRAME_MALFORMED');
+  }
 });

@@ -4,7 +4,9 @@ import { createHash, createHmac } from 'node:crypto';
 import { NodeIdentity } from '../../src/identity/identity.js';
 import { Handshake, selectOptions, type HandshakeConfig } from '../../src/handshake/handshake.js';
 import { McpE2eError } from '../../src/errors.js';
+import { LABEL } from '../../src/protocol.js';
 import { handshakePair, throwsCode, flipBitText } from '../helpers/pair.js';
+import { handshakeSecrets, initiatorProof, responderMac, sealStep3 } from '../helpers/craft.js';
 
 const alice = NodeIdentity.fromPrivateKey(Buffer.alloc(32, 0xa1));
 const bob = NodeIdentity.fromPrivateKey(Buffer.alloc(32, 0xb0));
@@ -37,14 +39,20 @@ test('a handshake gives both sides the same session, opposite keys and each othe
   assert.deepEqual([p.responder.framing, p.responder.signatures], ['binary', true]);
 });
 
-test('messages use the seed vocabulary and exact field sets', () => {
-  const [m1, m2, m3] = fixedTranscript().map((m) => JSON.parse(m));
-  assert.deepEqual(Object.keys(m1), ['type', 'version', 'step', 'public_key', 'random', 'options']);
+test('messages use the seed vocabulary and exact field sets; step 3 carries no identity in clear', () => {
+  const texts = fixedTranscript();
+  const [m1, m2, m3] = texts.map((m) => JSON.parse(m));
+  assert.deepEqual(Object.keys(m1), ['type', 'version', 'step', 'versions', 'public_key', 'random', 'options']);
   assert.deepEqual(Object.keys(m2), ['type', 'version', 'step', 'public_key', 'random', 'identity_key', 'node_id', 'options', 'signature', 'mac']);
-  assert.deepEqual(Object.keys(m3), ['type', 'version', 'step', 'identity_key', 'node_id', 'signature', 'mac']);
+  assert.deepEqual(Object.keys(m3), ['type', 'version', 'step', 'ciphertext']);
   for (const m of [m1, m2, m3]) assert.equal(m.type, 'key_exchange');
+  assert.deepEqual(m1.versions, [2]);
   assert.equal(m2.node_id, bob.nodeId);
-  assert.equal(m3.node_id, alice.nodeId);
+  assert.equal(m3.ciphertext.length, 2 * (128 + 16));
+  // A passive observer sees the responder's identity, never the initiator's.
+  const all = texts.join('');
+  assert.ok(all.includes(bob.publicKey.toString('hex')));
+  for (const secret of [alice.publicKey.toString('hex'), alice.nodeId]) assert.ok(!all.includes(secret));
 });
 
 test('every handshake is fresh: new ephemeral keys and session keys each time', () => {
@@ -117,7 +125,7 @@ test('every single-bit flip of every handshake message is refused', () => {
   assert.equal(cases, 8 * (m1.length + m2.length + m3.length));
 });
 
-test('specific tampering maps to specific codes', () => {
+test('specific tampering maps to specific codes, in the validation order of PROTOCOL.md §4.3', () => {
   const [m1, m2, m3] = fixedTranscript();
   const initiatorGets = (m: string) => {
     const ini = new Handshake('initiator', alice, fixedI);
@@ -132,29 +140,67 @@ test('specific tampering maps to specific codes', () => {
   // Step 2
   throwsCode(initiatorGets(edit(m2, (d) => (d.node_id = eve.nodeId))), 'ERR_HANDSHAKE_NODE_ID_MISMATCH');
   throwsCode(initiatorGets(edit(m2, (d) => (d.identity_key = eve.publicKey.toString('hex')))), 'ERR_HANDSHAKE_NODE_ID_MISMATCH');
-  throwsCode(initiatorGets(edit(m2, (d) => (d.public_key = (d.public_key as string).slice(2)))), 'ERR_HANDSHAKE_BAD_KEY');
-  throwsCode(initiatorGets(edit(m2, (d) => (d.random = 'ab'.repeat(32)))), 'ERR_HANDSHAKE_BAD_SIGNATURE');
+  throwsCode(initiatorGets(edit(m2, (d) => (d.public_key = (d.public_key as string).slice(2)))), 'ERR_HANDSHAKE_MALFORMED');
+  // Edited values change H2: the MAC (checked before the signature) fails.
+  throwsCode(initiatorGets(edit(m2, (d) => (d.random = 'ab'.repeat(32)))), 'ERR_HANDSHAKE_BAD_MAC');
   throwsCode(initiatorGets(edit(m2, (d) => (d.mac = '00'.repeat(32)))), 'ERR_HANDSHAKE_BAD_MAC');
   throwsCode(initiatorGets(edit(m2, (d) => (d.signature = '00'.repeat(64)))), 'ERR_HANDSHAKE_BAD_SIGNATURE');
-  throwsCode(initiatorGets(edit(m2, (d) => (d.version = 2))), 'ERR_HANDSHAKE_UNSUPPORTED_VERSION');
+  throwsCode(initiatorGets(edit(m2, (d) => (d.version = 3))), 'ERR_HANDSHAKE_UNSUPPORTED_VERSION');
   throwsCode(initiatorGets(edit(m2, (d) => (d.extra = 1))), 'ERR_HANDSHAKE_MALFORMED');
   throwsCode(initiatorGets(edit(m2, (d) => (d.public_key = (d.public_key as string).toUpperCase()))), 'ERR_HANDSHAKE_MALFORMED');
   throwsCode(initiatorGets(m2.slice(0, -1)), 'ERR_HANDSHAKE_MALFORMED');
-  throwsCode(initiatorGets('x'.repeat(5000)), 'ERR_HANDSHAKE_MALFORMED');
-  // Step 3
-  throwsCode(responderGetsConfirm(edit(m3, (d) => (d.node_id = eve.nodeId))), 'ERR_HANDSHAKE_NODE_ID_MISMATCH');
-  throwsCode(responderGetsConfirm(edit(m3, (d) => (d.mac = '00'.repeat(32)))), 'ERR_HANDSHAKE_BAD_MAC');
-  throwsCode(responderGetsConfirm(edit(m3, (d) => (d.signature = 'ff'.repeat(64)))), 'ERR_HANDSHAKE_BAD_SIGNATURE');
+  throwsCode(initiatorGets('x'.repeat(5000)), 'ERR_FRAME_TOO_LARGE');
+  // Not the canonical encoding: whitespace, another member order, 2.0, a duplicate member.
+  throwsCode(initiatorGets(JSON.stringify(JSON.parse(m2), null, 1)), 'ERR_HANDSHAKE_MALFORMED');
+  throwsCode(initiatorGets(m2.replace('"step":2', '"step":2.0')), 'ERR_HANDSHAKE_MALFORMED');
+  throwsCode(initiatorGets(m2.replace('{"type":"key_exchange",', '{"type":"key_exchange","type":"key_exchange",')), 'ERR_HANDSHAKE_MALFORMED');
+  throwsCode(initiatorGets(edit(m2, (d) => { const { type, ...rest } = d; Object.assign(d, rest); delete d.type; d.type = type; })), 'ERR_HANDSHAKE_MALFORMED');
+  // Identity keys that break the rule of §1.3, with a node id that matches them.
+  const hexKey = (h: string) => (d: Record<string, unknown>) => {
+    d.identity_key = h;
+    d.node_id = createHash('sha256').update(Buffer.from(h, 'hex')).digest('hex');
+  };
+  throwsCode(initiatorGets(edit(m2, hexKey('01' + '00'.repeat(31)))), 'ERR_HANDSHAKE_BAD_KEY'); // small order
+  throwsCode(initiatorGets(edit(m2, hexKey('f1' + 'ff'.repeat(30) + '7f'))), 'ERR_HANDSHAKE_BAD_KEY'); // y >= p
+  // Step 3: the ciphertext is authenticated under a key from the shared secret.
+  const ct = JSON.parse(m3).ciphertext as string;
+  throwsCode(responderGetsConfirm(edit(m3, (d) => (d.ciphertext = (ct[0] === '0' ? '1' : '0') + ct.slice(1)))), 'ERR_HANDSHAKE_BAD_MAC');
+  throwsCode(responderGetsConfirm(edit(m3, (d) => (d.ciphertext = ct.slice(0, -2)))), 'ERR_HANDSHAKE_MALFORMED');
+  // Behind a valid encryption (built here with the responder's ephemeral key): a bad key, a bad MAC, a bad signature.
+  const secrets = handshakeSecrets(m1, m2, fixedR.ephemeralPrivateKey, 'responder');
+  const { mac, h3 } = initiatorProof(secrets, alice.publicKey);
+  const sig = alice.sign(LABEL.INITIATOR_SIGNATURE, h3);
+  assert.ok(responderGetsConfirm(sealStep3(secrets, Buffer.concat([alice.publicKey, sig, mac])))().result, 'the crafted step 3 is genuine');
+  throwsCode(responderGetsConfirm(sealStep3(secrets, Buffer.concat([Buffer.from('01' + '00'.repeat(31), 'hex'), sig, mac]))), 'ERR_HANDSHAKE_BAD_KEY');
+  throwsCode(responderGetsConfirm(sealStep3(secrets, Buffer.concat([alice.publicKey, sig, Buffer.alloc(32)]))), 'ERR_HANDSHAKE_BAD_MAC');
+  throwsCode(responderGetsConfirm(sealStep3(secrets, Buffer.concat([alice.publicKey, Buffer.alloc(64, 1), mac]))), 'ERR_HANDSHAKE_BAD_SIGNATURE');
   // Both wrong: the cheap MAC is checked before the Ed25519 signature (§4.3),
   // so a peer without the shared secret never costs us a verification.
-  throwsCode(responderGetsConfirm(edit(m3, (d) => ((d.signature = 'ff'.repeat(64)), (d.mac = '00'.repeat(32))))), 'ERR_HANDSHAKE_BAD_MAC');
-  throwsCode(responderGetsConfirm(edit(m3, (d) => (d.identity_key = (d.identity_key as string) + '00'))), 'ERR_HANDSHAKE_BAD_KEY');
+  throwsCode(responderGetsConfirm(sealStep3(secrets, Buffer.concat([alice.publicKey, Buffer.alloc(64, 1), Buffer.alloc(32)]))), 'ERR_HANDSHAKE_BAD_MAC');
   // Step 1
-  throwsCode(() => new Handshake('responder', bob).receive(edit(m1, (d) => (d.version = 0))), 'ERR_HANDSHAKE_UNSUPPORTED_VERSION');
+  throwsCode(() => new Handshake('responder', bob).receive(edit(m1, (d) => (d.version = 1))), 'ERR_HANDSHAKE_UNSUPPORTED_VERSION');
   throwsCode(() => new Handshake('responder', bob).receive(edit(m1, (d) => ((d.options as { framings: string[] }).framings = ['xml']))), 'ERR_HANDSHAKE_OPTIONS');
   throwsCode(() => new Handshake('responder', bob).receive(edit(m1, (d) => ((d.options as { framings: string[] }).framings = ['json', 'json']))), 'ERR_HANDSHAKE_OPTIONS');
   throwsCode(() => new Handshake('responder', bob).receive(edit(m1, (d) => (d.type = 'encrypted'))), 'ERR_HANDSHAKE_MALFORMED');
-  throwsCode(() => new Handshake('responder', bob).receive(edit(m1, (d) => (d.public_key = '00'.repeat(33)))), 'ERR_HANDSHAKE_BAD_KEY');
+  throwsCode(() => new Handshake('responder', bob).receive(edit(m1, (d) => (d.public_key = '00'.repeat(33)))), 'ERR_HANDSHAKE_MALFORMED');
+  for (const versions of [[], [1], [2, 3], [2, 2], [2, 0], [256, 2], ['2']]) {
+    throwsCode(() => new Handshake('responder', bob).receive(edit(m1, (d) => (d.versions = versions))), 'ERR_HANDSHAKE_MALFORMED');
+  }
+});
+
+test('versions: an initiator that also speaks a later version is refused on a version 2 connection by a responder that speaks it too (downgrade)', () => {
+  const step1 = new Handshake('initiator', alice, { versions: [3, 2] }).start();
+  throwsCode(() => new Handshake('responder', bob, { versions: [3, 2] }).receive(step1), 'ERR_HANDSHAKE_DOWNGRADE');
+  // A responder without version 3 has nothing better to offer: the handshake goes on, with [3, 2] in the transcript.
+  const ini = new Handshake('initiator', alice, { versions: [3, 2] });
+  const res = new Handshake('responder', bob);
+  const step2 = res.receive(ini.start()).send!;
+  const done = ini.receive(step2);
+  assert.ok(res.receive(done.send!).result);
+  // An attacker who edits the list (to hide version 3 from such a responder) breaks the transcript.
+  const ini2 = new Handshake('initiator', alice, { versions: [3, 2] });
+  const stripped = edit(ini2.start(), (d) => (d.versions = [2]));
+  throwsCode(() => ini2.receive(new Handshake('responder', bob, { versions: [3, 2] }).receive(stripped).send!), 'ERR_HANDSHAKE_BAD_MAC');
 });
 
 test('tampered negotiated options fail the handshake', () => {
@@ -166,17 +212,17 @@ test('tampered negotiated options fail the handshake', () => {
   throwsCode(() => ini.receive(m2), 'ERR_HANDSHAKE_OPTIONS');
 
   // The MITM reorders the framings so the responder picks json: the
-  // selection is allowed, but the transcripts differ, so the signature fails.
+  // selection is allowed, but the transcripts differ, so the MAC fails.
   const ini2 = new Handshake('initiator', alice, { framings: ['binary', 'json'] });
   const m1b = edit(ini2.start(), (d) => ((d.options as { framings: string[] }).framings = ['json', 'binary']));
   const m2b = new Handshake('responder', bob).receive(m1b).send!;
   assert.equal(JSON.parse(m2b).options.framing, 'json');
-  throwsCode(() => ini2.receive(m2b), 'ERR_HANDSHAKE_BAD_SIGNATURE');
+  throwsCode(() => ini2.receive(m2b), 'ERR_HANDSHAKE_BAD_MAC');
 
   // The MITM rewrites the selection in step 2.
   const ini3 = new Handshake('initiator', alice);
   const m2c = new Handshake('responder', bob).receive(ini3.start()).send!;
-  throwsCode(() => ini3.receive(edit(m2c, (d) => ((d.options as { framing: string }).framing = 'json'))), 'ERR_HANDSHAKE_BAD_SIGNATURE');
+  throwsCode(() => ini3.receive(edit(m2c, (d) => ((d.options as { framing: string }).framing = 'json'))), 'ERR_HANDSHAKE_BAD_MAC');
   // ...or turns signatures off in the selection.
   const ini4 = new Handshake('initiator', alice);
   const m2d = new Handshake('responder', bob).receive(ini4.start()).send!;
@@ -243,58 +289,44 @@ test('a recorded step 3 cannot be replayed into a new handshake', () => {
 });
 
 test('identity misbinding: a relaying attacker cannot claim the initiator\'s handshake as its own', () => {
-  // Eve relays Alice's steps 1 and 2 with Bob, then replaces step 3 with her
-  // own identity and a valid signature over the public transcript. Without
-  // the shared secret she cannot make the finished MAC, so Bob refuses.
+  // Eve relays Alice's steps 1 and 2 with Bob, then replaces step 3 by her
+  // own identity and a valid signature over the transcript naming her.
+  // Without the shared secret she can neither seal step 3 nor make the
+  // finished MAC; even given the step 3 key (here: computed from Bob's
+  // ephemeral key, which she does not have), the MAC still refuses her.
   const [m1, m2, m3] = fixedTranscript();
-  const d1 = JSON.parse(m1);
-  const d2 = JSON.parse(m2);
-  const hex = (s: string) => Buffer.from(s, 'hex');
-  const code: Record<string, number> = { json: 1, binary: 2 };
-  const t2 = Buffer.concat([
-    Buffer.from('mcp-e2e/1 handshake'),
-    Buffer.of(1),
-    hex(d1.public_key),
-    hex(d1.random),
-    Buffer.of(d1.options.signatures ? 1 : 0, d1.options.framings.length, ...d1.options.framings.map((f: string) => code[f])),
-    hex(d2.public_key),
-    hex(d2.random),
-    hex(d2.identity_key),
-    hex(d2.node_id),
-    Buffer.of(d2.options.signatures ? 1 : 0, code[d2.options.framing]!),
-  ]);
-  const h3 = createHash('sha256').update(t2).update(eve.publicKey).update(hex(eve.nodeId)).digest();
-  const forged = edit(m3, (d) => {
-    d.identity_key = eve.publicKey.toString('hex');
-    d.node_id = eve.nodeId;
-    d.signature = eve.sign(Buffer.from('mcp-e2e/1 initiator signature\0'), h3).toString('hex');
-    // Best guesses without the secret: Alice's MAC, or a MAC under a made-up key.
-    d.mac = createHmac('sha256', Buffer.alloc(32)).update('mcp-e2e/1 initiator finished\0').update(h3).digest('hex');
-  });
-  const r = new Handshake('responder', bob, fixedR);
-  r.receive(m1);
-  throwsCode(() => r.receive(forged), 'ERR_HANDSHAKE_BAD_MAC');
-  const withAlicesMac = edit(forged, (d) => (d.mac = JSON.parse(m3).mac));
-  const r2 = new Handshake('responder', bob, fixedR);
-  r2.receive(m1);
-  throwsCode(() => r2.receive(withAlicesMac), 'ERR_HANDSHAKE_BAD_MAC');
-  // Sanity: the signature part of the forgery was valid, so the MAC is what stopped it.
-  const r3 = new Handshake('responder', bob, fixedR);
-  r3.receive(m1);
-  assert.ok(r3.receive(m3).result);
+  const secrets = handshakeSecrets(m1, m2, fixedR.ephemeralPrivateKey, 'responder');
+  const { h3 } = initiatorProof(secrets, eve.publicKey);
+  const eveSig = eve.sign(LABEL.INITIATOR_SIGNATURE, h3);
+  const guessedMac = createHmac('sha256', Buffer.alloc(32)).update(LABEL.INITIATOR_FINISHED).update(h3).digest();
+  const withKey = (k: Buffer) => sealStep3({ ...secrets, step3Key: k }, Buffer.concat([eve.publicKey, eveSig, guessedMac]));
+  const responder = () => {
+    const r = new Handshake('responder', bob, fixedR);
+    r.receive(m1);
+    return r;
+  };
+  const r1 = responder();
+  throwsCode(() => r1.receive(withKey(Buffer.alloc(32, 7))), 'ERR_HANDSHAKE_BAD_MAC');
+  const r2 = responder();
+  throwsCode(() => r2.receive(withKey(secrets.step3Key)), 'ERR_HANDSHAKE_BAD_MAC');
+  // Sanity: the genuine step 3 is accepted.
+  assert.ok(responder().receive(m3).result);
 });
 
 test('a man in the middle substituting its own ephemeral key cannot complete either side', () => {
   const ini = new Handshake('initiator', alice);
   const m1 = ini.start();
-  const eveAsResponder = new Handshake('responder', eve);
-  // Eve answers Alice herself but claims Bob's identity: she cannot sign as Bob.
-  const m2 = eveAsResponder.receive(m1).send!;
+  const eveKey = Buffer.alloc(32, 0x5e);
+  // Eve answers Alice herself but claims Bob's identity. She shares the secret
+  // with Alice, so she can make the MAC for the transcript naming Bob; she
+  // cannot sign as Bob.
+  const m2 = new Handshake('responder', eve, { ephemeralPrivateKey: eveKey }).receive(m1).send!;
   const forged = edit(m2, (d) => {
     d.identity_key = bob.publicKey.toString('hex');
     d.node_id = bob.nodeId;
   });
-  throwsCode(() => ini.receive(forged), 'ERR_HANDSHAKE_BAD_SIGNATURE');
+  const remac = edit(forged, (d) => (d.mac = responderMac(handshakeSecrets(m1, forged, eveKey, 'responder')).toString('hex')));
+  throwsCode(() => ini.receive(remac), 'ERR_HANDSHAKE_BAD_SIGNATURE');
 });
 
 test('constructor argument mistakes are TypeError/RangeError', () => {

@@ -4,7 +4,7 @@ import { mkdtempSync, writeFileSync, statSync, chmodSync, readFileSync, readdirS
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { inspect } from 'node:util';
-import { createHash, verify } from 'node:crypto';
+import { createHash, createPublicKey, verify } from 'node:crypto';
 import { NodeIdentity, nodeIdFromPublicKey, fingerprintOf, isNodeId } from '../../src/identity/identity.js';
 import { throwsCode } from '../helpers/pair.js';
 import { LABEL, SIGNATURE_LABELS } from '../../src/protocol.js';
@@ -31,9 +31,11 @@ test('signatures are over a reserved label and the message, and verify under the
   const msg = Buffer.from('hello');
   const sig = id.sign(LABEL.PEER_RECORD_SIGNATURE, msg);
   assert.equal(sig.length, 64);
-  assert.ok(verify(null, Buffer.concat([LABEL.PEER_RECORD_SIGNATURE, msg]), id.publicKeyObject, sig));
-  assert.ok(!verify(null, msg, id.publicKeyObject, sig), 'the label is part of the signed bytes');
-  assert.ok(!verify(null, Buffer.concat([LABEL.FRAME_SIGNATURE, msg]), id.publicKeyObject, sig), 'another label does not verify');
+  // Checked with OpenSSL directly, whichever provider signed.
+  const key = createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: id.publicKey.toString('base64url') }, format: 'jwk' });
+  assert.ok(verify(null, Buffer.concat([LABEL.PEER_RECORD_SIGNATURE, msg]), key, sig));
+  assert.ok(!verify(null, msg, key, sig), 'the label is part of the signed bytes');
+  assert.ok(!verify(null, Buffer.concat([LABEL.RECORD_SIGNATURE, msg]), key, sig), 'another label does not verify');
 });
 
 test('raw signing is not offered: a label outside SIGNATURE_LABELS is refused', () => {
@@ -41,7 +43,7 @@ test('raw signing is not offered: a label outside SIGNATURE_LABELS is refused', 
   // 62 attacker-chosen bytes that look like a handshake signature input must not be signable raw.
   const forgedInput = Buffer.concat([LABEL.INITIATOR_SIGNATURE, Buffer.alloc(32, 7)]);
   assert.throws(() => id.sign(Buffer.alloc(0), forgedInput), TypeError);
-  assert.throws(() => id.sign(Buffer.from('mcp-e2e/1 initiator signature'), Buffer.alloc(33)), TypeError, 'a label without its terminator is not a label');
+  assert.throws(() => id.sign(Buffer.from('mcp-e2e/2 initiator signature'), Buffer.alloc(33)), TypeError, 'a label without its terminator is not a label');
   assert.throws(() => id.sign(Buffer.from('application'), Buffer.from('x')), TypeError);
   for (const label of SIGNATURE_LABELS) assert.equal(id.sign(label, Buffer.from('x')).length, 64);
 });
@@ -65,7 +67,7 @@ test('save then load round-trips, file has mode 0600, no temp file left', () => 
   assert.equal(loaded.nodeId, id.nodeId);
   assert.ok(loaded.publicKey.equals(id.publicKey));
   // The loaded key signs like the original (Ed25519 is deterministic).
-  assert.ok(loaded.sign(LABEL.FRAME_SIGNATURE, Buffer.from('x')).equals(id.sign(LABEL.FRAME_SIGNATURE, Buffer.from('x'))));
+  assert.ok(loaded.sign(LABEL.RECORD_SIGNATURE, Buffer.from('x')).equals(id.sign(LABEL.RECORD_SIGNATURE, Buffer.from('x'))));
 });
 
 test('save refuses to overwrite unless asked', () => {

@@ -25,19 +25,19 @@ const msg = (i: number) => JSON.stringify({ jsonrpc: '2.0', id: i, method: 'tool
 
 for (const mode of MODES) {
   test(`round trip both ways, ${modeName(mode)}, across key rotations`, () => {
-    const { client, server } = sessionPair(cfg(mode), cfg(mode), { rekeyAfterFrames: 3 });
+    const { client, server } = sessionPair(cfg(mode), cfg(mode), { rekeyAfterRecords: 3 });
     assert.equal(client.framing, mode.framing);
     assert.equal(client.signatures, mode.signatures);
     for (let i = 0; i < 20; i++) {
       const f = client.seal(msg(i));
       assert.equal(typeof f === 'string', mode.framing === 'json');
-      const got = server.open(f);
-      assert.equal(got.contentType, ContentType.MCP);
-      assert.equal(got.payload.toString('utf8'), msg(i));
+      const [got] = server.open(f);
+      assert.equal(got!.contentType, ContentType.MCP);
+      assert.equal(got!.payload.toString('utf8'), msg(i));
       const back = server.seal(msg(1000 + i), ContentType.CONTROL);
-      const r = client.open(back);
-      assert.equal(r.contentType, ContentType.CONTROL);
-      assert.equal(r.payload.toString(), msg(1000 + i));
+      const [r] = client.open(back);
+      assert.equal(r!.contentType, ContentType.CONTROL);
+      assert.equal(r!.payload.toString(), msg(1000 + i));
     }
     // 20 frames, rotation every 3: epochs 0..6.
     assert.equal(client.sendEpoch, 6);
@@ -71,7 +71,7 @@ test('rotation by bytes and by time, without a round trip', () => {
   assert.equal(server.recvEpoch, 2);
   // Large payloads are fine across rotations.
   const big = 'z'.repeat(300_000);
-  assert.equal(server.open(client.seal(big)).payload.length, big.length);
+  assert.equal(server.open(client.seal(big))[0]!.payload.length, big.length);
 });
 
 test('a replayed, reordered or dropped frame ends the session', () => {
@@ -124,7 +124,7 @@ test('every single-bit flip of a session frame is refused', () => {
     }
     assert.equal(n, len * 8);
     // And the untouched frame opens.
-    assert.equal(fresh(p.responder, p.bob).open(frame).payload.toString(), msg(7));
+    assert.equal(fresh(p.responder, p.bob).open(frame)[0]!.payload.toString(), msg(7));
   }
 });
 
@@ -160,7 +160,12 @@ test('JSON envelope: sender, signature presence, epoch and frame kind are enforc
   throwsCode(open(JSON.stringify({ ...d, extra: true })), 'ERR_FRAME_MALFORMED');
   const q = handshakePair(cfg({ framing: 'json', signatures: false }), cfg({ framing: 'json', signatures: false }));
   const g = JSON.parse(fresh(q.initiator, q.alice).seal(msg(1)) as string);
-  throwsCode(() => fresh(q.responder, q.bob).open(JSON.stringify({ ...g, signature: 'ab'.repeat(64) })), 'ERR_FRAME_SIGNATURE');
+  const { sender, ...head } = g;
+  throwsCode(() => fresh(q.responder, q.bob).open(JSON.stringify({ ...head, signature: 'ab'.repeat(64), sender })), 'ERR_FRAME_SIGNATURE');
+  // The canonical form only: the same members in another order, or with whitespace, are malformed.
+  throwsCode(() => fresh(q.responder, q.bob).open(JSON.stringify({ sender, ...head })), 'ERR_FRAME_MALFORMED');
+  throwsCode(() => fresh(q.responder, q.bob).open(JSON.stringify(g, null, 1)), 'ERR_FRAME_MALFORMED');
+  throwsCode(() => fresh(q.responder, q.bob).open(JSON.stringify(g).replace('"epoch":0', '"epoch":0.0')), 'ERR_FRAME_MALFORMED');
 });
 
 test('binary framing: text frames and wrong flags are refused', () => {
@@ -186,13 +191,50 @@ test('size limits are checked before decrypting, on both sides', () => {
   const huge = Buffer.alloc(fresh(p.responder, p.bob, { maxMessageBytes: 1024 }).maxFrameBytes + 1);
   throwsCode(() => fresh(p.responder, p.bob, { maxMessageBytes: 1024 }).open(huge), 'ERR_FRAME_TOO_LARGE');
   assert.throws(() => fresh(p.responder, p.bob, { maxMessageBytes: 0 }), RangeError);
-  assert.throws(() => fresh(p.responder, p.bob, { rekeyAfterFrames: 2 ** 24 + 1 }), RangeError);
+  assert.throws(() => fresh(p.responder, p.bob, { rekeyAfterRecords: 2 ** 24 + 1 }), RangeError);
 });
 
 test('an unknown content type is refused, even when correctly encrypted', () => {
   const { client, server } = sessionPair();
   throwsCode(() => server.open(client.seal('{}', 0x07 as 1)), 'ERR_FRAME_CONTENT_TYPE');
 });
+
+test('a record of several messages: one frame, the entries in order, one signature; caps on count and size', () => {
+  for (const mode of MODES) {
+    const { client, server } = sessionPair(cfg(mode), cfg(mode));
+    const entries = Array.from({ length: 40 }, (_, i) => ({ contentType: i % 5 === 0 ? ContentType.CONTROL : ContentType.MCP, payload: msg(i) }));
+    const f = client.sealRecord(entries);
+    const single = client.seal(msg(0));
+    const got = server.open(f);
+    assert.deepEqual(got.map((e) => [e.contentType, e.payload.toString()]), entries.map((e) => [e.contentType, e.payload]), modeName(mode));
+    assert.equal(server.open(single).length, 1);
+    // One signature per record, whatever it holds.
+    if (mode.signatures && mode.framing === 'json') assert.equal((f as string).match(/"signature"/g)!.length, 1);
+  }
+  const { client } = sessionPair();
+  assert.throws(() => client.sealRecord([]), RangeError);
+  assert.throws(() => client.sealRecord(Array.from({ length: 257 }, () => ({ contentType: ContentType.MCP, payload: '{}' }))), RangeError);
+  assert.throws(() => client.sealRecord([{ contentType: ContentType.MCP, payload: 'x'.repeat(40_000) }, { contentType: ContentType.MCP, payload: 'y'.repeat(30_000) }]), RangeError);
+  // A lone message may be as large as the message limit.
+  assert.ok(client.sealRecord([{ contentType: ContentType.MCP, payload: 'x'.repeat(100_000) }]));
+  throwsCode(() => client.seal('{' + 'x'.repeat(64 * 1024) + '}', ContentType.CONTROL), 'ERR_FRAME_TOO_LARGE');
+});
+
+test('CLOSE: sealed last, orderly (empty) or with a code; nothing is sealed after it, nothing accepted after it', () => {
+  for (const reason of [undefined, 'ERR_PEER_REJECTED'] as const) {
+    const { client, server } = sessionPair();
+    server.open(client.seal(msg(1)));
+    const close = client.sealClose(reason);
+    assert.equal(client.sendClosed, true);
+    throwsCode(() => client.seal(msg(2)), 'ERR_SESSION_CLOSED');
+    throwsCode(() => client.sealClose(), 'ERR_SESSION_CLOSED');
+    const [entry] = server.open(close);
+    assert.equal(entry!.contentType, ContentType.CLOSE);
+    assert.equal(entry!.payload.toString(), reason ?? '');
+    throwsCode(() => server.open(close), 'ERR_SESSION_CLOSED');
+  }
+});
+
 
 test('close wipes the keys and later use fails', () => {
   const p = handshakePair();
@@ -210,14 +252,15 @@ test('messages on both sides of the one-buffer limit (16 KiB) round trip, as str
     const { client, server } = sessionPair(cfg(mode), cfg(mode));
     for (const n of [0, 1, 16 * 1024 - 1, 16 * 1024, 16 * 1024 + 1, 200_000]) {
       const text = JSON.stringify({ pad: 'é'.repeat(Math.floor(n / 4)) + 'x'.repeat(n - Math.floor(n / 4)) });
-      const got = server.open(client.seal(text, ContentType.CONTROL));
-      assert.equal(got.contentType, ContentType.CONTROL);
-      assert.equal(got.payload.toString('utf8'), text, `${modeName(mode)} string of ${n}`);
+      const type = text.length <= 60_000 ? ContentType.CONTROL : ContentType.MCP;
+      const [got] = server.open(client.seal(text, type));
+      assert.equal(got!.contentType, type);
+      assert.equal(got!.payload.toString('utf8'), text, `${modeName(mode)} string of ${n}`);
       const bytes = Buffer.from(text, 'utf8');
       const copy = Buffer.from(bytes);
-      const back = client.open(server.seal(bytes));
-      assert.equal(back.contentType, ContentType.MCP);
-      assert.ok(back.payload.equals(copy), `${modeName(mode)} bytes of ${n}`);
+      const [back] = client.open(server.seal(bytes));
+      assert.equal(back!.contentType, ContentType.MCP);
+      assert.ok(back!.payload.equals(copy), `${modeName(mode)} bytes of ${n}`);
       assert.ok(bytes.equals(copy), 'seal must not modify the caller\'s buffer');
     }
   }

@@ -50,7 +50,7 @@ describe('EncryptedWebSocketClientTransport: construction', () => {
     new EncryptedWebSocketClientTransport('ws://127.0.0.1:1/', {
       identity: id(), allowAnyPeer: true, enableEncryption: true, signatures: false, framings: ['json'], headers: {},
       maxMessageBytes: 1024, handshakeTimeoutMs: 1000, keepaliveIntervalMs: 0, idleTimeoutMs: 0, sendHighWaterMarkBytes: 1024, maxSendBufferBytes: 4096,
-      session: { rekeyAfterFrames: 10, rekeyAfterBytes: 1024, rekeyAfterMs: 1000 },
+      session: { rekeyAfterRecords: 10, rekeyAfterBytes: 1024, rekeyAfterMs: 1000 },
     });
   });
 
@@ -139,7 +139,7 @@ describe('EncryptedWebSocketClientTransport: lifecycle', () => {
     try {
       const t = new EncryptedWebSocketClientTransport(silent.url, { identity: id(), allowAnyPeer: true, handshakeTimeoutMs: 150 });
       // It accepted our subprotocol and said nothing: the message says what kind of server does that.
-      await assert.rejects(t.start(), { code: 'ERR_HANDSHAKE_TIMEOUT', message: /accepted the mcp-e2e\.v1 subprotocol but did not answer .*plain MCP WebSocket server/ });
+      await assert.rejects(t.start(), { code: 'ERR_HANDSHAKE_TIMEOUT', message: /accepted the mcp-e2e\.v2 subprotocol but did not answer .*plain MCP WebSocket server/ });
     } finally {
       await silent.close();
     }
@@ -169,7 +169,7 @@ describe('EncryptedWebSocketClientTransport: a plain MCP WebSocket server (issue
   test('the upgrade succeeds without a subprotocol: ERR_SUBPROTOCOL at once, saying what the server is', async () => {
     const r = await against({ handleProtocols: () => false }, '/message');
     assert.equal(r.err.code, 'ERR_SUBPROTOCOL');
-    assert.equal(r.err.message, `${r.url} is a plain MCP WebSocket server (it did not select the mcp-e2e.v1 subprotocol)`);
+    assert.equal(r.err.message, `${r.url} is a plain MCP WebSocket server (it did not select the mcp-e2e.v2 subprotocol), or an mcp-e2e server of another protocol version`);
     assert.ok(r.ms < 5000, `failed after ${r.ms} ms, the handshake timeout is 10000 ms`);
     assert.deepEqual(r.errs.map(codeOf), ['ERR_SUBPROTOCOL']);
     assert.equal(r.closed, true);
@@ -343,15 +343,17 @@ describe('EncryptedWebSocketClientTransport: hostile server', () => {
   test('a malformed control message is dropped and reported; the connection stays', async () => {
     const r = await againstRawServer((ws, s) => {
       ws.send(s.seal('not json', ContentType.CONTROL));
-      ws.send(s.seal('{"ok":true}', ContentType.CONTROL));
+      ws.send(s.seal('{"ok":true}', ContentType.CONTROL)); // no type: not a control message (§6.9)
+      ws.send(s.seal('{"type":"Upper"}', ContentType.CONTROL)); // a type outside [a-z0-9._-]
+      ws.send(s.seal('{"type":"x-test","n":1}', ContentType.CONTROL));
       ws.send(s.seal('{"jsonrpc":"2.0","method":"notifications/after"}'));
     });
     try {
       const got = deferred();
       r.t.onmessage = () => got.resolve();
       if (r.messages.length === 0) await within(got.promise, 5000, 'the MCP message after the control messages');
-      assert.deepEqual(r.controls, [{ ok: true }]);
-      assert.ok(r.errors.some((e) => codeOf(e) === 'ERR_INVALID_MESSAGE'));
+      assert.deepEqual(r.controls, [{ type: 'x-test', n: 1 }]);
+      assert.equal(r.errors.filter((e) => codeOf(e) === 'ERR_INVALID_MESSAGE').length, 3);
       assert.equal(r.t.closed, false);
       await r.t.close();
     } finally {

@@ -15,7 +15,7 @@ import {
   SUBPROTOCOL_PLAINTEXT,
   type Framing,
 } from '../../src/index.js';
-import { codeOf, connectClient, deferred, startServer, textOf, within, type ServerFixture } from './helpers.js';
+import { codeOf, connectClient, deferred, describeCode, startServer, textOf, within, type ServerFixture } from './helpers.js';
 import { editJson, flipHex, startRelay, textFrame, type Frame, type RelayOptions } from './relay.js';
 
 const INITIALIZE = JSON.stringify({
@@ -62,8 +62,8 @@ describe('downgrade and tamper through a relay', () => {
     await within(closed.promise, 5000, 'the client transport to close');
     await r.close();
     // Wait for the server to report `code` for this attempt (it may come after the client has closed).
-    const serverError = (code: string) => server.errorWithCode(code, mark).then(codeOf);
-    return { outcome, codes: errors.map(codeOf), transport: t, serverError };
+    const serverError = (code: string) => server.errorWithCode(code, mark).then(describeCode);
+    return { outcome, codes: errors.map(describeCode), transport: t, serverError };
   }
 
   test('control: a relay that changes nothing carries a working session', async () => {
@@ -88,15 +88,15 @@ describe('downgrade and tamper through a relay', () => {
     assert.equal(codeOf(outcome), 'ERR_SUBPROTOCOL');
   });
 
-  test('stripping the offer upstream (asking the server for plaintext): server closes 1008, client gets ERR_PLAINTEXT_REFUSED', async () => {
+  test('stripping the offer upstream (asking the server for plaintext): server closes 1008 ERR_PLAINTEXT_REFUSED, which the client reports as an unauthenticated claim', async () => {
     const { outcome, serverError } = await attempt({ upstreamProtocols: () => [SUBPROTOCOL_PLAINTEXT], answer: () => SUBPROTOCOL_ENCRYPTED });
-    assert.equal(codeOf(outcome), 'ERR_PLAINTEXT_REFUSED', String(outcome));
+    assert.equal(describeCode(outcome), 'ERR_CONNECTION_CLOSED (peer: ERR_PLAINTEXT_REFUSED)', String(outcome));
     assert.equal(await serverError('ERR_PLAINTEXT_REFUSED'), 'ERR_PLAINTEXT_REFUSED');
   });
 
   test('removing the subprotocol upstream: ERR_SUBPROTOCOL on both sides', async () => {
     const { outcome, serverError } = await attempt({ upstreamProtocols: () => [], answer: () => SUBPROTOCOL_ENCRYPTED });
-    assert.equal(codeOf(outcome), 'ERR_SUBPROTOCOL', String(outcome));
+    assert.equal(describeCode(outcome), 'ERR_CONNECTION_CLOSED (peer: ERR_SUBPROTOCOL)', String(outcome));
     assert.equal(await serverError('ERR_SUBPROTOCOL'), 'ERR_SUBPROTOCOL');
   });
 
@@ -106,19 +106,19 @@ describe('downgrade and tamper through a relay', () => {
       { server: plainOk },
     );
     // The server reads the handshake message as (invalid) plain MCP and closes.
-    assert.equal(codeOf(outcome), 'ERR_INVALID_MESSAGE');
+    assert.equal(describeCode(outcome), 'ERR_CONNECTION_CLOSED (peer: ERR_INVALID_MESSAGE)');
   });
 
   test('a plaintext frame injected before the handshake: ERR_HANDSHAKE_MALFORMED', async () => {
     const { outcome, serverError } = await attempt({ toServer: (f, i) => (i === 0 ? [textFrame(INITIALIZE), f] : [f]) });
-    assert.equal(codeOf(outcome), 'ERR_HANDSHAKE_MALFORMED');
+    assert.equal(describeCode(outcome), 'ERR_CONNECTION_CLOSED (peer: ERR_HANDSHAKE_MALFORMED)');
     assert.equal(await serverError('ERR_HANDSHAKE_MALFORMED'), 'ERR_HANDSHAKE_MALFORMED');
   });
 
   test('a plaintext frame injected toward the server inside the session: ERR_FRAME_MALFORMED', async () => {
     const { outcome, codes } = await attempt({ toServer: (f, i) => (i === 1 ? [f, textFrame(INITIALIZE)] : [f]) });
     assert.ok(outcome, 'connect failed');
-    assert.ok(codes.includes('ERR_FRAME_MALFORMED'), `client saw ${codes}`);
+    assert.ok(codes.includes('ERR_FRAME_MALFORMED (sealed by peer)'), `client saw ${codes}`);
   });
 
   test('a plaintext frame injected toward the client inside the session: ERR_FRAME_MALFORMED', async () => {
@@ -130,7 +130,7 @@ describe('downgrade and tamper through a relay', () => {
 
   test('a plaintext frame in a JSON-framed session is refused as well', async () => {
     const { codes } = await attempt({ toServer: (f, i) => (i === 1 ? [f, textFrame(INITIALIZE)] : [f]) }, { framings: ['json'] });
-    assert.ok(codes.includes('ERR_FRAME_MALFORMED'), `client saw ${codes}`);
+    assert.ok(codes.includes('ERR_FRAME_MALFORMED (sealed by peer)'), `client saw ${codes}`);
   });
 
   test("altering the server's signature (step 2): ERR_HANDSHAKE_BAD_SIGNATURE on both sides", async () => {
@@ -138,7 +138,8 @@ describe('downgrade and tamper through a relay', () => {
       toClient: (f, i) => (i === 0 ? [editJson(f, (d) => (d.signature = flipHex(d.signature as string, 10)))] : [f]),
     });
     assert.equal(codeOf(outcome), 'ERR_HANDSHAKE_BAD_SIGNATURE');
-    assert.equal(await serverError('ERR_HANDSHAKE_BAD_SIGNATURE'), 'ERR_HANDSHAKE_BAD_SIGNATURE');
+    const claim = 'ERR_CONNECTION_CLOSED (peer: ERR_HANDSHAKE_BAD_SIGNATURE)';
+    assert.equal(await serverError(claim), claim);
   });
 
   test("swapping the server's ephemeral key (step 2): refused", async () => {
@@ -146,7 +147,8 @@ describe('downgrade and tamper through a relay', () => {
     const { outcome } = await attempt({
       toClient: (f, i) => (i === 0 ? [editJson(f, (d) => (d.public_key = other.publicKey.toString('hex')))] : [f]),
     });
-    assert.ok(['ERR_HANDSHAKE_BAD_SIGNATURE', 'ERR_HANDSHAKE_LOW_ORDER_KEY'].includes(codeOf(outcome)!), `got ${codeOf(outcome)}`);
+    // Another shared secret: the finished MAC (checked before the signature) fails.
+    assert.ok(['ERR_HANDSHAKE_BAD_MAC', 'ERR_HANDSHAKE_LOW_ORDER_KEY'].includes(codeOf(outcome)!), `got ${codeOf(outcome)}`);
   });
 
   test('stripping signatures from the offer (step 1): ERR_HANDSHAKE_OPTIONS', async () => {
@@ -156,19 +158,27 @@ describe('downgrade and tamper through a relay', () => {
     assert.equal(codeOf(outcome), 'ERR_HANDSHAKE_OPTIONS');
   });
 
-  test('narrowing the offered framings (step 1): the transcript no longer matches, ERR_HANDSHAKE_BAD_SIGNATURE', async () => {
+  test('narrowing the offered framings (step 1): the transcript no longer matches, ERR_HANDSHAKE_BAD_MAC', async () => {
     const { outcome } = await attempt({
       toServer: (f, i) => (i === 0 ? [editJson(f, (d) => ((d.options as { framings: string[] }).framings = ['json']))] : [f]),
     });
-    assert.equal(codeOf(outcome), 'ERR_HANDSHAKE_BAD_SIGNATURE');
+    assert.equal(codeOf(outcome), 'ERR_HANDSHAKE_BAD_MAC');
   });
 
-  test("altering the client's finished MAC (step 3): the server refuses with ERR_HANDSHAKE_BAD_MAC and the client learns it", async () => {
+  test('stripping a later version from the offer (step 1): the transcript no longer matches, ERR_HANDSHAKE_BAD_MAC', async () => {
+    const { outcome } = await attempt({
+      toServer: (f, i) => (i === 0 ? [editJson(f, (d) => (d.versions = [2, 1]))] : [f]),
+    });
+    // [2, 1] is well formed (version 1 exists, retired): the responder answers, the initiator's transcript differs.
+    assert.equal(codeOf(outcome), 'ERR_HANDSHAKE_BAD_MAC');
+  });
+
+  test("altering the client's sealed step 3: the server refuses with ERR_HANDSHAKE_BAD_MAC; the client, whose session had started, sees it cut short", async () => {
     const { outcome, codes, serverError } = await attempt({
-      toServer: (f, i) => (i === 1 ? [editJson(f, (d) => (d.mac = flipHex(d.mac as string, 3)))] : [f]),
+      toServer: (f, i) => (i === 1 ? [editJson(f, (d) => (d.ciphertext = flipHex(d.ciphertext as string, 3)))] : [f]),
     });
     assert.ok(outcome, 'connect failed');
-    assert.deepEqual(codes, ['ERR_HANDSHAKE_BAD_MAC']);
+    assert.deepEqual(codes, ['ERR_SESSION_TRUNCATED (peer: ERR_HANDSHAKE_BAD_MAC)']);
     assert.equal(await serverError('ERR_HANDSHAKE_BAD_MAC'), 'ERR_HANDSHAKE_BAD_MAC');
   });
 
@@ -180,14 +190,15 @@ describe('downgrade and tamper through a relay', () => {
     };
     const { outcome, codes } = await attempt({ toServer: (f, i) => (i === 2 ? [flip(f)] : [f]) }, { framings: ['binary'] });
     assert.ok(outcome, 'connect failed');
-    assert.deepEqual(codes, ['ERR_FRAME_DECRYPT']);
+    // The server detected it and said so in its sealed CLOSE: the client learns it authenticated.
+    assert.deepEqual(codes, ['ERR_FRAME_DECRYPT (sealed by peer)']);
   });
 
   test('a replayed session frame: ERR_FRAME_COUNTER', async () => {
     const { outcome, codes } = await attempt({ toServer: (f, i) => (i === 2 ? [f, f] : [f]) });
     // The first copy is the genuine initialize; the copy is refused before any answer can matter.
     void outcome;
-    assert.deepEqual(codes, ['ERR_FRAME_COUNTER']);
+    assert.deepEqual(codes, ['ERR_FRAME_COUNTER (sealed by peer)']);
   });
 
   test('a dropped session frame: the next one is refused with ERR_FRAME_COUNTER', async () => {
@@ -200,9 +211,11 @@ describe('downgrade and tamper through a relay', () => {
       t.onclose = () => closed.resolve();
       await t.start();
       await t.send({ jsonrpc: '2.0', method: 'notifications/one' }); // dropped by the relay
+      // In another turn, so that it travels in a record of its own.
+      await new Promise((resolve) => setImmediate(resolve));
       await t.send({ jsonrpc: '2.0', method: 'notifications/two' });
       await within(closed.promise, 5000, 'the client transport to close');
-      assert.deepEqual(errors.map(codeOf), ['ERR_FRAME_COUNTER']);
+      assert.deepEqual(errors.map(describeCode), ['ERR_FRAME_COUNTER (sealed by peer)']);
     } finally {
       await r.close();
     }

@@ -146,7 +146,7 @@ export async function startServer(
       errors.push(err);
       const waiter = waiters.shift();
       if (waiter) waiter(errors[consumed++]!);
-      for (const w of codeWaiters) if (codeOf(err) === w.code) w.resolve(err);
+      for (const w of codeWaiters) if (codeOf(err) === w.code || describeCode(err) === w.code) w.resolve(err);
     },
     ...options,
     identity,
@@ -163,7 +163,7 @@ export async function startServer(
         ? Promise.resolve(errors[consumed++]!)
         : within(new Promise<Error>((resolve) => waiters.push(resolve)), 5000, 'a server error'),
     errorWithCode: (code, from = 0) => {
-      const found = errors.slice(from).find((e) => codeOf(e) === code);
+      const found = errors.slice(from).find((e) => codeOf(e) === code || describeCode(e) === code);
       if (found) return Promise.resolve(found);
       return within(new Promise<Error>((resolve) => codeWaiters.push({ code, resolve })), 5000, `a server error ${code}`);
     },
@@ -203,4 +203,15 @@ export function textOf(result: unknown): string {
 /** The error code of an McpE2eError-like value. */
 export function codeOf(err: unknown): string | undefined {
   return (err as { code?: string } | undefined)?.code;
+}
+
+/**
+ * The code, and what the peer claimed in an unauthenticated close frame if
+ * anything: `ERR_CONNECTION_CLOSED (peer: ERR_SUBPROTOCOL)`; a reason from the
+ * peer's sealed CLOSE is marked `ERR_PEER_REJECTED (sealed by peer)`.
+ */
+export function describeCode(err: unknown): string | undefined {
+  const e = err as { code?: string; peerCode?: string; fromPeer?: boolean } | undefined;
+  if (e?.code === undefined) return undefined;
+  return e.peerCode ? `${e.code} (peer: ${e.peerCode})` : e.fromPeer ? `${e.code} (sealed by peer)` : e.code;
 }

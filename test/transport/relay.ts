@@ -17,13 +17,19 @@ export interface Frame {
   isBinary: boolean;
 }
 
+/** What a hook can do besides rewriting: close either side with a close frame of its choosing (an attacker's forgery). */
+export interface RelayControl {
+  closeClient(code: number, reason: string): void;
+  closeServer(code: number, reason: string): void;
+}
+
 /**
  * Rewrites one frame; returns the frames to forward instead (none, one or
  * several). `index` counts the frames of this connection in this direction;
  * `request` is the client's upgrade request (its URL can tell concurrent
  * connections apart).
  */
-export type FrameHook = (frame: Frame, index: number, request: IncomingMessage) => Frame[];
+export type FrameHook = (frame: Frame, index: number, request: IncomingMessage, control: RelayControl) => Frame[];
 
 export interface RelayOptions {
   /** URL of the real server. */
@@ -96,11 +102,15 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
         let down = 0;
         const toServer = options.toServer ?? pass;
         const toClient = options.toClient ?? pass;
+        const control: RelayControl = {
+          closeClient: (code, reason) => client.close(code, reason),
+          closeServer: (code, reason) => upstream.close(code, reason),
+        };
         const forwardDown = (f: Frame) => {
-          for (const out of toClient(f, down++, req)) if (client.readyState === WebSocket.OPEN) client.send(out.data, { binary: out.isBinary });
+          for (const out of toClient(f, down++, req, control)) if (client.readyState === WebSocket.OPEN) client.send(out.data, { binary: out.isBinary });
         };
         client.on('message', (data: Buffer, isBinary) => {
-          for (const out of toServer({ data, isBinary }, up++, req)) if (upstream.readyState === WebSocket.OPEN) upstream.send(out.data, { binary: out.isBinary });
+          for (const out of toServer({ data, isBinary }, up++, req, control)) if (upstream.readyState === WebSocket.OPEN) upstream.send(out.data, { binary: out.isBinary });
         });
         upstream.on('message', (data: Buffer, isBinary) => forwardDown({ data, isBinary }));
         client.on('close', (code, reason) => mirrorClose(upstream, code, reason));

@@ -1,15 +1,18 @@
 /**
- * SendQueue on its own, over a real ws pair on loopback: frames sent in one
- * event-loop turn leave in one socket write (coalescing), arrive complete and
- * in order, and backpressure (high-water mark, bounded queue,
- * ERR_SEND_BUFFER_FULL) still holds while the socket is corked and flushed.
+ * SendQueue on its own, over a real ws pair on loopback: messages sent in
+ * one event-loop turn are packed into few frames (records) and leave in few
+ * socket writes, complete and in order; a lone message is not held back; a
+ * large one goes alone; backpressure (high-water mark, bounded queue,
+ * ERR_SEND_BUFFER_FULL) holds. The packer here writes a frame as the JSON
+ * list of its messages' texts, so the receiver sees how they were grouped.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import type { AddressInfo, Socket } from 'node:net';
 import { WebSocket, WebSocketServer } from 'ws';
-import { COALESCE_FLUSH_BYTES, SendQueue } from '../../src/transport/send-queue.js';
+import { COALESCE_FLUSH_BYTES, SendQueue, type OutgoingMessage, type SendQueueOptions } from '../../src/transport/send-queue.js';
+import { ContentType } from '../../src/protocol.js';
 
 interface Pair {
   client: WebSocket;
@@ -58,59 +61,79 @@ function collect(ws: WebSocket, count: number): Promise<Buffer[]> {
   });
 }
 
-const frame = (i: number, bytes = 64) => {
-  const b = Buffer.alloc(bytes, i & 0xff);
-  b.writeUInt32BE(i, 0);
-  return b;
+/** A message whose text starts with its number and is `bytes` long. */
+const message = (i: number, bytes = 64): OutgoingMessage => {
+  const text = `${i}:`.padEnd(bytes, 'x');
+  return { text, contentType: ContentType.MCP, bytes: text.length };
 };
+const numberOf = (text: string) => Number(text.slice(0, text.indexOf(':')));
+/** Frames of the test packer: the JSON list of the texts (a binary frame when `binary`). */
+const packer = (binary = false) => (messages: readonly OutgoingMessage[]) => {
+  const json = JSON.stringify(messages.map((m) => m.text));
+  return binary ? Buffer.from(json) : json;
+};
+const frames = (got: Buffer[]) => got.map((b) => JSON.parse(b.toString()) as string[]);
+const options = (o: Partial<SendQueueOptions> = {}): SendQueueOptions => ({
+  highWaterMarkBytes: 1024 * 1024,
+  maxBufferBytes: 64 * 1024 * 1024,
+  maxMessagesPerFrame: 256,
+  frameTargetBytes: 4096,
+  perMessageOverheadBytes: 0,
+  ...o,
+});
 
-test('frames sent in one turn leave in a few socket writes (one per COALESCE_FLUSH_BYTES), complete and in order', async () => {
+test('messages sent in one turn are packed into frames of about frameTargetBytes, in order, in few socket writes', async () => {
   const p = await pair();
   try {
-    const queue = new SendQueue(p.client, { highWaterMarkBytes: 1024 * 1024, maxBufferBytes: 64 * 1024 * 1024 });
+    const queue = new SendQueue(p.client, options(), packer());
     const count = 200;
-    const received = collect(p.server, count + 3);
-    const before = p.writes();
     const sends: Array<Promise<void>> = [];
     let bytes = 0;
+    const before = p.writes();
+    const all: string[] = [];
     for (let i = 0; i < count; i++) {
-      const f = frame(i, 100 + (i % 7));
-      bytes += f.length;
-      sends.push(queue.push(100, () => f));
+      const m = message(i, 100 + (i % 7));
+      bytes += m.bytes;
+      all.push(m.text);
+      sends.push(queue.push(m));
     }
+    const expectedFrames = Math.ceil(bytes / 4096);
+    const received = collect(p.server, expectedFrames);
     await Promise.all(sends);
+    const got = frames(await received);
     await new Promise((r) => setImmediate(r));
-    const oneTurn = p.writes() - before;
-    // ws adds a 2-byte header per frame; one write per full COALESCE_FLUSH_BYTES, one for the rest.
-    const most = Math.ceil(bytes / COALESCE_FLUSH_BYTES) + 1;
-    assert.ok(oneTurn <= most, `200 frames in one turn took ${oneTurn} socket writes, expected at most ${most}`);
-    // Text frames (strings, and Buffers marked as text) keep their kind and their place.
-    await queue.push(5, () => 'hello');
-    await queue.push(5, () => Buffer.from('world'), true);
-    await queue.push(100, () => frame(count));
-    const got = await received;
-    for (let i = 0; i < count; i++) {
-      assert.equal(got[i]!.readUInt32BE(0), i, `frame ${i} in place`);
-      assert.equal(got[i]!.length, 100 + (i % 7));
-    }
-    assert.equal(got[count]!.toString(), 'hello');
-    assert.equal(got[count + 1]!.toString(), 'world');
-    assert.equal(got[count + 2]!.readUInt32BE(0), count);
+    assert.deepEqual(got.flat(), all, 'every message, in order');
+    assert.equal(got.length, expectedFrames, `${got.length} frames for ${bytes} bytes`);
+    for (const f of got.slice(0, -1)) assert.ok(f.join('').length >= 4096 - 107 && f.join('').length < 4096 + 107, 'frames are filled to about the target');
+    const writes = p.writes() - before;
+    assert.ok(writes <= Math.ceil(bytes / COALESCE_FLUSH_BYTES) + 2, `${writes} socket writes`);
   } finally {
     await p.close();
   }
 });
 
-test('frames sent in separate turns are not held back', async () => {
+test('a lone message is not held back, and goes in a frame of its own', async () => {
   const p = await pair();
   try {
-    const queue = new SendQueue(p.client, { highWaterMarkBytes: 1024 * 1024, maxBufferBytes: 64 * 1024 * 1024 });
+    const queue = new SendQueue(p.client, options(), packer(true));
     for (let i = 0; i < 5; i++) {
       const got = collect(p.server, 1);
-      await queue.push(10, () => frame(i));
-      assert.equal((await got)[0]!.readUInt32BE(0), i);
+      await queue.push(message(i, 10));
+      assert.deepEqual(frames(await got), [[message(i, 10).text]]);
       p.server.removeAllListeners('message');
     }
+  } finally {
+    await p.close();
+  }
+});
+
+test('a message above frameTargetBytes goes alone, after the messages before it; maxMessagesPerFrame caps a frame', async () => {
+  const p = await pair();
+  try {
+    const queue = new SendQueue(p.client, options({ maxMessagesPerFrame: 3 }), packer());
+    const got = collect(p.server, 4);
+    for (const m of [message(0), message(1), message(2, 10_000), message(3), message(4), message(5), message(6)]) void queue.push(m);
+    assert.deepEqual(frames(await got).map((f) => f.map(numberOf)), [[0, 1], [2], [3, 4, 5], [6]]);
   } finally {
     await p.close();
   }
@@ -119,20 +142,19 @@ test('frames sent in separate turns are not held back', async () => {
 test('backpressure: sends wait above the high-water mark, the queue is bounded, and everything accepted arrives in order', async () => {
   const p = await pair();
   try {
-    const queue = new SendQueue(p.client, { highWaterMarkBytes: 64 * 1024, maxBufferBytes: 1024 * 1024 });
+    const queue = new SendQueue(p.client, options({ highWaterMarkBytes: 64 * 1024, maxBufferBytes: 1024 * 1024 }), packer(true));
     // The server stops reading; then more than any loopback socket buffer is sent, in one turn.
     (p.server as unknown as { _socket: Socket })._socket.pause();
     const big = 16 * 1024 * 1024;
     const resolved: number[] = [];
     let refused = 0;
     const settle: Array<Promise<void>> = [];
-    // One big frame (always accepted: nothing queued before it), then 256 KiB frames
+    // One big message (always accepted: nothing queued before it), then 256 KiB messages
     // until the bounded queue refuses: 1 MiB of room, so four wait and the fifth is refused.
-    settle.push(queue.push(big, () => frame(0, big)).then(() => void resolved.push(0)));
+    settle.push(queue.push(message(0, big)).then(() => void resolved.push(0)));
     for (let i = 1; i <= 8; i++) {
-      const p1 = queue.push(256 * 1024, () => frame(i, 256 * 1024));
       settle.push(
-        p1.then(
+        queue.push(message(i, 256 * 1024)).then(
           () => void resolved.push(i),
           (err: { code?: string }) => {
             assert.equal(err.code, 'ERR_SEND_BUFFER_FULL');
@@ -142,7 +164,7 @@ test('backpressure: sends wait above the high-water mark, the queue is bounded, 
       );
     }
     await new Promise((r) => setTimeout(r, 200));
-    assert.deepEqual(resolved, [0], 'only the frame that went straight to the socket is handed over');
+    assert.deepEqual(resolved, [0], 'only the message that went straight to a frame is handed over');
     assert.equal(queue.queuedBytes, 4 * 256 * 1024);
     assert.equal(refused, 4);
     const expected = [0, 1, 2, 3, 4];
@@ -150,9 +172,9 @@ test('backpressure: sends wait above the high-water mark, the queue is bounded, 
     (p.server as unknown as { _socket: Socket })._socket.resume();
     await Promise.all(settle);
     assert.deepEqual(resolved, expected, 'queued sends resolve in order once the socket drains');
-    const got = await received;
-    assert.deepEqual(got.map((b) => b.readUInt32BE(0)), expected);
-    assert.equal(got[0]!.length, big);
+    const got = frames(await received);
+    assert.deepEqual(got.map((f) => f.map(numberOf)), expected.map((i) => [i]));
+    assert.equal(got[0]![0]!.length, big);
     assert.equal(queue.queuedBytes, 0);
   } finally {
     await p.close();
@@ -162,13 +184,33 @@ test('backpressure: sends wait above the high-water mark, the queue is bounded, 
 test('a closed socket fails queued and later sends with ERR_CONNECTION_CLOSED', async () => {
   const p = await pair();
   try {
-    const queue = new SendQueue(p.client, { highWaterMarkBytes: 1024, maxBufferBytes: 64 * 1024 * 1024 });
+    const queue = new SendQueue(p.client, options({ highWaterMarkBytes: 1024 }), packer(true));
     (p.server as unknown as { _socket: Socket })._socket.pause();
-    await queue.push(8 * 1024 * 1024, () => frame(0, 8 * 1024 * 1024));
-    const waiting = queue.push(10, () => frame(1));
+    await queue.push(message(0, 8 * 1024 * 1024));
+    const waiting = queue.push(message(1));
     p.client.terminate();
     await assert.rejects(waiting, { code: 'ERR_CONNECTION_CLOSED' });
-    await assert.rejects(queue.push(10, () => frame(2)), { code: 'ERR_CONNECTION_CLOSED' });
+    await assert.rejects(queue.push(message(2)), { code: 'ERR_CONNECTION_CLOSED' });
+  } finally {
+    await p.close();
+  }
+});
+
+test('the per-message overhead counts toward the target: a frame of several messages never exceeds it', async () => {
+  const p = await pair();
+  try {
+    const sizes: number[] = [];
+    const queue = new SendQueue(p.client, options({ frameTargetBytes: 65_536, perMessageOverheadBytes: 5 }), (messages) => {
+      if (messages.length > 1) sizes.push(messages.reduce((n, m) => n + m.bytes + 5, 0));
+      return JSON.stringify(messages.map((m) => m.text));
+    });
+    const got = collect(p.server, 3);
+    // 128 messages of 1,024 bytes: 64 of them are exactly 65,536 bytes, 65,856 with their headers; 63 fit.
+    for (let i = 0; i < 128; i++) void queue.push(message(i, 1024));
+    const f = frames(await got);
+    assert.deepEqual(f.flat().map(numberOf), Array.from({ length: 128 }, (_, i) => i));
+    assert.deepEqual(f.map((x) => x.length), [63, 63, 2]);
+    assert.ok(sizes.every((n) => n <= 65_536), `frame sizes ${sizes.join(', ')}`);
   } finally {
     await p.close();
   }

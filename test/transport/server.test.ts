@@ -21,7 +21,7 @@ import {
   SUBPROTOCOL_PLAINTEXT,
 } from '../../src/index.js';
 import { getMaxPayload } from '../../src/transport/ws-internals.js';
-import { codeOf, connectClient, deferred, makeMcpServer, startServer, textOf, within } from './helpers.js';
+import { codeOf, describeCode, connectClient, deferred, makeMcpServer, startServer, textOf, within } from './helpers.js';
 import { closeOf, openRaw, rawClientHandshake } from './raw-peers.js';
 
 describe('EncryptedWebSocketServer', () => {
@@ -130,14 +130,14 @@ describe('EncryptedWebSocketServer', () => {
     }
   });
 
-  test('a server with an unexpected key is refused by the client (ERR_PEER_KEY_CHANGED), and the server learns why', async () => {
+  test('a server with an unexpected key is refused by the client (ERR_PEER_KEY_CHANGED) before it reveals itself; the server sees the claim, unauthenticated', async () => {
     const identity = NodeIdentity.generate();
     const srv = await startServer({ allowedPeers: [identity.nodeId] });
     try {
       const transport = new EncryptedWebSocketClientTransport(srv.url, { identity, expectedPeer: NodeIdentity.generate().nodeId });
       const serverErr = srv.nextError();
       await assert.rejects(transport.start(), { code: 'ERR_PEER_KEY_CHANGED' });
-      assert.equal(codeOf(await serverErr), 'ERR_PEER_KEY_CHANGED');
+      assert.equal(describeCode(await serverErr), 'ERR_CONNECTION_CLOSED (peer: ERR_PEER_KEY_CHANGED)');
       assert.equal(transport.peer, undefined);
     } finally {
       await srv.close();
@@ -277,12 +277,12 @@ describe('EncryptedWebSocketServer', () => {
     }
   });
 
-  test('maxConnections: a client over the limit fails with ERR_LIMIT_REACHED; the others are untouched', async () => {
+  test('maxConnections: a client over the limit is closed with 1013 before the handshake and reports ERR_LIMIT_REACHED (retryable); the others are untouched', async () => {
     const srv = await startServer({ limits: { maxConnections: 1 } });
     try {
       const a = await connectClient(srv.url, { identity: NodeIdentity.generate(), allowAnyPeer: true });
       const b = new EncryptedWebSocketClientTransport(srv.url, { identity: NodeIdentity.generate(), allowAnyPeer: true });
-      await assert.rejects(b.start(), { code: 'ERR_LIMIT_REACHED' });
+      await assert.rejects(b.start(), { code: 'ERR_LIMIT_REACHED', peerCode: 'ERR_LIMIT_REACHED', fromPeer: false });
       assert.equal(textOf(await a.client.callTool({ name: 'add', arguments: { a: 3, b: 4 } })), '7');
       await a.client.close();
     } finally {

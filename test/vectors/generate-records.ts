@@ -18,7 +18,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { NodeIdentity } from '../../src/identity/identity.js';
-import { ed25519Sign, importPrivateKey, sha256 } from '../../src/crypto/primitives.js';
+import { ed25519FromSeed, sha256 } from '../../src/crypto/primitives.js';
 import { compareToStored, createPeerRecord, verifyPeerRecord, type PeerRecordFields } from '../../src/discovery/record.js';
 import { McpE2eError } from '../../src/errors.js';
 import { LABEL } from '../../src/protocol.js';
@@ -110,7 +110,7 @@ function bodyOf(fields: PeerRecordFields, extra: RawAttribute[] = [], override: 
 
 /** Sign `body` under `label` (any bytes: the refused cases use the wrong ones) with `seed`. */
 function signRaw(body: Buffer, label: Buffer = LABEL.PEER_RECORD_SIGNATURE, seed: Buffer = RECORD_SEED): Buffer {
-  return Buffer.concat([body, ed25519Sign(importPrivateKey('ed25519', seed), Buffer.concat([label, body]))]);
+  return Buffer.concat([body, ed25519FromSeed(seed).sign(Buffer.concat([label, body]))]);
 }
 
 const BASE: PeerRecordFields = {
@@ -236,8 +236,8 @@ function refusedCases(): RefusedCase[] {
     { name: 'key-of-another-signer', description: 'signed by another identity than the one in the record', record: signRaw(bodyOf(BASE), LABEL.PEER_RECORD_SIGNATURE, OTHER_SEED), error: 'ERR_RECORD_BAD_SIGNATURE' },
     { name: 'signature-bit-flipped', description: 'the last bit of the signature flipped', record: flipped, error: 'ERR_RECORD_BAD_SIGNATURE' },
     { name: 'body-altered', description: 'seq changed after signing', record: altered, error: 'ERR_RECORD_BAD_SIGNATURE' },
-    { name: 'frame-label', description: 'signed under "mcp-e2e/1 frame signature\\0"', record: signRaw(bodyOf(BASE), LABEL.FRAME_SIGNATURE), error: 'ERR_RECORD_BAD_SIGNATURE' },
-    { name: 'handshake-label', description: 'signed under "mcp-e2e/1 responder signature\\0"', record: signRaw(bodyOf(BASE), LABEL.RESPONDER_SIGNATURE), error: 'ERR_RECORD_BAD_SIGNATURE' },
+    { name: 'session-record-label', description: 'signed under "mcp-e2e/2 record signature\\0" (the session records\' label)', record: signRaw(bodyOf(BASE), LABEL.RECORD_SIGNATURE), error: 'ERR_RECORD_BAD_SIGNATURE' },
+    { name: 'handshake-label', description: 'signed under "mcp-e2e/2 responder signature\\0"', record: signRaw(bodyOf(BASE), LABEL.RESPONDER_SIGNATURE), error: 'ERR_RECORD_BAD_SIGNATURE' },
     { name: 'no-label', description: 'the body signed without a label', record: signRaw(bodyOf(BASE), Buffer.alloc(0)), error: 'ERR_RECORD_BAD_SIGNATURE' },
     { name: 'label-without-zero', description: 'signed under "mcp-e2e/1 peer record" without its zero byte', record: signRaw(bodyOf(BASE), LABEL.PEER_RECORD_SIGNATURE.subarray(0, -1)), error: 'ERR_RECORD_BAD_SIGNATURE' },
     { name: 'from-the-future', description: 'issued 300,001 ms after the receiver clock', record: full, now: ISSUED_AT - 300_001, error: 'ERR_RECORD_FROM_FUTURE' },

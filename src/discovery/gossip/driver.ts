@@ -6,6 +6,7 @@
  * callbacks (records for the registry, log lines, cut-offs that close the
  * session). Everything the protocol decides stays in the engine.
  */
+import { McpE2eError } from '../../errors.js';
 import type { PeerRecord } from '../record.js';
 import { GossipEngine, type GossipCounters, type GossipEvent, type GossipOptions, type GossipStep } from './engine.js';
 import { GOSSIP_TYPE } from './protocol.js';
@@ -20,8 +21,12 @@ export interface GossipSession {
   send(message: { type: string }): Promise<void>;
   /** Route the control messages of `type` to `handler`; returns a function that removes it. */
   handle(type: string, handler: (message: { type: string }) => void): () => void;
-  close(): Promise<void>;
+  /** End the session; with `err`, the peer reads its code in our sealed CLOSE. */
+  close(err?: McpE2eError): Promise<void>;
 }
+
+/** The error a cut-off peer's sessions end with (4003; PROTOCOL.md §14.6). */
+const cutOff = (peer: string) => new McpE2eError('ERR_GOSSIP_CUT_OFF', `gossip: peer ${peer.slice(0, 16)} cut off for misbehaviour`);
 
 /** Log levels of the driver's callbacks (the mesh node's). */
 export type GossipLogLevel = 'debug' | 'info' | 'warn' | 'error';
@@ -135,7 +140,7 @@ export class GossipDriver {
     }
     if (this.engine.isBanned(peer, this.#now())) {
       this.#options.log?.('info', 'gossip: closing a session of a peer that was cut off', { peer: peer.slice(0, 16) });
-      void session.close().catch(() => {});
+      void session.close(cutOff(peer)).catch(() => {});
       return false;
     }
     const bound: Bound = { session, unbind: [], inFlight: 0 };
@@ -210,7 +215,7 @@ export class GossipDriver {
         o.log?.('warn', 'gossip: peer cut off', { peer: e.peer.slice(0, 16), score: e.score, last: e.code });
         const bound = this.#sessions.get(e.peer);
         this.#detach(e.peer);
-        if (bound) void bound.session.close().catch(() => {});
+        if (bound) void bound.session.close(cutOff(e.peer)).catch(() => {});
         break;
       }
       case 'expired':

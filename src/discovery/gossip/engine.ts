@@ -21,6 +21,7 @@ import { TokenBucket } from '../../util/rate.js';
 import {
   decodeGossipMessage,
   GOSSIP_TYPE,
+  MAX_RECORD_HEX_PER_MESSAGE,
   MAX_RECORDS_PER_MESSAGE,
   MAX_SYNC_ROUNDS,
   MAX_WANT_IDS,
@@ -365,7 +366,7 @@ export class GossipEngine {
       const limit = o.retransmitMult * Math.ceil(Math.log10(this.store.size + 1));
       const peerSet = new Set(this.#peers.keys());
       for (const peer of this.#pickPeers(o.fanout)) {
-        const records = this.#queue.take(peer, MAX_RECORDS_PER_MESSAGE, limit, peerSet);
+        const records = this.#queue.take(peer, MAX_RECORDS_PER_MESSAGE, limit, peerSet, MAX_RECORD_HEX_PER_MESSAGE / 2);
         if (records.length === 0) continue;
         this.counters.pushesSent++;
         this.#send(peer, { type: GOSSIP_TYPE.PUSH, records: records.map(hexOf) });
@@ -434,10 +435,17 @@ export class GossipEngine {
         break;
       }
       case GOSSIP_TYPE.WANT: {
+        // Records that would take the answer past the control message limit are
+        // left out, as if not held: the asker pulls them again (§14.5).
         const records: string[] = [];
+        let hexDigits = 0;
         for (const id of message.ids) {
           const r = this.store.get(id);
-          if (r && !r.isExpired(nowMs)) records.push(hexOf(r));
+          if (!r || r.isExpired(nowMs)) continue;
+          const hex = hexOf(r);
+          if (hexDigits + hex.length > MAX_RECORD_HEX_PER_MESSAGE) break;
+          hexDigits += hex.length;
+          records.push(hex);
         }
         this.#send(peer, { type: GOSSIP_TYPE.RECORDS, w: message.w, records });
         break;

@@ -27,6 +27,13 @@ export const GOSSIP_TYPE = Object.freeze({
 
 /** Most records in one `gossip_push` or `gossip_records` message. */
 export const MAX_RECORDS_PER_MESSAGE = 16;
+/**
+ * Most record bytes (hex digits) a sender puts in one `gossip_push` or
+ * `gossip_records`: with the JSON around them the message stays under the
+ * 64 KiB limit of a control message (PROTOCOL.md §6.9), which 16 records of
+ * the largest size (2 × 2,048 hex digits each) would pass.
+ */
+export const MAX_RECORD_HEX_PER_MESSAGE = 60_000;
 /** Most node ids in one `gossip_want`. */
 export const MAX_WANT_IDS = 16;
 /** Most ranges in one `gossip_sync`. */

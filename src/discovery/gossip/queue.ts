@@ -53,16 +53,20 @@ export class TransmitQueue {
   }
 
   /**
-   * Up to `max` records for `peer`, least-sent first. Each counts one
-   * transmit; a record that reached `limit` transmits, or that every peer in
-   * `peers` has, leaves the queue.
+   * Up to `max` records for `peer`, least-sent first, of at most `maxBytes`
+   * bytes together (the first is always taken). Each counts one transmit; a
+   * record that reached `limit` transmits, or that every peer in `peers` has,
+   * leaves the queue; records left out wait for the next round.
    */
-  take(peer: string, max: number, limit: number, peers: ReadonlySet<string>): PeerRecord[] {
+  take(peer: string, max: number, limit: number, peers: ReadonlySet<string>, maxBytes = Infinity): PeerRecord[] {
     const eligible: Queued[] = [];
     for (const q of this.#byNode.values()) if (!q.peers.has(peer)) eligible.push(q);
     eligible.sort((a, b) => a.transmits - b.transmits || b.order - a.order);
     const out: PeerRecord[] = [];
+    let bytes = 0;
     for (const q of eligible.slice(0, max)) {
+      bytes += q.record.bytes.length;
+      if (out.length > 0 && bytes > maxBytes) break;
       out.push(q.record);
       q.transmits++;
       q.peers.add(peer);

@@ -37,7 +37,7 @@ function forgeries() {
     good,
     badSignature: flip(hex.length - 3),
     alteredBody: flip(160),
-    wrongLabel: Buffer.concat([body, honest.sign(LABEL.FRAME_SIGNATURE, body)]).toString('hex'),
+    wrongLabel: Buffer.concat([body, honest.sign(LABEL.RECORD_SIGNATURE, body)]).toString('hex'),
     wrongNodeId: hex.slice(0, 66) + identityOf(4).nodeId + hex.slice(130),
     oversize: 'ab'.repeat(2049),
     expired: recordOf(honest, 7, NOW - 7_200_000).toHex(),
@@ -216,4 +216,48 @@ test('options: unknown names and bad values are refused; SECURITY.md and PROTOCO
     assert.ok(text.includes(`${d.banMs / 60_000} minutes`), 'ban');
   }
   assert.ok(protocol.includes(`fanout ${d.fanout}`) && protocol.includes(`round ${d.gossipIntervalMs / 1000} s`), 'PROTOCOL.md §14.9');
+});
+
+/** A record of `identity` as close to the 2,048-byte limit as eight addresses make it. */
+function largestRecordOf(identity: ReturnType<typeof identityOf>, seq: number) {
+  for (let n = 230; n > 0; n--) {
+    try {
+      const addresses = Array.from({ length: 8 }, (_, i) => `wss://h${i}${'a'.repeat(n)}.example:8765/mcp`);
+      return createPeerRecord(identity, { seq, issuedAtMs: NOW, expiresAtMs: NOW + 3_600_000, addresses, protocolVersions: [2], name: 'n'.repeat(64) });
+    } catch {
+      // too large: one character shorter
+    }
+  }
+  throw new Error('no record fits');
+}
+
+test('a push or an answer of the largest records stays within the 64 KiB control message limit; what does not fit waits or is pulled again', () => {
+  const big = Array.from({ length: 16 }, (_, i) => largestRecordOf(identityOf(300 + i), 1));
+  assert.ok(big.every((r) => r.bytes.length > 2000), `records of ${big[0]!.bytes.length} bytes`);
+  const e = new GossipEngine(self.nodeId, NOW, { random: seeded(5), options: { fanout: 1 } });
+  const peer = identityOf(400).nodeId;
+  e.addPeer(peer, NOW);
+  // Learned from another member (a push is passed on; only our own record is published).
+  e.addPeer(mallory, NOW);
+  e.receive(mallory, push(...big.slice(0, 8).map((r) => r.toHex())), NOW);
+  e.receive(mallory, push(...big.slice(8).map((r) => r.toHex())), NOW);
+  assert.equal(e.store.size, 16);
+  const pushed = new Set<string>();
+  let pushes = 0;
+  for (let t = 1; t <= 4 && pushed.size < big.length; t++) {
+    for (const o of e.tick(NOW + t * 1000).send) {
+      if (o.message.type !== GOSSIP_TYPE.PUSH || o.peer !== peer) continue;
+      pushes++;
+      assert.ok(Buffer.byteLength(JSON.stringify(o.message)) <= 65_536, `push of ${Buffer.byteLength(JSON.stringify(o.message))} bytes`);
+      for (const hex of (o.message as { records: readonly string[] }).records) pushed.add(hex);
+    }
+  }
+  assert.equal(pushed.size, big.length, 'every record is pushed, over more than one round');
+  assert.ok(pushes >= 2);
+  // A want of all 16: the answer holds what fits, the rest is left out.
+  const answer = e.receive(peer, { type: GOSSIP_TYPE.WANT, w: 7, ids: big.map((r) => r.nodeId) }, NOW + 5000).send.find((o) => o.message.type === GOSSIP_TYPE.RECORDS)!;
+  const size = Buffer.byteLength(JSON.stringify(answer.message));
+  const answered = (answer.message as unknown as { records: readonly string[] }).records.length;
+  assert.ok(size <= 65_536, `answer of ${size} bytes`);
+  assert.ok(answered >= 12 && answered < 16, `${answered} records answered`);
 });

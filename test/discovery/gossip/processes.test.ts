@@ -20,6 +20,7 @@ import { EncryptedWebSocketClientTransport } from '../../../src/transport/client
 import { createPeerRecord, encodePeerRecordBody, type PeerRecord } from '../../../src/discovery/record.js';
 import { GOSSIP_TYPE } from '../../../src/discovery/gossip/protocol.js';
 import { LABEL } from '../../../src/protocol.js';
+import type { McpE2eError } from '../../../src/errors.js';
 import type { FixtureConfig } from './fixtures/mesh-node.js';
 
 const FIXTURE = fileURLToPath(new URL('./fixtures/mesh-node.js', import.meta.url));
@@ -157,7 +158,7 @@ test('a malicious member: forged, stale, expired, oversize and wrongly-labelled 
     const good = make(victim).toHex();
     const forged = good.slice(0, -2) + (good.endsWith('00') ? '01' : '00');
     const body = encodePeerRecordBody(mallory.publicKey, { seq: now, issuedAtMs: now, expiresAtMs: now + 60_000, addresses: [], protocolVersions: [1] });
-    const wrongLabel = Buffer.concat([body, mallory.sign(LABEL.FRAME_SIGNATURE, body)]).toString('hex');
+    const wrongLabel = Buffer.concat([body, mallory.sign(LABEL.RECORD_SIGNATURE, body)]).toString('hex');
     const expired = make(victim, { issued: now - 7_200_000, lifetime: 60_000 }).toHex();
     // A replay of b's old record: it must never replace the newer one.
     const oldRecordOfB = await oldRecord(b, old);
@@ -168,13 +169,17 @@ test('a malicious member: forged, stale, expired, oversize and wrongly-labelled 
       ['forged', [forged]],
       ['wrongly labelled', [wrongLabel]],
     ];
+    const endings: McpE2eError[] = [];
     for (const p of procs) {
       const t = new EncryptedWebSocketClientTransport(p.url, { identity: mallory, expectedPeer: p.nodeId });
+      t.onerror = (e) => endings.push(e as McpE2eError);
       await t.start();
       sessions.push(t);
       for (const [, records] of injections) await t.sendControl({ type: GOSSIP_TYPE.PUSH, records }).catch(() => {});
     }
     await until('every node cut mallory off', async () => sessions.every((t) => t.closed));
+    // Each says why, authenticated: its sealed CLOSE names the cut-off.
+    assert.deepEqual(endings.map((e) => `${e.code} ${e.fromPeer}`), procs.map(() => 'ERR_GOSSIP_CUT_OFF true'));
     for (const p of procs) {
       const s = (await p.ask('status')) as { counters: { cutoffs: number; refused: Record<string, number> } };
       assert.ok(s.counters.cutoffs >= 1, `${p.nodeId.slice(0, 8)} cut mallory off`);
