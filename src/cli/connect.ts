@@ -23,6 +23,10 @@
  * forever; whether the server carried them out is unknown), and responses
  * to requests the previous server made are dropped. Authentication and
  * trust failures end the relay as without `--reconnect`.
+ *
+ * Stdin EOF, SIGTERM and SIGINT (how MCP clients stop their servers) end
+ * the session with the protocol's normal close (1000) and exit 0; after a
+ * signal, at most STOP_GRACE_MS is spent on it.
  */
 import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 import { McpE2eError } from '../errors.js';
@@ -44,6 +48,8 @@ import { UsageError } from './usage.js';
 
 /** Messages from stdin held while no link is ready (connecting or reconnecting). */
 const MAX_HELD_MESSAGES = 256;
+/** After SIGINT/SIGTERM, how long the link gets to close normally before connect leaves anyway (ms). */
+const STOP_GRACE_MS = 2000;
 
 /** A ws:// or wss:// URL as typed, or a one-line explanation. */
 export function parseUrl(text: string): URL {
@@ -135,7 +141,8 @@ async function relay(values: Values, url: URL | undefined, byId: { mesh: MeshNod
   let lostLink = false;
   /** Messages flow to `link` only when ready; otherwise they are held. */
   let ready = false;
-  let stdinEnded = false;
+  /** Our MCP client ended the session (stdin EOF), or we were told to stop (SIGINT/SIGTERM). */
+  let ended = false;
   let finished = false;
   const held: Message[] = [];
   /** The client's `initialize` request and `notifications/initialized`, replayed after a reconnection. */
@@ -239,9 +246,9 @@ async function relay(values: Values, url: URL | undefined, byId: { mesh: MeshNod
         log.info('connection closed');
         ready = false;
         if (finished) return;
-        if (!reconnect || stdinEnded || (linkError && !isRetryableError(linkError))) {
+        if (!reconnect || ended || (linkError && !isRetryableError(linkError))) {
           // Success only when our MCP client ended the session and nothing failed.
-          finish(stdinEnded && !failed ? 0 : 1, linkError ? why(linkError) : undefined);
+          finish(ended && !failed ? 0 : 1, linkError ? why(linkError) : undefined);
           return;
         }
         for (const id of inFlight.take()) answerLost(id, 'the connection to the server was lost before the response arrived; the request may or may not have been carried out');
@@ -315,17 +322,36 @@ async function relay(values: Values, url: URL | undefined, byId: { mesh: MeshNod
       }
       ready = true;
       for (const m of held.splice(0)) send(t, m);
-      if (stdinEnded) void t.close();
+      if (ended) void t.close();
     };
 
     process.stdin.on('data', (c: Buffer) => lines.push(c));
     process.stdin.on('end', () => {
-      stdinEnded = true;
+      if (ended) return;
+      ended = true;
       log.debug('stdin closed; closing the connection');
       // Before the connection is ready, the held messages go out first.
       // Otherwise the link being established closes once the held messages are out.
       if (ready && link) void link.close();
     });
+    // An app shutting down sends SIGTERM (a terminal, SIGINT): close with the
+    // protocol's close (1000), so the server sees a normal end, not 1006.
+    const stop = (signal: NodeJS.Signals) => {
+      log.info(`${signal}: closing the connection`);
+      ended = true;
+      const force = setTimeout(() => {
+        if (finished) return;
+        log.warn(`the connection did not close within ${STOP_GRACE_MS} ms of ${signal}; leaving`);
+        finish(0, `mcp-e2e connect was stopped (${signal})`);
+      }, STOP_GRACE_MS);
+      force.unref();
+      // Nothing is established yet (connecting, or between reconnections): nothing to close.
+      if (ready && link) void link.close();
+      else finish(0, `mcp-e2e connect was stopped (${signal})`);
+    };
+    // Once: a second signal ends the process at once, as Node's default does.
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
     void establish();
   });
 }
@@ -348,6 +374,9 @@ function describe(err: Error, where: string, url: URL | undefined, identity: Nod
       return `the server at ${where} refused our identity: ask its operator to run \`mcp-e2e peers allow ${identity.nodeId}\``;
     case 'ERR_CONNECT_FAILED':
       return `${err.message}; is \`mcp-e2e serve\` running at ${where}?`;
+    case 'ERR_SUBPROTOCOL':
+      // Encrypting, we found no mcp-e2e endpoint at the URL (src/transport/client.ts says which kind of answer).
+      return identity && url ? `${err.message}; use --plaintext if you mean it` : err.message;
     default:
       return err.message;
   }

@@ -14,7 +14,7 @@ import { McpE2eError } from '../errors.js';
 import { Handshake } from '../handshake/handshake.js';
 import { NodeIdentity, type PeerIdentity } from '../identity/identity.js';
 import { allowAnyPeer, normalizeEndpoint, pinnedPeer, type TrustPolicy } from '../identity/trust.js';
-import { checkFramings, MAX_HANDSHAKE_MESSAGE_BYTES, type Framing } from '../protocol.js';
+import { checkFramings, MAX_HANDSHAKE_MESSAGE_BYTES, SUBPROTOCOL_ENCRYPTED, type Framing } from '../protocol.js';
 import { WebSocketChannel } from './channel.js';
 import { asMcpE2eError, closeWithError } from './closing.js';
 import { CONNECTION_LIMIT_NAMES, DEFAULT_CLIENT_KEEPALIVE_INTERVAL_MS, MAX_FRAGMENTS_PER_MESSAGE, PRE_AUTH_MAX_FRAGMENTS, resolveConnectionLimits, type ConnectionLimits } from './limits.js';
@@ -139,7 +139,9 @@ export class EncryptedWebSocketClientTransport extends WebSocketChannel implemen
    * when MCP messages can flow. The whole of it must finish within
    * `handshakeTimeoutMs` (default 10 s).
    * @throws Error when called twice.
-   * @throws McpE2eError `ERR_CONNECT_FAILED`, `ERR_SUBPROTOCOL`,
+   * @throws McpE2eError `ERR_CONNECT_FAILED`, `ERR_SUBPROTOCOL` (at once,
+   *   when the server selects another subprotocol or none, or encrypting,
+   *   refuses the upgrade with HTTP 400: not an mcp-e2e endpoint),
    *   `ERR_HANDSHAKE_*` (including `ERR_HANDSHAKE_TIMEOUT`), `ERR_PEER_REJECTED`
    *   and `ERR_PEER_KEY_CHANGED` (our trust policy refused the server),
    *   `ERR_LIMIT_REACHED` (turned away before the handshake: HTTP 429 or close
@@ -213,9 +215,7 @@ export class EncryptedWebSocketClientTransport extends WebSocketChannel implemen
           done(new McpE2eError('ERR_CONNECTION_CLOSED', 'the transport was closed while connecting', { cause: err }));
           return;
         }
-        // A server at a limit answers the upgrade with HTTP 429: what happened to our attempt (PROTOCOL.md §9.1).
-        const code = /subprotocol/i.test(err.message) ? 'ERR_SUBPROTOCOL' : /server response: 429\b/.test(err.message) ? 'ERR_LIMIT_REACHED' : 'ERR_CONNECT_FAILED';
-        done(new McpE2eError(code, `cannot connect to ${this.url.origin}: ${err.message}`, { cause: err }));
+        done(this.#upgradeError(err));
       };
       const onClose = (): void => done(new McpE2eError('ERR_CONNECTION_CLOSED', 'the transport was closed while connecting'));
       const timer = setTimeout(() => {
@@ -226,5 +226,29 @@ export class EncryptedWebSocketClientTransport extends WebSocketChannel implemen
       ws.on('error', onError);
       ws.on('close', onClose);
     });
+  }
+
+  /**
+   * The error for a failed upgrade (ws's message says how it failed). Asking
+   * for encryption, a server that selects no subprotocol or another one, or
+   * refuses the upgrade with HTTP 400 (what a `ws` server answers at a path
+   * it does not serve), is no mcp-e2e endpoint: said at once, rather than
+   * left to a handshake that cannot succeed (PROTOCOL.md §3.1).
+   */
+  #upgradeError(err: Error): McpE2eError {
+    // Never the URL's user info: it may hold a credential.
+    const where = `${this.url.origin}${this.url.pathname === '/' ? '' : this.url.pathname}`;
+    const opts = { cause: err };
+    const subprotocol = /subprotocol/i.test(err.message);
+    if (this.mode === 'encrypted' && subprotocol) {
+      // An mcp-e2e server of another version answers so too (PROTOCOL.md §3.1), and is named second.
+      return new McpE2eError('ERR_SUBPROTOCOL', `${where} is a plain MCP WebSocket server (it did not select the ${SUBPROTOCOL_ENCRYPTED} subprotocol), or an mcp-e2e server of another protocol version`, opts);
+    }
+    if (this.mode === 'encrypted' && /server response: 400\b/.test(err.message)) {
+      return new McpE2eError('ERR_SUBPROTOCOL', `${where} is not an mcp-e2e endpoint: it refused the WebSocket upgrade with HTTP 400, as a plain MCP WebSocket server does at a path it does not serve`, opts);
+    }
+    // A server at a limit answers the upgrade with HTTP 429: what happened to our attempt (PROTOCOL.md §9.1).
+    const code = subprotocol ? 'ERR_SUBPROTOCOL' : /server response: 429\b/.test(err.message) ? 'ERR_LIMIT_REACHED' : 'ERR_CONNECT_FAILED';
+    return new McpE2eError(code, `cannot connect to ${this.url.origin}: ${err.message}`, opts);
   }
 }

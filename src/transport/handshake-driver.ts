@@ -15,6 +15,7 @@ import type { WebSocket } from 'ws';
 import { McpE2eError } from '../errors.js';
 import type { Handshake, HandshakeResult } from '../handshake/handshake.js';
 import type { NodeIdentity, PeerIdentity } from '../identity/identity.js';
+import { SUBPROTOCOL_ENCRYPTED } from '../protocol.js';
 import { Session, type SessionOptions } from '../session/session.js';
 import { asMcpE2eError, closeWithError, errorFromCloseBeforeSession, errorFromWsError } from './closing.js';
 import type { Inbox } from './inbox.js';
@@ -89,8 +90,20 @@ export function performHandshake(ws: WebSocket, inbox: Inbox, handshake: Handsha
         resolve(session!);
       }
     };
+    /** A handshake message (or anything) has come from the peer. */
+    let heard = false;
     const timer = setTimeout(
-      () => finish(new McpE2eError('ERR_HANDSHAKE_TIMEOUT', `the handshake did not complete within ${options.timeoutMs} ms`)),
+      () =>
+        finish(
+          new McpE2eError(
+            'ERR_HANDSHAKE_TIMEOUT',
+            // An initiator that heard nothing: the server accepted our subprotocol and then said nothing, which is
+            // what a plain WebSocket server that selects any subprotocol offered (ws's default) does.
+            handshake.role === 'initiator' && !heard
+              ? `the server accepted the ${SUBPROTOCOL_ENCRYPTED} subprotocol but did not answer the handshake within ${options.timeoutMs} ms (a plain MCP WebSocket server that accepts any subprotocol, as supergateway does, stays silent so)`
+              : `the handshake did not complete within ${options.timeoutMs} ms`,
+          ),
+        ),
       options.timeoutMs,
     );
     const firstTimer =
@@ -138,6 +151,7 @@ export function performHandshake(ws: WebSocket, inbox: Inbox, handshake: Handsha
 
     inbox.setHandler((data, isBinary) => {
       if (settled) return;
+      heard = true;
       clearTimeout(firstTimer);
       try {
         // Handshake messages are JSON text frames, always; a binary frame here is

@@ -16,7 +16,10 @@ import {
   NodeIdentity,
   type Session,
 } from '../../src/index.js';
-import type { WebSocket } from 'ws';
+import { WebSocketServer, type ServerOptions, type WebSocket } from 'ws';
+import { once } from 'node:events';
+import type { AddressInfo } from 'node:net';
+import type { McpE2eError } from '../../src/errors.js';
 import { codeOf, connectClient, deferred, startServer, textOf, within } from './helpers.js';
 import { startRawServer, startSilentServer } from './raw-peers.js';
 
@@ -153,9 +156,61 @@ describe('EncryptedWebSocketClientTransport: lifecycle', () => {
     const silent = await startSilentServer();
     try {
       const t = new EncryptedWebSocketClientTransport(silent.url, { identity: id(), allowAnyPeer: true, handshakeTimeoutMs: 150 });
-      await assert.rejects(t.start(), { code: 'ERR_HANDSHAKE_TIMEOUT' });
+      // It accepted our subprotocol and said nothing: the message says what kind of server does that.
+      await assert.rejects(t.start(), { code: 'ERR_HANDSHAKE_TIMEOUT', message: /accepted the mcp-e2e\.v2 subprotocol but did not answer .*plain MCP WebSocket server/ });
     } finally {
       await silent.close();
+    }
+  });
+});
+
+describe('EncryptedWebSocketClientTransport: a plain MCP WebSocket server (issue 10, item 4)', () => {
+  /** Start against a real `ws` server built with `options`; the error, how long it took, and what went to onerror. */
+  async function against(options: ServerOptions, path = '/') {
+    const wss = new WebSocketServer({ host: '127.0.0.1', port: 0, ...options });
+    await once(wss, 'listening');
+    try {
+      const url = `ws://127.0.0.1:${(wss.address() as AddressInfo).port}${path}`;
+      // The default handshake timeout, explicitly: the failure must come long before it.
+      const t = new EncryptedWebSocketClientTransport(url, { identity: id(), allowAnyPeer: true, handshakeTimeoutMs: 10_000 });
+      const errs: Error[] = [];
+      t.onerror = (e) => errs.push(e);
+      const started = Date.now();
+      const err = await t.start().then(() => assert.fail('started'), (e: unknown) => e as McpE2eError);
+      return { url, err, ms: Date.now() - started, errs, closed: t.closed };
+    } finally {
+      for (const c of wss.clients) c.terminate();
+      await new Promise((r) => wss.close(r));
+    }
+  }
+
+  test('the upgrade succeeds without a subprotocol: ERR_SUBPROTOCOL at once, saying what the server is', async () => {
+    const r = await against({ handleProtocols: () => false }, '/message');
+    assert.equal(r.err.code, 'ERR_SUBPROTOCOL');
+    assert.equal(r.err.message, `${r.url} is a plain MCP WebSocket server (it did not select the mcp-e2e.v2 subprotocol), or an mcp-e2e server of another protocol version`);
+    assert.ok(r.ms < 5000, `failed after ${r.ms} ms, the handshake timeout is 10000 ms`);
+    assert.deepEqual(r.errs.map(codeOf), ['ERR_SUBPROTOCOL']);
+    assert.equal(r.closed, true);
+  });
+
+  test('the upgrade is answered with HTTP 400 (a ws server at another path): ERR_SUBPROTOCOL at once', async () => {
+    const r = await against({ path: '/message' }, '/');
+    assert.equal(r.err.code, 'ERR_SUBPROTOCOL');
+    assert.equal(r.err.message, `${r.url.replace(/\/$/, '')} is not an mcp-e2e endpoint: it refused the WebSocket upgrade with HTTP 400, as a plain MCP WebSocket server does at a path it does not serve`);
+    assert.ok(r.ms < 5000, `failed after ${r.ms} ms, the handshake timeout is 10000 ms`);
+    assert.equal(r.closed, true);
+  });
+
+  test('a credential in the URL stays out of the message', async () => {
+    const wss = new WebSocketServer({ host: '127.0.0.1', port: 0, handleProtocols: () => false });
+    await once(wss, 'listening');
+    try {
+      const t = new EncryptedWebSocketClientTransport(`ws://user:secret@127.0.0.1:${(wss.address() as AddressInfo).port}/`, { identity: id(), allowAnyPeer: true });
+      const err = await t.start().then(() => assert.fail('started'), (e: unknown) => e as McpE2eError);
+      assert.equal(err.code, 'ERR_SUBPROTOCOL');
+      assert.doesNotMatch(err.message, /secret|user/);
+    } finally {
+      await new Promise((r) => wss.close(r));
     }
   });
 });
