@@ -5,16 +5,17 @@
  * line naming the file, the section and the key: unknown keys with the
  * parser's suggestion, options that cannot come from a file, wrong types,
  * JSON with its line and column. A file other users can write is refused,
- * as the trust files are.
+ * as the trust files are. README's example file is accepted as it is.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmodSync, writeFileSync } from 'node:fs';
+import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { NodeIdentity } from '../../src/identity/identity.js';
-import { CLI, DEMO_SERVER, connectError, freePort, makeHome, oneLine, runCli, startServe } from './helpers.js';
+import { parseConfig } from '../../src/cli/config.js';
+import { CLI, DEMO_SERVER, ROOT, connectError, freePort, makeHome, oneLine, runCli, startServe } from './helpers.js';
 
 /** A home with an identity and `config` (an object, or raw text) as its config.json. */
 function homeWithConfig(config: unknown): { home: string; identity: NodeIdentity; path: string } {
@@ -150,4 +151,18 @@ test('--config FILE reads another file (a missing one is an error), --no-config 
   const help = runCli(['serve', '--help', '--home', home]);
   assert.equal(help.code, 0, help.stderr);
   assert.match(help.stdout.replace(/\s+/g, ' '), /Defaults for these options can be kept in HOME\/config\.json \(or --config FILE\), keyed by their long names, e\.g\. \{"serve": \{"host": "ADDR"\}\}; the command line wins\./);
+});
+
+test('README\'s example config file is accepted, and means what it says', () => {
+  const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+  const block = /<!-- config-example:[^>]*-->\s*```json\n([\s\S]*?)\n```/.exec(readme);
+  assert.ok(block, 'README has the config-example block');
+  const hub = NodeIdentity.generate().nodeId;
+  const { home, path } = homeWithConfig(block[1]!.replace('<HUB_NODE_ID>', hub));
+  const r = runCli(['id', '--home', home]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.deepEqual(parseConfig(readFileSync(path, 'utf8'), path), {
+    serve: { host: '0.0.0.0', port: '8765', announce: true, name: 'build-box', bootstrap: [`ws://hub.example:8765#${hub}`] },
+    connect: { reconnect: true },
+  });
 });
