@@ -35,10 +35,11 @@ class Stop {
   ) {}
 }
 
-/** `text` quoted as JSON and safe to print (for names in messages), at most about 64 characters. */
+/** `text` quoted as JSON and safe to print (for names and values in messages), its first 64 characters (then `...`). */
 export function quoteForMessage(text: string): string {
-  const q = escapeControlCharacters(JSON.stringify(text));
-  return q.length > 66 ? `${q.slice(0, 64)}..."` : q;
+  // Cut before quoting, so that no escape is cut in half.
+  const q = escapeControlCharacters(JSON.stringify(text.length > 64 ? text.slice(0, 64) : text));
+  return text.length > 64 ? `${q.slice(0, -1)}..."` : q;
 }
 
 /**

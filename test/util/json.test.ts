@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { findJsonSyntaxError, MAX_JSON_DEPTH } from '../../src/util/json.js';
+import { findJsonSyntaxError, MAX_JSON_DEPTH, quoteForMessage } from '../../src/util/json.js';
 
 const parses = (text: string): boolean => {
   try {
@@ -70,4 +70,11 @@ test('nesting is bounded: a 64 KiB file of brackets is refused at its limit, wit
   const e = findJsonSyntaxError('['.repeat(65536));
   assert.equal(e?.offset, MAX_JSON_DEPTH);
   assert.equal(e?.reason, `nested more than ${MAX_JSON_DEPTH} deep`);
+});
+
+test('quoteForMessage: JSON-quoted, control characters escaped (C1 too), long text cut before quoting', () => {
+  assert.equal(quoteForMessage('port'), '"port"');
+  assert.equal(quoteForMessage('a\u001b[2J\u009b'), '"a\\u001b[2J\\x9b"');
+  assert.equal(quoteForMessage('x'.repeat(63) + '\n' + 'y'), `"${'x'.repeat(63)}\\n..."`);
+  assert.equal(quoteForMessage('x'.repeat(64)), `"${'x'.repeat(64)}"`);
 });
