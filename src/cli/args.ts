@@ -24,6 +24,8 @@ export interface OptionSpec {
   value?: string;
   /** One line of help (commands may say it their own way). */
   help: string;
+  /** Never a default from the config file (src/cli/config.ts), with the reason why, e.g. for --force. */
+  commandLineOnly?: string;
 }
 
 export interface CommandSpec {
@@ -233,12 +235,13 @@ export function renderUsage(options: OptionTable, global: readonly string[], com
   return out.join('\n');
 }
 
-/** `mcp-e2e COMMAND --help`: synopsis, description, options, examples. */
-export function renderCommandHelp(command: CommandSpec, options: OptionTable, global: readonly string[]): string {
+/** `mcp-e2e COMMAND --help`: synopsis, description, options (then `notes` on them, paragraphs), examples. */
+export function renderCommandHelp(command: CommandSpec, options: OptionTable, global: readonly string[], notes: readonly string[] = []): string {
   const out = [`usage: mcp-e2e ${command.name} ${command.synopsis}`.trimEnd(), ''];
   for (const p of [command.summary, ...command.description]) out.push(...wrap(p, 78, ''), '');
   const names = Object.keys(command.options);
   if (names.length) out.push('Options:', ...optionLines(names, options, command.options), '');
+  for (const p of notes) out.push(...wrap(p, 78, ''), '');
   out.push('Options for every command:', ...optionLines(global, options), '');
   if (command.examples.length) out.push('Examples:', ...command.examples.map((e) => `  ${e}`), '');
   return out.join('\n');

@@ -8,11 +8,13 @@ import type { CommandSpec, OptionSpec } from './args.js';
 
 export const OPTIONS = {
   home: { type: 'string', value: 'DIR', help: 'home directory (default $MCP_E2E_HOME or ~/.mcp-e2e)' },
+  config: { type: 'string', value: 'FILE', help: 'read option defaults from FILE (default HOME/config.json, if it exists); the command line wins' },
+  'no-config': { type: 'boolean', help: 'read no config file' },
   json: { type: 'boolean', help: 'machine-readable output and logs (one JSON object per line)' },
   verbose: { type: 'boolean', short: 'v', help: 'more detail in logs' },
   help: { type: 'boolean', short: 'h', help: 'show help (mcp-e2e COMMAND --help: that command\'s, with examples)' },
   version: { type: 'boolean', short: 'V', help: 'print the version' },
-  force: { type: 'boolean', help: 'replace an existing identity (the old one is lost)' },
+  force: { type: 'boolean', help: 'replace an existing identity (the old one is lost)', commandLineOnly: 'it replaces the identity, and is meant each time it is typed' },
   host: { type: 'string', value: 'ADDR', help: 'local address to listen on, without a port (default 127.0.0.1; 0.0.0.0 or :: for every interface)' },
   port: { type: 'string', value: 'PORT', help: 'port to listen on (default 8765; 0 picks a free one)' },
   allow: { type: 'string', value: 'FILE', help: 'allowlist of node ids (default HOME/allowed_peers); must exist' },
@@ -49,7 +51,7 @@ type ValueOf<O extends OptionSpec> = O extends { multiple: true } ? string[] : O
 export type Values = { [K in OptionName]?: ValueOf<(typeof OPTIONS)[K]> };
 
 /** Options every command takes. */
-export const GLOBAL_OPTIONS: readonly OptionName[] = ['home', 'json', 'verbose', 'help', 'version'];
+export const GLOBAL_OPTIONS: readonly OptionName[] = ['home', 'config', 'no-config', 'json', 'verbose', 'help', 'version'];
 
 type Command = CommandSpec & { options: Partial<Record<OptionName, string | true>> };
 

@@ -1,6 +1,6 @@
 /**
  * The CLI's home directory: one place for the identity, the allowlist, the
- * known peers and the peer registry. `--home` beats `MCP_E2E_HOME`, which beats `~/.mcp-e2e`.
+ * known peers, the peer registry and the config file. `--home` beats `MCP_E2E_HOME`, which beats `~/.mcp-e2e`.
  */
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -18,6 +18,8 @@ export interface HomePaths {
   knownPeers: string;
   /** The peer registry: what discovery and sessions taught this node (PROTOCOL.md §13). */
   registry: string;
+  /** Option defaults per command (src/cli/config.ts); may be missing. */
+  config: string;
 }
 
 export function resolveHome(flag: string | undefined, env: NodeJS.ProcessEnv = process.env): HomePaths {
@@ -28,6 +30,7 @@ export function resolveHome(flag: string | undefined, env: NodeJS.ProcessEnv = p
     allowedPeers: join(home, 'allowed_peers'),
     knownPeers: join(home, 'known_peers.json'),
     registry: join(home, 'peers.json'),
+    config: join(home, 'config.json'),
   };
 }
 

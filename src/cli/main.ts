@@ -11,6 +11,7 @@ import { NodeIdentity } from '../identity/identity.js';
 import { checkDirectory } from '../util/files.js';
 import { parseArgs, renderCommandHelp, renderUsage } from './args.js';
 import { COMMANDS, GLOBAL_OPTIONS, OPTIONS, type Values } from './commands.js';
+import { applyConfig, configHelp, noteConfigOptions, type AppliedConfig } from './config.js';
 import { loadIdentity, resolveHome } from './home.js';
 import { createLogger, type Logger } from './log.js';
 import { peersCommand } from './peers.js';
@@ -31,6 +32,8 @@ const LONG_RUNNING = new Set(['serve', 'connect']);
 
 /** Where fatal errors go: the command's logger once it exists, so that they look like every other line. */
 let fatal: Logger = createLogger();
+/** What the config file supplied, for naming it when one of its options is refused. */
+let config: AppliedConfig | undefined;
 
 async function main(argv: string[]): Promise<number> {
   const { command, values: parsed, positionals, trailing } = parseArgs(argv, OPTIONS, GLOBAL_OPTIONS, COMMANDS);
@@ -42,12 +45,14 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
   if (values.help || !command) {
-    process.stdout.write(command ? renderCommandHelp(command, OPTIONS, GLOBAL_OPTIONS) : renderUsage(OPTIONS, GLOBAL_OPTIONS, COMMANDS));
+    process.stdout.write(command ? renderCommandHelp(command, OPTIONS, GLOBAL_OPTIONS, configHelp(command.name)) : renderUsage(OPTIONS, GLOBAL_OPTIONS, COMMANDS));
     return values.help ? 0 : 2;
   }
   const paths = resolveHome(values.home);
   // The identity and the trust files are only as safe as the directory that holds them.
   checkDirectory(paths.identity, 'identity and trust files');
+  config = applyConfig(values, command.name, paths.config);
+  if (config?.options.length) log.debug(`defaults from config file ${config.path}: ${config.options.map((n) => `--${n}`).join(' ')}`);
 
   switch (command.name) {
     case 'keygen': {
@@ -105,7 +110,7 @@ main(process.argv.slice(2)).then(
   },
   (err: unknown) => {
     if (err instanceof UsageError) {
-      fatal.error(err.message);
+      fatal.error(noteConfigOptions(err.message, config));
       process.exitCode = 2;
     } else if (err instanceof McpE2eError) {
       fatal.error(err.message, { code: err.code });

@@ -10,7 +10,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { writeFileSync } from 'node:fs';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
@@ -19,33 +18,11 @@ import { NodeIdentity } from '../../src/identity/identity.js';
 import { allowPeer } from '../../src/cli/peers.js';
 import { RELAY_ERROR_CODE } from '../../src/cli/relay.js';
 import { EncryptedWebSocketClientTransport } from '../../src/transport/client.js';
-import { CLI, DEMO_SERVER, ROOT, makeHome, runCli, startServe } from './helpers.js';
+import { CLI, DEMO_SERVER, ROOT, connectError, freePort, makeHome, runCli, startServe } from './helpers.js';
 import { within } from '../transport/helpers.js';
 
 const FILESYSTEM = join(ROOT, 'node_modules/@modelcontextprotocol/server-filesystem/dist/index.js');
 const INSPECTOR = join(ROOT, 'node_modules/@modelcontextprotocol/inspector-cli/build/index.js');
-
-/** What the SDK's Client.connect() rejects with when `mcp-e2e connect ...args` is its server. */
-async function connectError(args: string[]): Promise<{ code: number | undefined; message: string }> {
-  const transport = new StdioClientTransport({ command: process.execPath, args: [CLI, 'connect', ...args], stderr: 'ignore' });
-  const client = new Client({ name: 'errors-test', version: '1' });
-  try {
-    await client.connect(transport);
-  } catch (err) {
-    return { code: (err as { code?: number }).code, message: (err as Error).message };
-  } finally {
-    await client.close();
-  }
-  throw new Error('connected');
-}
-
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const { port } = s.address() as { port: number };
-  await new Promise((r) => s.close(r));
-  return port;
-}
 
 test('connect cannot reach the server: the MCP client gets the cause, not "no connection"', async () => {
   const client = makeHome();

@@ -6,6 +6,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
+import assert from 'node:assert/strict';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { NodeIdentity } from '../../src/identity/identity.js';
 import { EncryptedWebSocketClientTransport } from '../../src/transport/client.js';
 
@@ -31,6 +34,39 @@ export function runCli(args: string[], opts: { env?: NodeJS.ProcessEnv; input?: 
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
+/** Run, expect exit 2 and exactly one stderr line; return it without the time a relay's log line starts with. */
+export function oneLine(args: string[]): string {
+  const r = runCli(args);
+  assert.equal(r.code, 2, `${args.join(' ')}: exit ${r.code}, ${r.stderr}`);
+  const lines = r.stderr.trim().split('\n');
+  assert.equal(lines.length, 1, r.stderr);
+  assert.equal(r.stdout, '', 'nothing on stdout');
+  return lines[0]!.replace(/^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} /, '');
+}
+
+/** What the SDK's Client.connect() rejects with when `mcp-e2e connect ...args` is its server. */
+export async function connectError(args: string[]): Promise<{ code: number | undefined; message: string }> {
+  const transport = new StdioClientTransport({ command: process.execPath, args: [CLI, 'connect', ...args], stderr: 'ignore' });
+  const client = new Client({ name: 'mcp-e2e-test', version: '1' });
+  try {
+    await client.connect(transport);
+  } catch (err) {
+    return { code: (err as { code?: number }).code, message: (err as Error).message };
+  } finally {
+    await client.close();
+  }
+  throw new Error('connected');
+}
+
+/** A TCP port on 127.0.0.1 that was free a moment ago. */
+export async function freePort(): Promise<number> {
+  const s = createNetServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const { port } = s.address() as AddressInfo;
+  await new Promise((r) => s.close(r));
+  return port;
+}
+
 export interface Serve {
   proc: ChildProcess;
   url: string;
@@ -46,11 +82,13 @@ export interface ServeOptions {
   readable?: boolean;
   env?: NodeJS.ProcessEnv;
   cwd?: string;
+  /** Give no `--port 0` when `args` has no --port (the port comes from a config file). */
+  noPort?: boolean;
 }
 
 /** Start `mcp-e2e serve` (`--json` unless `readable`) and wait until it listens. */
 export async function startServe(args: string[], command: string[], opts: ServeOptions = {}): Promise<Serve> {
-  const proc = spawn(process.execPath, [CLI, 'serve', ...(opts.readable ? [] : ['--json']), ...(args.includes('--port') ? [] : ['--port', '0']), ...args, '--', ...command], {
+  const proc = spawn(process.execPath, [CLI, 'serve', ...(opts.readable ? [] : ['--json']), ...(args.includes('--port') || opts.noPort ? [] : ['--port', '0']), ...args, '--', ...command], {
     stdio: ['ignore', 'ignore', 'pipe'],
     env: { ...process.env, ...opts.env },
     cwd: opts.cwd ?? ROOT,

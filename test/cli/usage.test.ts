@@ -12,17 +12,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { OptionSpec } from '../../src/cli/args.js';
 import { COMMANDS, GLOBAL_OPTIONS, OPTIONS } from '../../src/cli/commands.js';
-import { ROOT, makeHome, runCli, startServe, DEMO_SERVER } from './helpers.js';
-
-/** Run, expect exit 2 and exactly one stderr line; return it without the time a relay's log line starts with. */
-function oneLine(args: string[]): string {
-  const r = runCli(args);
-  assert.equal(r.code, 2, `${args.join(' ')}: exit ${r.code}, ${r.stderr}`);
-  const lines = r.stderr.trim().split('\n');
-  assert.equal(lines.length, 1, r.stderr);
-  assert.equal(r.stdout, '', 'nothing on stdout');
-  return lines[0]!.replace(/^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} /, '');
-}
+import { ROOT, makeHome, oneLine, runCli, startServe, DEMO_SERVER } from './helpers.js';
 
 test('typos and misplaced options: one line with a suggestion, never Node\'s parser text', () => {
   const { home } = makeHome();
