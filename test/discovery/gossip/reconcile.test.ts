@@ -143,13 +143,14 @@ test('an answer stays within 64 KiB of JSON (a control message, PROTOCOL.md §6.
   for (const id of held) under.set(id.slice(0, 2), (under.get(id.slice(0, 2)) ?? 0) + 1);
   let entries = 0;
   for (const [p, count] of [...under].sort()) {
-    if (count > MAX_RANGE_ENTRIES || entries + count > MAX_SYNC_ENTRIES) continue;
+    if (entries + MAX_RANGE_ENTRIES > MAX_SYNC_ENTRIES) break;
+    if (count > MAX_RANGE_ENTRIES) continue;
     incoming.push({ p, ids: [] });
     entries += count;
   }
-  const listed = new Set(incoming.map((r) => r.p));
-  for (const id of held) if (!listed.has(id.slice(0, 2)) && incoming.length < MAX_SYNC_RANGES) incoming.push({ p: id, fp: '0'.repeat(32) });
-  incoming.sort((x, y) => (x.p < y.p ? -1 : 1));
+  // After the lists in range order, so that the lists take the entries first.
+  const last = incoming.at(-1)!.p;
+  for (const id of held) if (id.slice(0, 2) > last && incoming.length < MAX_SYNC_RANGES) incoming.push({ p: id, fp: '0'.repeat(32) });
   const message = { type: 'gossip_sync', x: 0xffffffff, n: 15, ranges: answerRanges(store, incoming).ranges };
   const size = Buffer.byteLength(JSON.stringify(message));
   assert.ok(size <= 65_536, `an answer of ${size} bytes`);
