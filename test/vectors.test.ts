@@ -612,7 +612,7 @@ function specReceiver(v: any, maxMessage = SPEC.maxMessage) {
   const framing: string = v.session.framing;
   const signed: boolean = v.session.signatures;
   // §7.3: the record limit, and the frame limit derived from it.
-  const recordLimit = Math.max(5 + maxMessage, SPEC.maxCoalesced);
+  const recordLimit = 5 + Math.max(maxMessage, SPEC.maxControl, SPEC.maxCoalesced);
   const frameLimit = framing === 'binary' ? 14 + 64 + recordLimit + 16 : 309 + 2 * (recordLimit + 16);
   const build = (dir: 'initiator_to_responder' | 'responder_to_initiator') => {
     const peer = dir === 'initiator_to_responder' ? v.identities.initiator : v.identities.responder;
@@ -695,7 +695,7 @@ function specReceiver(v: any, maxMessage = SPEC.maxMessage) {
         const payload = plaintext.subarray(at, at + len);
         at += len;
         if (type === 0x01 && len > maxMessage) return stop('ERR_FRAME_TOO_LARGE');
-        if (type === 0x02 && len > Math.min(SPEC.maxControl, maxMessage)) return stop('ERR_FRAME_TOO_LARGE');
+        if (type === 0x02 && len > SPEC.maxControl) return stop('ERR_FRAME_TOO_LARGE');
         if (type === 0x03 && (len > 64 || (len > 0 && !/^[A-Z][A-Z0-9_]*$/.test(payload.toString('latin1'))) || at !== plaintext.length)) return stop('ERR_ENTRIES_MALFORMED');
         if (type !== 0x01 && type !== 0x02 && type !== 0x03) return stop('ERR_FRAME_CONTENT_TYPE');
         entries.push({ content_type: type, payload: payload.toString('utf8') });

@@ -15,6 +15,7 @@ import {
   BINARY_FRAME_TYPE,
   BINARY_HEADER_BYTES,
   MAX_COALESCED_RECORD_BYTES,
+  MAX_CONTROL_MESSAGE_BYTES,
   MAX_COUNTER,
   MAX_EPOCH,
   RECORD_ENTRY_HEADER_BYTES,
@@ -50,11 +51,12 @@ export const JSON_ENVELOPE_OVERHEAD_BYTES =
 
 /**
  * The largest record plaintext a receiver with this message limit accepts:
- * one entry of `maxMessageBytes`, or several small ones up to
- * MAX_COALESCED_RECORD_BYTES, whichever is larger (PROTOCOL.md §6.5).
+ * one entry of `maxMessageBytes` or of the largest control message, or
+ * several small ones up to MAX_COALESCED_RECORD_BYTES, whichever is larger
+ * (PROTOCOL.md §6.5, §7.3).
  */
 export function maxRecordPlaintextBytes(maxMessageBytes: number): number {
-  return Math.max(RECORD_ENTRY_HEADER_BYTES + maxMessageBytes, MAX_COALESCED_RECORD_BYTES);
+  return RECORD_ENTRY_HEADER_BYTES + Math.max(maxMessageBytes, MAX_CONTROL_MESSAGE_BYTES, MAX_COALESCED_RECORD_BYTES);
 }
 
 /** The largest record on the wire for a given largest message (PROTOCOL.md §7.3): bytes of a binary record, characters of a JSON envelope. */

@@ -64,7 +64,12 @@ export interface AnnounceOptions {
   leaveOnStop?: boolean;
 }
 
-/** The server of a mesh node: the options of `EncryptedWebSocketServer` (the identity is the node's), and where to listen. */
+/**
+ * The server of a mesh node: the options of `EncryptedWebSocketServer` (the
+ * identity is the node's), and where to listen. `onConnection` must start
+ * the transport (connect it to an MCP server, or call `transport.start()`):
+ * until then nothing of the session is read, records and gossip included.
+ */
 export type MeshServerOptions = Omit<EncryptedWebSocketServerOptions, 'identity'> & {
   /** TCP port; 0 picks one. Default 0. */
   port?: number;
@@ -298,7 +303,7 @@ export class MeshNode extends EventEmitter<MeshEvents> {
    */
   setBlocked(nodeId: string, blocked: boolean): void {
     this.registry.setBlocked(nodeId, blocked);
-    if (blocked) for (const s of this.#sessions) if (s.peer.nodeId === nodeId) void s.close();
+    if (blocked) this.#closeBlocked();
   }
 
   /**
@@ -657,13 +662,20 @@ export class MeshNode extends EventEmitter<MeshEvents> {
     }
   }
 
+  /** Close the sessions of blocked peers; each reads why in our sealed CLOSE (4003), as at the handshake. */
+  #closeBlocked(): void {
+    for (const s of this.#sessions) {
+      if (this.registry.isBlocked(s.peer.nodeId)) void s.close(new McpE2eError('ERR_PEER_BLOCKED', `peer ${s.peer.fingerprint} is blocked`));
+    }
+  }
+
   /** The periodic tick: pick up what other processes of the home wrote (a `peers block`, a `peers add`), then report expiries. */
   #checkExpiries(): void {
     const now = Date.now();
     let expired;
     try {
       this.registry.refresh();
-      for (const session of this.#sessions) if (this.registry.isBlocked(session.peer.nodeId)) void session.close();
+      this.#closeBlocked();
       expired = this.registry.expiredBetween(this.#lastExpiryCheck, now);
     } catch (err) {
       this.#log('warn', `peer registry: ${(err as Error).message}`);

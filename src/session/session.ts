@@ -225,9 +225,14 @@ export class Session {
     return this.#sendClosed;
   }
 
-  /** The largest payload of a message of `contentType` (bytes). */
+  /**
+   * The largest payload of a message of `contentType` (bytes). A control
+   * message's limit is the protocol's, whatever the message limit: control
+   * messages (peer records, gossip) are the library's, not the application's,
+   * and the limit is not negotiated (PROTOCOL.md §6.9).
+   */
   maxPayloadBytes(contentType: MessageContentType): number {
-    return contentType === ContentType.CONTROL ? Math.min(MAX_CONTROL_MESSAGE_BYTES, this.maxMessageBytes) : this.maxMessageBytes;
+    return contentType === ContentType.CONTROL ? MAX_CONTROL_MESSAGE_BYTES : this.maxMessageBytes;
   }
 
   /** Seal one message as a record of one entry. See `sealRecord`. */

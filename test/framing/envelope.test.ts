@@ -74,10 +74,10 @@ test('JSON envelope is the seed\'s shape and decodes strictly', () => {
   throwsCode(() => decodeJsonEnvelope(t, t.length - 1), 'ERR_FRAME_TOO_LARGE');
 });
 
-test('maxFrameBytes is exactly the largest legal record in each framing: one message of the limit, or 64 KiB of several', () => {
+test('maxFrameBytes is exactly the largest legal record in each framing: one message of the limit, or one control message of 64 KiB', () => {
   for (const max of [1000, 200_000]) {
-    // The larger of: one entry of `max` bytes, or a record of several entries (64 KiB).
-    const plain = Math.max(5 + max, 64 * 1024);
+    // One entry of the larger of `max` bytes and a 64 KiB control message (a record of several entries holds at most 64 KiB, less).
+    const plain = 5 + Math.max(max, 64 * 1024);
     const big = Buffer.alloc(plain + 16);
     const b = encodeBinaryFrame({ epoch: 2 ** 32 - 1, counter: Number.MAX_SAFE_INTEGER, sealed: big, signature: sig });
     assert.equal(b.length, maxFrameBytes('binary', max));

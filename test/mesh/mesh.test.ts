@@ -268,6 +268,8 @@ test('a block written by another process (mcp-e2e peers block) reaches a running
   try {
     c.n.add({ record: a.n.record!.bytes });
     const before = await c.n.connect(a.identity.nodeId);
+    const endings: McpE2eError[] = [];
+    before.onerror = (e) => endings.push(e as McpE2eError);
     // A counts the session once its MCP side is set up, a moment after C's connect resolves.
     await waitFor(() => a.mcpSessions.includes(c.identity.nodeId), 'A to take the session before the block');
     const other = new PeerRegistry({ path, flushIntervalMs: 0 });
@@ -275,6 +277,7 @@ test('a block written by another process (mcp-e2e peers block) reaches a running
     other.flush();
     await waitFor(() => a.n.registry.isBlocked(c.identity.nodeId), 'the block at A');
     await waitFor(() => before.closed, 'A to close the session C had before the block');
+    assert.deepEqual(endings.map((e) => `${e.code} ${e.fromPeer}`), ['ERR_PEER_BLOCKED true'], 'C reads why, sealed');
     const ct = await c.n.connect(a.identity.nodeId).catch((e: McpE2eError) => e);
     if (!(ct instanceof McpE2eError)) await waitFor(() => ct.closed, 'A to close the blocked client');
     await waitFor(() => a.refused.includes('ERR_PEER_BLOCKED'), 'A to refuse C');

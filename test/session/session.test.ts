@@ -194,6 +194,19 @@ test('size limits are checked before decrypting, on both sides', () => {
   assert.throws(() => fresh(p.responder, p.bob, { rekeyAfterRecords: 2 ** 24 + 1 }), RangeError);
 });
 
+test('a control message of up to 64 KiB passes whatever the message limit (it is the protocol\'s, not negotiated); one byte more does not', () => {
+  const { client, server } = sessionPair({}, {}, { maxMessageBytes: 2048 });
+  const control = (n: number) => JSON.stringify({ type: 'x-test', pad: 'p'.repeat(n - 26) });
+  const largest = control(65_536);
+  assert.equal(Buffer.byteLength(largest), 65_536);
+  const [opened] = server.open(client.seal(largest, ContentType.CONTROL));
+  assert.equal(opened!.contentType, ContentType.CONTROL);
+  assert.equal(opened!.payload.length, 65_536);
+  throwsCode(() => client.seal(control(65_537), ContentType.CONTROL), 'ERR_FRAME_TOO_LARGE');
+  // MCP messages keep the node's own limit.
+  throwsCode(() => client.seal('x'.repeat(2049)), 'ERR_FRAME_TOO_LARGE');
+});
+
 test('an unknown content type is refused, even when correctly encrypted', () => {
   const { client, server } = sessionPair();
   throwsCode(() => server.open(client.seal('{}', 0x07 as 1)), 'ERR_FRAME_CONTENT_TYPE');

@@ -139,7 +139,7 @@ export class GossipDriver {
       return false;
     }
     if (this.engine.isBanned(peer, this.#now())) {
-      this.#options.log?.('info', 'gossip: closing a session of a peer that was cut off', { peer: peer.slice(0, 16) });
+      this.#options.log?.('info', 'closing a session of a peer that was cut off', { peer: peer.slice(0, 16) });
       void session.close(cutOff(peer)).catch(() => {});
       return false;
     }
@@ -209,10 +209,10 @@ export class GossipDriver {
         o.onSelfRecord?.(e.seq);
         break;
       case 'misbehaviour':
-        o.log?.('warn', 'gossip: a peer sent what was refused', { peer: e.peer.slice(0, 16), score: e.score, counts: e.counts });
+        o.log?.('warn', 'a peer sent what was refused', { peer: e.peer.slice(0, 16), score: e.score, counts: e.counts });
         break;
       case 'cutoff': {
-        o.log?.('warn', 'gossip: peer cut off', { peer: e.peer.slice(0, 16), score: e.score, last: e.code });
+        o.log?.('warn', 'peer cut off', { peer: e.peer.slice(0, 16), score: e.score, last: e.code });
         const bound = this.#sessions.get(e.peer);
         this.#detach(e.peer);
         if (bound) void bound.session.close(cutOff(e.peer)).catch(() => {});

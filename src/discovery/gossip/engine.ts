@@ -96,7 +96,19 @@ export const DEFAULT_GOSSIP: Readonly<GossipOptions> = Object.freeze({
   seenCacheDigits: 4 * 1024 * 1024,
 });
 
-/** Points a peer loses for each refusal of what it sent (§14.6). Replays cost nothing: records are passed on by many. */
+/**
+ * Points a peer loses for each refusal of what it sent (§14.6): only for
+ * what every honest relayer checks itself before passing a record on (its
+ * encoding, key, node id and signature), for answers nobody asked for, and
+ * for going over the buckets. A record that is stale, replayed, an
+ * equivocation, expired or from the future here may have been valid where
+ * the relayer got it (another version reached it first, or clocks differ):
+ * charging the relayer would let any key holder get honest peers cut off by
+ * sending two versions of a record to two of them. Those are counted and
+ * reported, never scored. So are messages over a bucket: dropping them is
+ * the defence (it costs nothing), and an honest node catching up on
+ * thousands of records goes over its peer's buckets without any fault.
+ */
 export const GOSSIP_PENALTY: Readonly<Partial<Record<ErrorCode, number>>> = Object.freeze({
   ERR_GOSSIP_MALFORMED: 10,
   ERR_RECORD_TOO_LARGE: 10,
@@ -105,11 +117,6 @@ export const GOSSIP_PENALTY: Readonly<Partial<Record<ErrorCode, number>>> = Obje
   ERR_RECORD_NODE_ID_MISMATCH: 10,
   ERR_RECORD_BAD_SIGNATURE: 10,
   ERR_GOSSIP_UNSOLICITED: 5,
-  ERR_RECORD_FROM_FUTURE: 2,
-  ERR_RECORD_EXPIRED: 1,
-  ERR_RECORD_STALE: 1,
-  ERR_RECORD_EQUIVOCATION: 1,
-  ERR_GOSSIP_RATE_LIMITED: 1,
 });
 
 /**
@@ -131,6 +138,8 @@ const SCORE_RECOVERY = 1;
 const CATCH_UP_LACKING = MAX_WANT_IDS;
 /** Most ids queued for pulling from one peer. */
 const MAX_WANT_QUEUE = 4096;
+/** Most wants of one peer remembered until their answer (answered or not): 64 × 16 ids. */
+const MAX_REMEMBERED_WANTS = 64;
 /** Most records waiting to be pushed. */
 const MAX_PUSH_QUEUE = 4096;
 
@@ -195,9 +204,12 @@ interface PeerState {
   /** Ids waiting to be pulled from this peer, in order. */
   wantQueue: string[];
   /**
-   * Wants sent and not answered yet, by want id. One that timed out no
-   * longer counts against `maxOutstandingWants`, but its late answer is
-   * still welcome for another timeout.
+   * Wants sent and not answered yet, by want id, oldest first. One that
+   * timed out no longer counts against `maxOutstandingWants`, but its late
+   * answer is still taken: answers come in order on the session, so a want
+   * is forgotten only when answered or when MAX_REMEMBERED_WANTS newer ones
+   * wait (never by time: a paused reader or a large MCP message in the same
+   * stream delays an honest answer by any amount).
    */
   readonly wants: Map<number, { readonly ids: Set<string>; readonly at: number; late: boolean }>;
   /** Wants in `wants` that have not timed out. */
@@ -425,10 +437,16 @@ export class GossipEngine {
           state.wants.delete(message.w);
           if (!want.late) state.outstanding--;
         }
+        // An answer to no want we remember is refused whole, at the cost of one refusal:
+        // it may answer a want forgotten among MAX_REMEMBERED_WANTS newer ones.
+        if (!want) {
+          if (message.records.length > 0) this.#penalise(state, 'ERR_GOSSIP_UNSOLICITED', nowMs);
+          break;
+        }
         for (const hex of message.records) {
           if (!this.#peers.has(peer)) break;
           const id = nodeIdOfHex(hex);
-          if (!want || id === undefined || !want.ids.delete(id)) this.#penalise(state, 'ERR_GOSSIP_UNSOLICITED', nowMs);
+          if (id === undefined || !want.ids.delete(id)) this.#penalise(state, 'ERR_GOSSIP_UNSOLICITED', nowMs);
           else this.#acceptRecord(state, hex, 'pull', nowMs);
         }
         if (want && !want.late) for (const id of want.ids) this.#pending.delete(id);
@@ -524,13 +542,18 @@ export class GossipEngine {
         want.late = true;
         state.outstanding--;
         for (const id of want.ids) this.#pending.delete(id);
-      } else if (want.late && nowMs - want.at >= 2 * timeout) state.wants.delete(w);
+      }
     }
     while (state.wantQueue.length > 0 && state.outstanding < this.options.maxOutstandingWants) {
       // A timed-out id may have been queued twice; a want never repeats an id (§14.5).
       const ids = [...new Set(state.wantQueue.splice(0, MAX_WANT_IDS))];
       const w = this.#nextWant++ >>> 0;
       state.wants.set(w, { ids: new Set(ids), at: nowMs, late: false });
+      if (state.wants.size > MAX_REMEMBERED_WANTS) {
+        const [oldest, forgotten] = state.wants.entries().next().value as [number, { late: boolean }];
+        state.wants.delete(oldest);
+        if (!forgotten.late) state.outstanding--;
+      }
       state.outstanding++;
       this.counters.wantsSent++;
       this.#send(state.id, { type: GOSSIP_TYPE.WANT, w, ids });
@@ -587,6 +610,7 @@ export class GossipEngine {
   #refuse(state: PeerState, code: ErrorCode, nowMs: number): void {
     this.counters.recordsRefused++;
     this.counters.refused[code] = (this.counters.refused[code] ?? 0) + 1;
+    // A replay is what gossip does all day: not even reported.
     if (code !== 'ERR_RECORD_REPLAYED') this.#penalise(state, code, nowMs);
   }
 

@@ -21,6 +21,18 @@ import {
 } from './protocol.js';
 import type { GossipStore } from './store.js';
 
+/**
+ * Most bytes of JSON for the ranges of one `gossip_sync`: with the envelope
+ * (`{"type":"gossip_sync","x":4294967295,"n":15,"ranges":[]}`, 57 bytes) the
+ * message stays within the 65,536 bytes of a control message (§6.9), which
+ * 256 ranges and 512 entries at their longest would pass.
+ */
+export const MAX_SYNC_RANGE_BYTES = 65_536 - 64;
+/** JSON bytes of a fingerprint range with prefix `p`, with its comma. */
+const fpBytes = (p: string) => 49 + p.length;
+/** JSON bytes of a list range (`ids` or `have`) of `n` entries under `p`, at most (a seq of 16 digits), with its comma. */
+const listBytes = (p: string, n: number) => 19 + p.length + 86 * n;
+
 /** What answering a `gossip_sync` gives. */
 export interface ReconcileAnswer {
   /** Ranges of the reply (empty: nothing more to do on our side). */
@@ -50,11 +62,20 @@ export function answerRanges(store: GossipStore, incoming: readonly SyncRange[])
   const out: SyncRange[] = [];
   const wants: string[] = [];
   let entries = 0;
+  let bytes = 0;
+  // Bytes of echoing every range from i on: the room kept for the ranges still to be processed.
+  const echoBytes: number[] = new Array<number>(incoming.length + 1).fill(0);
+  for (let i = incoming.length - 1; i >= 0; i--) echoBytes[i] = echoBytes[i + 1]! + fpBytes(incoming[i]!.p);
   incoming.forEach((range, i) => {
     // Every range still to be processed may need one echo: keep room for them.
     const reserve = incoming.length - i - 1;
-    const fits = (ranges: number, entryCount: number) => out.length + ranges + reserve <= MAX_SYNC_RANGES && entries + entryCount <= MAX_SYNC_ENTRIES;
-    const echo = () => out.push(fpRange(store, range.p));
+    const fits = (ranges: number, entryCount: number, size: number) =>
+      out.length + ranges + reserve <= MAX_SYNC_RANGES && entries + entryCount <= MAX_SYNC_ENTRIES && bytes + size + echoBytes[i + 1]! <= MAX_SYNC_RANGE_BYTES;
+    const splitBytes = 16 * fpBytes(range.p + '0');
+    const echo = () => {
+      out.push(fpRange(store, range.p));
+      bytes += fpBytes(range.p);
+    };
     // Splitting a fingerprint range, an empty child is sent as an empty list (shorter than a
     // fingerprint, and final). Splitting an `ids` range, the peer's whole list is known, so the
     // children we hold nothing under need nothing more and are left out.
@@ -64,16 +85,18 @@ export function answerRanges(store: GossipStore, incoming: readonly SyncRange[])
         if (s.count > 0) out.push({ p: c, fp: fingerprint(s.sum, s.count) });
         else if (!afterList) out.push({ p: c, ids: [] });
       }
+      bytes += splitBytes;
     };
 
     if ('fp' in range) {
       const s = store.summary(range.p);
       if (fingerprint(s.sum, s.count) === range.fp) return;
       if (s.count <= LEAF_ITEMS) {
-        if (!fits(1, s.count)) return void echo();
+        if (!fits(1, s.count, listBytes(range.p, s.count))) return void echo();
         out.push({ p: range.p, ids: store.entries(range.p) });
         entries += s.count;
-      } else if (fits(16, 0)) split(false);
+        bytes += listBytes(range.p, s.count);
+      } else if (fits(16, 0, splitBytes)) split(false);
       else echo();
       return;
     }
@@ -88,12 +111,13 @@ export function answerRanges(store: GossipStore, incoming: readonly SyncRange[])
     // An `ids` range is the peer's whole list under p: what we hold beyond it is exactly what it lacks.
     const extra = extraEntries(store, range.p, list);
     if (extra === undefined || extra.length > MAX_RANGE_ENTRIES) {
-      if (fits(16, 0)) split(true);
+      if (fits(16, 0, splitBytes)) split(true);
       else echo();
     } else if (extra.length > 0) {
-      if (!fits(1, extra.length)) return void echo();
+      if (!fits(1, extra.length, listBytes(range.p, extra.length))) return void echo();
       out.push({ p: range.p, have: extra });
       entries += extra.length;
+      bytes += listBytes(range.p, extra.length);
     }
   });
   return { ranges: out, wants };

@@ -9,7 +9,8 @@ import assert from 'node:assert/strict';
 import { GossipEngine } from '../../../src/discovery/gossip/engine.js';
 import { MemoryGossipStore } from '../../../src/discovery/gossip/store.js';
 import { initialRanges, answerRanges } from '../../../src/discovery/gossip/reconcile.js';
-import { fingerprint, MAX_SYNC_ENTRIES, MAX_SYNC_RANGES, rangeEntries } from '../../../src/discovery/gossip/protocol.js';
+import { createHash } from 'node:crypto';
+import { decodeGossipMessage, fingerprint, MAX_RANGE_ENTRIES, MAX_SYNC_ENTRIES, MAX_SYNC_RANGES, rangeEntries, type SyncRange } from '../../../src/discovery/gossip/protocol.js';
 import type { PeerRecord } from '../../../src/discovery/record.js';
 import { identityOf, NOW, pump, recordOf, seeded } from './helpers.js';
 
@@ -121,4 +122,44 @@ test('an answer never exceeds the message limits, however many ranges differ', (
   assert.ok(answer.ranges.length <= MAX_SYNC_RANGES);
   assert.ok(answer.ranges.reduce((n, r) => n + rangeEntries(r).length, 0) <= MAX_SYNC_ENTRIES);
   assert.deepEqual(initialRanges(empty), [{ p: '', ids: [] }]);
+});
+
+test('an answer stays within 64 KiB of JSON (a control message, PROTOCOL.md §6.9) even when a hostile initiator asks for the longest one', () => {
+  // Records as the store sees them: ids spread over the whole space, the largest seq (16 digits).
+  const n = 16_384;
+  const store = new MemoryGossipStore();
+  const held: string[] = [];
+  for (let i = 0; i < n; i++) {
+    const nodeId = createHash('sha256').update(`reconcile size ${i}`).digest('hex');
+    held.push(nodeId);
+    store.put({ nodeId, seq: Number.MAX_SAFE_INTEGER, expiresAtMs: Infinity, isExpired: () => false } as unknown as PeerRecord);
+  }
+  held.sort();
+  // Empty lists over two-digit prefixes holding at most 64 records (each answered with one
+  // `have` list), until the entries are used up, then whole node ids with a wrong fingerprint
+  // (each echoed with its 64-digit prefix): about the longest answer the §14.2 limits allow.
+  const incoming: SyncRange[] = [];
+  const under = new Map<string, number>();
+  for (const id of held) under.set(id.slice(0, 2), (under.get(id.slice(0, 2)) ?? 0) + 1);
+  let entries = 0;
+  for (const [p, count] of [...under].sort()) {
+    if (entries + MAX_RANGE_ENTRIES > MAX_SYNC_ENTRIES) break;
+    if (count > MAX_RANGE_ENTRIES) continue;
+    incoming.push({ p, ids: [] });
+    entries += count;
+  }
+  // After the lists in range order, so that the lists take the entries first.
+  const last = incoming.at(-1)!.p;
+  for (const id of held) if (id.slice(0, 2) > last && incoming.length < MAX_SYNC_RANGES) incoming.push({ p: id, fp: '0'.repeat(32) });
+  const message = { type: 'gossip_sync', x: 0xffffffff, n: 15, ranges: answerRanges(store, incoming).ranges };
+  const size = Buffer.byteLength(JSON.stringify(message));
+  assert.ok(size <= 65_536, `an answer of ${size} bytes`);
+  assert.ok(size > 40_000, `the case reaches near the limit (${size} bytes)`);
+  assert.doesNotThrow(() => decodeGossipMessage(JSON.parse(JSON.stringify(message))));
+  // An honest catch-up of an empty node from this store also fits, message by message.
+  let ranges = initialRanges(new MemoryGossipStore());
+  for (let k = 1; k < 16 && ranges.length > 0; k++) {
+    ranges = answerRanges(k % 2 ? store : new MemoryGossipStore(), ranges).ranges;
+    assert.ok(Buffer.byteLength(JSON.stringify({ type: 'gossip_sync', x: 0xffffffff, n: k, ranges })) <= 65_536);
+  }
 });
