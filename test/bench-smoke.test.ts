@@ -64,3 +64,10 @@ test('bench --quick prints the tables and writes the JSON results for every mode
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('bench/signature-cost runs and reports both sessions and the tight loop', { timeout: 120_000 }, () => {
+  const r = spawnSync(process.execPath, [fileURLToPath(new URL('../bench/signature-cost.js', import.meta.url)), '--rounds', '200'], { encoding: 'utf8', timeout: 110_000 });
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /tight loop: sign [\d.]+ µs, verify [\d.]+ µs/);
+  assert.match(r.stdout, /signed p50 [\d.]+ µs .* unsigned p50 [\d.]+ µs .* difference -?[\d.]+ µs/);
+});
