@@ -166,14 +166,22 @@ interface SodiumNative {
   crypto_scalarmult(q: Uint8Array, n: Uint8Array, p: Uint8Array): void;
 }
 
+/** Identity keys held in libsodium's guarded memory, at most (see SodiumSigner). */
+export const MAX_GUARDED_KEYS = 1024;
+
 /** A Buffer of `n` bytes with an ArrayBuffer of its own (never a slice of Node's shared pool). */
 const own = (n: number) => Buffer.alloc(n);
 
 function sodiumProvider(na: SodiumNative): Curve25519Provider {
+  let guarded = 0;
   class SodiumSigner implements Ed25519Signer {
     readonly publicKey = own(32);
     // seed || public key, in libsodium's guarded, locked memory: identity keys live for the process.
-    readonly #secret = na.sodium_malloc(64);
+    // Each guarded key takes its own pages and mappings, and a process may hold 65,530 mappings
+    // (vm.max_map_count): some 15,000 live keys ended the process (std::bad_alloc, no exception
+    // to catch). Past MAX_GUARDED_KEYS (tests, simulators making thousands of identities) keys
+    // go into ordinary memory.
+    readonly #secret = guarded++ < MAX_GUARDED_KEYS ? na.sodium_malloc(64) : own(64);
     constructor(seed: Uint8Array) {
       na.crypto_sign_seed_keypair(this.publicKey, this.#secret, seed);
     }

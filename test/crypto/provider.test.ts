@@ -10,6 +10,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import { availableProviders, curve25519, CRYPTO_PROVIDER_ENV, type Curve25519Provider } from '../../src/crypto/provider.js';
 import * as prim from '../../src/crypto/primitives.js';
 import { McpE2eError } from '../../src/errors.js';
@@ -110,4 +111,16 @@ test('why the rule checks before the libraries: what each says alone on the edge
     lines.push(`# ${c.name}: rule=${c.key_valid ? c.signature_valid : 'bad key'}; alone: ${verdicts.join(' ')}`);
   }
   process.stdout.write(lines.join('\n') + '\n');
+});
+
+test('a process can hold 20,000 identities: guarded memory is kept for the first keys only (each takes its own mappings; ~15,000 aborted the process)', { timeout: 120_000 }, () => {
+  const identityModule = new URL('../../src/identity/identity.js', import.meta.url).href;
+  const script = `const { NodeIdentity } = await import(${JSON.stringify(identityModule)});
+const keep = [];
+for (let i = 0; i < 20000; i++) keep.push(NodeIdentity.generate());
+const signed = keep.at(-1).sign(new Uint8Array(Buffer.from('mcp-e2e/2 record signature\\0')), Buffer.from('x'));
+process.stdout.write(String(keep.length) + ' ' + signed.length);`;
+  const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', timeout: 110_000 });
+  assert.equal(r.status, 0, `exit ${r.status} ${r.signal ?? ''}: ${r.stderr.slice(-300)}`);
+  assert.equal(r.stdout, '20000 64');
 });
