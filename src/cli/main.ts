@@ -15,6 +15,7 @@ import { applyConfig, configHelp, noteConfigOptions, type AppliedConfig } from '
 import { loadIdentity, resolveHome } from './home.js';
 import { createLogger, type Logger } from './log.js';
 import { peersCommand } from './peers.js';
+import { answerStartupFailure } from './stdio.js';
 import { runningServes } from './running.js';
 import { UsageError } from './usage.js';
 
@@ -102,22 +103,29 @@ async function main(argv: string[]): Promise<number> {
   throw new Error(`no handler for the command ${command.name}`);
 }
 
-main(process.argv.slice(2)).then(
+const argv = process.argv.slice(2);
+main(argv).then(
   (code) => {
     // The relays are done once main resolves: exit even if a socket or timer
     // of a half-closed connection would keep the event loop alive.
     process.stdout.write('', () => process.stderr.write('', () => process.exit(code)));
   },
-  (err: unknown) => {
+  async (err: unknown) => {
+    let line: string;
     if (err instanceof UsageError) {
-      fatal.error(noteConfigOptions(err.message, config));
+      line = noteConfigOptions(err.message, config);
+      fatal.error(line);
       process.exitCode = 2;
     } else if (err instanceof McpE2eError) {
-      fatal.error(err.message, { code: err.code });
+      line = err.message;
+      fatal.error(line, { code: err.code });
       process.exitCode = 1;
     } else {
+      line = `unexpected error: ${(err as Error)?.message ?? String(err)}`;
       fatal.error(`unexpected error: ${(err as Error)?.stack ?? String(err)}`);
       process.exitCode = 1;
     }
+    // connect launched by an MCP client that hides stderr: its initialize gets the line too.
+    if (argv.includes('connect')) await answerStartupFailure(`mcp-e2e: ${line}`);
   },
 );

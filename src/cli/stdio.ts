@@ -3,6 +3,7 @@
  * a hard limit on the line length: the SDK's own stdio buffer has none.
  */
 import { StringDecoder } from 'node:string_decoder';
+import { isRequest, relayError } from './relay.js';
 
 export class LineSplitter {
   readonly #maxLineBytes: number;
@@ -54,4 +55,38 @@ export function parseJsonLine(line: string): Record<string, unknown> | undefined
   } catch {
     return undefined;
   }
+}
+
+/** Longest stdin line read while answering a start-up failure (an `initialize` is small). */
+const STARTUP_LINE_BYTES = 1024 * 1024;
+
+/**
+ * When `mcp-e2e connect` cannot start (a usage error, a bad config file, no
+ * identity), the MCP client that launched it would see only "connection
+ * closed", and desktop apps hide stderr. So answer the client's first
+ * request (its `initialize`) with `message` as a JSON-RPC error, then stop:
+ * at the first request, at the end of stdin, or after `timeoutMs`. Nothing is
+ * read from a terminal (a person typing sees stderr).
+ */
+export function answerStartupFailure(message: string, timeoutMs = 3000): Promise<void> {
+  const stdin = process.stdin;
+  if (stdin.isTTY) return Promise.resolve();
+  return new Promise<void>((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      stdin.off('data', onData).off('end', done).off('error', done);
+      stdin.pause();
+      resolve();
+    };
+    const timer = setTimeout(done, timeoutMs);
+    let answered = false;
+    const lines = new LineSplitter(STARTUP_LINE_BYTES, (line) => {
+      const msg = parseJsonLine(line);
+      if (answered || !msg || !isRequest(msg)) return;
+      answered = true;
+      process.stdout.write(JSON.stringify(relayError(msg.id, message)) + '\n', done);
+    }, () => {});
+    const onData = (chunk: Buffer) => lines.push(chunk);
+    stdin.on('data', onData).once('end', done).once('error', done);
+  });
 }

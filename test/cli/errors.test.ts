@@ -142,3 +142,21 @@ test('serve checks at start that its command can run', () => {
     assert.ok(lines[0]!.includes(`mcp-e2e: error: cannot run the MCP server ${JSON.stringify(cmd)}: ${why}`), lines[0]);
   }
 });
+
+test('connect that cannot start (a typo, a bad config file, no identity) answers the MCP client\'s initialize with the reason, not a bare close', async () => {
+  const { home } = makeHome();
+  const typo = await connectError(['ws://127.0.0.1:1', '--peeer', 'x', '--home', home]);
+  assert.equal(typo.code, RELAY_ERROR_CODE);
+  assert.equal(typo.message, 'MCP error -32000: mcp-e2e: unknown option --peeer (did you mean --peer?) (see mcp-e2e connect --help)');
+  writeFileSync(join(home, 'config.json'), '{"connect": {"reconect": true}}', { mode: 0o600 });
+  const config = await connectError(['ws://127.0.0.1:1', '--home', home]);
+  assert.match(config.message, /^MCP error -32000: mcp-e2e: config file .*config\.json: "reconect" in "connect" is not an option of connect \(did you mean "reconnect"\?\)$/);
+  const empty = join(home, 'nobody');
+  const noIdentity = await connectError(['ws://127.0.0.1:1', '--home', empty]);
+  assert.match(noIdentity.message, /^MCP error -32000: mcp-e2e: no identity at .*nobody\/identity\.json; create one with: mcp-e2e keygen --home \S+nobody$/);
+  // With nothing on stdin to answer, the line is on stderr and connect exits at once.
+  const r = runCli(['connect', 'ws://127.0.0.1:1', '--peeer', 'x', '--home', home]);
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /unknown option --peeer/);
+  assert.equal(r.stdout, '');
+});
