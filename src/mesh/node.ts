@@ -24,7 +24,7 @@ import { McpE2eError, isMcpE2eError, type ErrorCode } from '../errors.js';
 import { resolvePeerName } from '../identity/names.js';
 import { fingerprintOf, normalizeNodeId, type NodeIdentity, type PeerIdentity } from '../identity/identity.js';
 import type { PeerAllowList, TrustPolicy } from '../identity/trust.js';
-import { PROTOCOL_VERSION } from '../protocol.js';
+import { PROTOCOL_VERSION, SUPPORTED_VERSIONS } from '../protocol.js';
 import { EncryptedWebSocketClientTransport, type EncryptedWebSocketClientTransportOptions } from '../transport/client.js';
 import { EncryptedWebSocketServer, type EncryptedWebSocketServerOptions } from '../transport/server.js';
 import { createPeerRecord, decodePeerRecord, encodePeerRecordBody, DEFAULT_RECORD_LIFETIME_MS, MAX_RECORD_LIFETIME_MS, recordBytesFromHex, verifyPeerRecord, type PeerRecord, type RecordService } from '../discovery/record.js';
@@ -358,7 +358,10 @@ export class MeshNode extends EventEmitter<MeshEvents> {
     }
     const code = (attempts.find((a) => AUTH_FAILURES(a.code)) ?? attempts.at(-1)!).code;
     const list = attempts.map((a) => `${a.url} (${a.code}: ${a.message})`).join('; ');
-    throw new McpE2eError(code, `cannot connect to node ${fp}: tried ${list}`, { cause: new AggregateError(errors, 'every address failed') });
+    // A node of another protocol version answers without our subprotocol: say so when its record told us.
+    const theirs = this.registry.get(id)?.record?.protocolVersions;
+    const versions = theirs && !theirs.some((v) => SUPPORTED_VERSIONS.includes(v)) ? `; its record says it speaks protocol version ${theirs.join(', ')}, this node ${SUPPORTED_VERSIONS.join(', ')}` : '';
+    throw new McpE2eError(code, `cannot connect to node ${fp}: tried ${list}${versions}`, { cause: new AggregateError(errors, 'every address failed') });
   }
 
   // -------------------------------------------------------------------------------------------

@@ -22,6 +22,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { EncryptedWebSocketClientTransport } from '../../src/transport/client.js';
+import { WebSocketServer } from 'ws';
 import { makeMcpServer, textOf, within } from '../transport/helpers.js';
 
 /** A node that serves the test MCP server to every authenticated peer (allowAnyPeer unless an allowlist is given). */
@@ -328,5 +329,24 @@ test('StaticSource: its findings are emitted at start and answer lookups; a forg
     await t.close();
   } finally {
     await Promise.all([a.stop(), b.n.stop()]);
+  }
+});
+
+test('a node whose record states another protocol version: connect by node id fails at once with ERR_SUBPROTOCOL and says which versions', async () => {
+  const a = await node('a');
+  // An older node: answers the upgrade without our subprotocol, as a v1-only responder does.
+  const old = new WebSocketServer({ host: '127.0.0.1', port: 0, handleProtocols: () => false });
+  await new Promise((r) => old.once('listening', r));
+  const oldId = NodeIdentity.generate();
+  try {
+    const now = Date.now();
+    const url = `ws://127.0.0.1:${(old.address() as { port: number }).port}`;
+    a.n.add({ record: createPeerRecord(oldId, { seq: now, issuedAtMs: now, expiresAtMs: now + 60_000, addresses: [url], protocolVersions: [1] }).bytes });
+    const err = await a.n.connect(oldId.nodeId).then(() => assert.fail('connected'), (e: McpE2eError) => e);
+    assert.equal(err.code, 'ERR_SUBPROTOCOL');
+    assert.match(err.message, /its record says it speaks protocol version 1, this node 2$/);
+  } finally {
+    old.close();
+    await a.n.stop();
   }
 });
