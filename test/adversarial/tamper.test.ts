@@ -51,6 +51,7 @@ import {
 import { ONE_ADDRESS_MANY_CLIENTS, codeOf, deferred, describeCode, makeMcpServer, within } from '../transport/helpers.js';
 import { startRelay, textFrame, type Frame, type Relay, type RelayControl } from '../transport/relay.js';
 import { assertClean } from './scan.js';
+import { RECORD_TARGET_BYTES } from '../../src/transport/send-queue.js';
 
 const CLIENT_SEED = Buffer.alloc(32, 0xc1);
 const SERVER_SEED = Buffer.alloc(32, 0x5e);
@@ -60,11 +61,11 @@ const MARKER = 'PLAINTEXT-MARKER-7a3e';
 /**
  * Requests the client sends after the handshake, one per turn; the server
  * answers each. Each request and answer is larger than a record's coalescing
- * target (4 KiB), so every message travels in a record of its own and the
- * record indices below are exact.
+ * target (RECORD_TARGET_BYTES), so every message travels in a record of its
+ * own and the record indices below are exact.
  */
 const BURST = 4;
-const PAD = 'p'.repeat(5000);
+const PAD = 'p'.repeat(RECORD_TARGET_BYTES + 1000);
 /** The message limit of both ends: small, so a record can be padded past it cheaply. */
 const MAX_MESSAGE_BYTES = 64 * 1024;
 /** The tampered session frame in the burst (earlier ones are genuine and must get through). */
