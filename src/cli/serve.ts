@@ -69,6 +69,13 @@ export async function serveCommand(values: Values, command: string[], paths: Hom
   }
   const allowPath = values.allow ?? paths.allowedPeers;
   const allowList = values['allow-any-peer'] ? undefined : PeerAllowList.fromFile(allowPath);
+  if (values['allow-any-peer'] && existsSync(allowPath)) {
+    // --allow-any-peer does not read the allowlist: a peer it restricts with command= would get the default server.
+    const restricted = PeerAllowList.fromFile(allowPath).entries().filter((e) => e.command);
+    if (restricted.length) {
+      throw new UsageError(`--allow-any-peer would give the default server command to the ${restricted.length} peer(s) that ${allowPath} restricts with command= (${restricted.map((e) => e.label || fingerprintOf(e.nodeId)).join(', ')}); serve them with the allowlist instead, or remove their command= lines`);
+    }
+  }
   if (!values.announce && (values.name !== undefined || values['public-url'] !== undefined)) throw new UsageError('--name and --public-url describe the record of --announce; add --announce');
   for (const u of values['public-url'] ?? []) {
     if (!isRecordAddress(u)) throw new UsageError(`--public-url ${JSON.stringify(u)} is not an address a record can carry: ws:// or wss://, lowercase host, no query or fragment`);

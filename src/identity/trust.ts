@@ -163,13 +163,15 @@ export function allowLineNodeId(raw: string): string | undefined {
 }
 
 /**
- * Every line of an allowlist that parses, and the first line that does not
- * (the caller decides what a bad line means: `parseAllowList` refuses the
- * file, `PeerAllowList.reload` keeps only removals).
+ * Every line of an allowlist that parses, the first line that does not, and
+ * the node ids that a bad line names (the caller decides what a bad line
+ * means: `parseAllowList` refuses the file, `PeerAllowList.reload` keeps only
+ * removals).
  */
-function parseAllowListLines(text: string, source: string): { ids: Map<string, AllowListEntry>; error: McpE2eError | undefined } {
+function parseAllowListLines(text: string, source: string): { ids: Map<string, AllowListEntry>; error: McpE2eError | undefined; tainted: Set<string> } {
   const ids = new Map<string, AllowListEntry>();
   const lineOf = new Map<string, number>();
+  const tainted = new Set<string>();
   let error: McpE2eError | undefined;
   text.split(/\r?\n/).forEach((raw, i) => {
     const where = `${source} line ${i + 1}`;
@@ -185,9 +187,11 @@ function parseAllowListLines(text: string, source: string): { ids: Map<string, A
       lineOf.set(entry.nodeId, i + 1);
     } catch (err) {
       error ??= err as McpE2eError;
+      const id = allowLineNodeId(raw);
+      if (id) tainted.add(id);
     }
   });
-  return { ids, error };
+  return { ids, error, tainted };
 }
 
 /**
@@ -253,12 +257,19 @@ export class PeerAllowList implements TrustPolicy {
       this.#replace(new Map());
       throw err;
     }
-    const { ids, error } = parseAllowListLines(text, this.path);
+    const { ids, error, tainted } = parseAllowListLines(text, this.path);
     if (!error) {
       this.#replace(ids);
       return;
     }
-    const kept = new Map([...ids].filter(([id]) => this.#ids.has(id)));
+    // Fail closed: a peer stays as it was only if it was allowed, still has a good line, no bad
+    // line names it, and its line gives it the same command (a dropped or conflicting command=
+    // must never leave it on the default server command).
+    const kept = new Map<string, AllowListEntry>();
+    for (const [id, entry] of ids) {
+      const before = this.#ids.get(id);
+      if (before && !tainted.has(id) && JSON.stringify(before.command) === JSON.stringify(entry.command)) kept.set(id, before);
+    }
     const removed = this.#ids.size - kept.size;
     this.#replace(kept);
     throw new McpE2eError(

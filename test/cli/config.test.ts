@@ -27,11 +27,11 @@ function homeWithConfig(config: unknown): { home: string; identity: NodeIdentity
 
 test('serve listens on the port the file gives, takes its booleans, and --port on the command line wins', async () => {
   const port = await freePort();
-  const { home } = homeWithConfig({ serve: { port, 'allow-any-peer': true } });
+  const { home } = homeWithConfig({ serve: { port, announce: true, 'no-mdns': true, name: 'from-config' } });
   const serve = await startServe(['--home', home], [process.execPath, DEMO_SERVER], { noPort: true });
   try {
     assert.equal(serve.port, port);
-    await serve.waitFor((e) => /--allow-any-peer: every client that completes the handshake is accepted/.test(String(e.msg)));
+    await serve.waitFor((e) => /^announcing "from-config" at /.test(String(e.msg)));
   } finally {
     await serve.stop();
   }
@@ -41,11 +41,12 @@ test('serve listens on the port the file gives, takes its booleans, and --port o
   } finally {
     await other.stop();
   }
-  // --no-config: the file's port and --allow-any-peer are not used (with no allowlist, serve says nobody is allowed).
+  // --no-config: the file's port and --announce are not used (with no allowlist, serve says nobody is allowed).
   const none = await startServe(['--home', home, '--no-config'], [process.execPath, DEMO_SERVER]);
   try {
     assert.notEqual(none.port, port);
     await none.waitFor((e) => /no peer is allowed yet/.test(String(e.msg)));
+    assert.ok(!none.log.some((l) => l.includes('announcing')), none.log.join('\n'));
   } finally {
     await none.stop();
   }
@@ -79,6 +80,11 @@ test('every mistake in the file is one line naming the file, the section and the
     [{ serve: { home: '/elsewhere' } }, '"home" in "serve" cannot be set in a config file: the file is read from the home; give --home on the command line (or MCP_E2E_HOME)'],
     [{ connect: { config: 'other.json' } }, '"config" in "connect" cannot be set in a config file: --config is an option of every command, for the command line'],
     [{ keygen: { force: true } }, '"force" in "keygen" cannot be set in a config file: it replaces the identity, and is meant each time it is typed'],
+    // What turns off authentication or encryption is typed each time, never a default a file supplies unseen.
+    [{ serve: { 'allow-any-peer': true } }, '"allow-any-peer" in "serve" cannot be set in a config file: it lets every client in; type it when you mean it'],
+    [{ serve: { 'allow-plaintext': true } }, '"allow-plaintext" in "serve" cannot be set in a config file: it accepts unauthenticated, unencrypted clients; type it when you mean it'],
+    [{ serve: { 'bootstrap-tofu': true } }, '"bootstrap-tofu" in "serve" cannot be set in a config file: it believes the first key a bootstrap peer shows; type it when you mean it'],
+    [{ connect: { plaintext: true } }, '"plaintext" in "connect" cannot be set in a config file: it turns off encryption and authentication; type it when you mean it'],
     [{ serve: { port: true } }, '"port" in "serve" must be a string or a number (--port PORT), not true'],
     [{ serve: { port: [8765] } }, '"port" in "serve" must be a string or a number (--port PORT), not an array: --port is given once'],
     [{ serve: { announce: 'yes' } }, '"announce" in "serve" must be true or false (--announce takes no value), not "yes"'],
@@ -115,7 +121,7 @@ test('text that is not JSON is refused with its line and column', () => {
 
 test('a config file others can write, or one too large, is refused (as the trust files are)', () => {
   for (const mode of [0o620, 0o602]) {
-    const { home, path } = homeWithConfig({ serve: { 'allow-any-peer': true } });
+    const { home, path } = homeWithConfig({ serve: { port: 8765 } });
     chmodSync(path, mode);
     const r = runCli(['id', '--home', home]);
     assert.equal(r.code, 1, r.stderr);

@@ -112,9 +112,13 @@ test('serve refuses an allowlist with a malformed command= line, naming file and
     assert.match(r.stderr, message, line);
     if (!/cannot run/.test(r.stderr)) assert.match(r.stderr, new RegExp(`${file} line 2: .*\\[ERR_INVALID_NODE_ID\\]`));
   }
-  // peers deny removes a line with a command= option (its first word is not the id), as any other.
+  // --allow-any-peer does not read the allowlist: it refuses to start rather than serve a restricted peer the default command.
   const allow = join(server.home, 'allowed_peers');
   writeFileSync(allow, `command=["/bin/cat"] ${id} bob\n`, { mode: 0o600 });
+  const any = runCli(['serve', '--home', server.home, '--allow-any-peer', '--port', '0', '--', process.execPath, ENV_SERVER]);
+  assert.equal(any.code, 2);
+  assert.match(any.stderr, /--allow-any-peer would give the default server command to the 1 peer\(s\) that .*allowed_peers restricts with command= \(bob\)/);
+  // peers deny removes a line with a command= option (its first word is not the id), as any other.
   const denied = runCli(['peers', 'deny', 'bob', '--home', server.home]);
   assert.equal(denied.code, 0, denied.stderr);
   assert.match(denied.stdout, /^removed /);

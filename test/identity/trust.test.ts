@@ -163,6 +163,35 @@ test('allowlist commands: commandOf gives each peer its own, a reload applies ch
   list.verify(b);
 });
 
+test('a broken reload never moves a restricted peer to the default command: a duplicate plain line, a dropped command=, a bad line naming it', () => {
+  const path = join(dir(), 'allowed_peers');
+  const restricted = `command=["srv","--restricted"] ${a.nodeId} alice`;
+  const cases: Array<[string, string]> = [
+    // The plain line parses first; the command= line after it is the conflict, the bad line.
+    ['a plain line above its command= line', `${a.nodeId} alice\n${restricted}\n${b.nodeId}\n`],
+    // The command= is gone from its line, and some other line is broken.
+    ['its command= removed while another line is bad', `${a.nodeId} alice\nnot-a-node-id\n${b.nodeId}\n`],
+    // Its good line is unchanged, but a broken line also names it.
+    ['a bad line that names it too', `${restricted}\ncommand=[1] ${a.nodeId}\n${b.nodeId}\n`],
+  ];
+  for (const [name, text] of cases) {
+    writeFileSync(path, `${restricted}\n${b.nodeId}\n`);
+    const list = PeerAllowList.fromFile(path);
+    assert.deepEqual(list.commandOf(a.nodeId), ['srv', '--restricted']);
+    writeFileSync(path, text);
+    throwsCode(() => list.reload(), 'ERR_INVALID_NODE_ID');
+    assert.ok(!list.has(a.nodeId) || JSON.stringify(list.commandOf(a.nodeId)) === '["srv","--restricted"]', `${name}: ${JSON.stringify(list.entries())}`);
+    assert.ok(!list.has(a.nodeId), `${name}: cut off until the file is fixed`);
+    list.verify(b);
+  }
+  // Untouched by the broken line, a restricted peer keeps its command.
+  writeFileSync(path, `${restricted}\n${b.nodeId}\n`);
+  const list = PeerAllowList.fromFile(path);
+  writeFileSync(path, `${restricted}\n${b.nodeId}\nnot-a-node-id\n`);
+  throwsCode(() => list.reload(), 'ERR_INVALID_NODE_ID');
+  assert.deepEqual(list.commandOf(a.nodeId), ['srv', '--restricted']);
+});
+
 test('trust-on-first-use endpoints are normalised: one address spelled several ways is one first use', () => {
   const same: Array<[string, string]> = [
     ['localhost.:8765', 'localhost:8765'],
