@@ -25,6 +25,7 @@ import {
   unlinkSync,
   writeSync,
   linkSync,
+  realpathSync,
   type Stats,
 } from 'node:fs';
 import { dirname, basename, join } from 'node:path';
@@ -120,6 +121,14 @@ export function checkDirectory(path: string, what: string): void {
   checkOwnership(dir, st, `the directory of the ${what}`);
 }
 
+/**
+ * Flags for opening a file to read that someone else may have replaced by a
+ * FIFO or a device: O_NONBLOCK, so the open itself cannot hang (a FIFO with
+ * no writer blocks open(2) before any check could run); the fstat check
+ * after it refuses anything but a regular file.
+ */
+const READ_FLAGS = constants.O_RDONLY | (constants.O_NONBLOCK ?? 0) | (constants.O_NOCTTY ?? 0);
+
 /** Read all of an open file whose (fstat) size is `size`. */
 function readOpenFile(fd: number, size: number): Buffer {
   const buf = Buffer.allocUnsafe(size);
@@ -143,7 +152,7 @@ function readOpenFile(fd: number, size: number): Buffer {
 export function readTrustedFile(path: string, maxBytes: number, what: string): Buffer | undefined {
   let fd: number;
   try {
-    fd = openSync(path, constants.O_RDONLY);
+    fd = openSync(path, READ_FLAGS);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
       checkDirectory(path, what);
@@ -153,6 +162,10 @@ export function readTrustedFile(path: string, maxBytes: number, what: string): B
   }
   try {
     checkDirectory(path, what);
+    // Through a symlink, the directory of the file really read must be ours too (whoever can
+    // write it chooses which file that is).
+    const real = realpathSync(path);
+    if (dirname(real) !== dirname(path)) checkDirectory(real, what);
     // Checked on the descriptor: no race with a swap of the path.
     const st = fstatSync(fd);
     if (!st.isFile()) throw unsafe(`${what} ${path} is not a regular file`);
@@ -172,7 +185,7 @@ export function readTrustedFile(path: string, maxBytes: number, what: string): B
 export function readPrivateFile(path: string, maxBytes: number, what: string): Buffer {
   let fd: number;
   try {
-    fd = openSync(path, constants.O_RDONLY);
+    fd = openSync(path, READ_FLAGS);
   } catch (cause) {
     if ((cause as NodeJS.ErrnoException).code === 'ENOENT') {
       throw new McpE2eError('ERR_KEY_FILE_NOT_FOUND', `${what} not found: ${path}`, { cause });

@@ -5,7 +5,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { chmodSync, chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, symlinkSync, writeFileSync, mkdirSync, utimesSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -114,6 +114,32 @@ test('a symlink is followed and checked on reading, and refused where a file is 
   const err = throwsCode(() => updateFileLocked(link, { what: 'allowlist', maxBytes: 100 }, () => 'y'), 'ERR_FILE_PERMISSIONS');
   assert.match(err.message, /symbolic link/);
   assert.equal(readFileSync(target, 'utf8'), 'x');
+  // The directory of the file really read counts too: one others can write is refused through the link.
+  const open = join(d, 'open');
+  mkdirSync(open, { mode: 0o700 });
+  writeFileSync(join(open, 'config.json'), '{}', { mode: 0o600 });
+  symlinkSync(join(open, 'config.json'), join(d, 'via-link'));
+  assert.equal(readTrustedFile(join(d, 'via-link'), 100, 'config file')!.toString(), '{}');
+  chmodSync(open, 0o777);
+  throwsCode(() => readTrustedFile(join(d, 'via-link'), 100, 'config file'), 'ERR_FILE_PERMISSIONS');
+});
+
+test('a FIFO where a trust file or key is expected is refused at once, never waited on', () => {
+  const d = dir();
+  const fifo = join(d, 'allowed_peers');
+  const made = spawnSync('mkfifo', [fifo]);
+  assert.equal(made.status, 0, 'mkfifo');
+  // Opened without O_NONBLOCK, open(2) would wait for a writer forever: try it in a child, with a deadline.
+  const files = new URL('../../src/util/files.js', import.meta.url).href;
+  const script = `const { readTrustedFile, readPrivateFile } = await import(${JSON.stringify(files)});
+const codes = [];
+for (const read of [() => readTrustedFile(${JSON.stringify(fifo)}, 100, 'allowlist'), () => readPrivateFile(${JSON.stringify(fifo)}, 100, 'identity')]) {
+  try { read(); codes.push('read'); } catch (e) { codes.push(e.code ?? e.message); }
+}
+process.stdout.write(codes.join(' '));`;
+  const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', timeout: 10_000 });
+  assert.equal(r.signal, null, 'the read did not hang');
+  assert.equal(r.stdout, 'ERR_FILE_PERMISSIONS ERR_KEY_FILE_CORRUPT');
 });
 
 test('files of another user are refused (trust files and identity keys)', { skip: isRoot ? false : 'needs root to chown' }, () => {
