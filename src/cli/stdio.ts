@@ -35,15 +35,26 @@ export class LineSplitter {
       }
       const line = (this.#pending + piece).replace(/\r$/, '');
       this.#pending = '';
-      if (line.trim()) this.#onLine(line);
+      // A line whose end came in this chunk is checked here too, not only a line still open.
+      const bytes = this.#bytesOver(line);
+      if (bytes !== undefined) this.#onOversize(bytes);
+      else if (line.trim()) this.#onLine(line);
     }
     if (this.#discarding) return;
     this.#pending += text;
-    if (this.#pending.length > this.#maxLineBytes) {
-      this.#onOversize(this.#pending.length);
+    const bytes = this.#bytesOver(this.#pending);
+    if (bytes !== undefined) {
+      this.#onOversize(bytes);
       this.#pending = '';
       this.#discarding = true;
     }
+  }
+
+  /** The UTF-8 size of `text` when it is above the limit, else undefined (counted only when it may be). */
+  #bytesOver(text: string): number | undefined {
+    if (text.length * 3 <= this.#maxLineBytes) return undefined;
+    const bytes = Buffer.byteLength(text, 'utf8');
+    return bytes > this.#maxLineBytes ? bytes : undefined;
   }
 }
 
