@@ -14,8 +14,24 @@ export function hasControlCharacters(text: string): boolean {
   return CONTROL.test(text);
 }
 
-/** `text` with every C0, DEL and C1 control character shown as `\xHH`, safe to print. */
+/**
+ * Characters that are not controls but still change what a person reads:
+ * bidirectional overrides, embeddings, isolates and marks (U+061C,
+ * U+200E-U+200F, U+202A-U+202E, U+2066-U+2069: "Trojan Source"), the line
+ * and paragraph separators (U+2028, U+2029: a new line in many viewers), and
+ * invisible ones (U+200B-U+200D, U+2060, U+FEFF).
+ */
+const INVISIBLE_GLOBAL = /[\u061c\u200b-\u200f\u2028-\u202e\u2060\u2066-\u2069\ufeff]/g;
+const INVISIBLE = /[\u061c\u200b-\u200f\u2028-\u202e\u2060\u2066-\u2069\ufeff]/;
+
+/**
+ * `text` safe to print: every C0, DEL and C1 control character shown as
+ * `\xHH`, and every bidirectional, separator or invisible character as
+ * `\u{HHHH}`.
+ */
 export function escapeControlCharacters(text: string): string {
-  if (!CONTROL.test(text)) return text;
-  return text.replace(CONTROL_GLOBAL, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+  let out = text;
+  if (CONTROL.test(out)) out = out.replace(CONTROL_GLOBAL, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+  if (INVISIBLE.test(out)) out = out.replace(INVISIBLE_GLOBAL, (c) => `\\u{${c.charCodeAt(0).toString(16)}}`);
+  return out;
 }
