@@ -77,12 +77,14 @@ export function editDistance(a: string, b: string): number {
 export function didYouMean(word: string, candidates: Iterable<string>): string | undefined {
   let best: string | undefined;
   let bestDistance = Infinity;
+  const limit = word.length <= 4 ? 1 : 2;
   for (const c of candidates) {
+    // Within the limit only if the lengths are (a 64 KiB key in a config file is not compared letter by letter).
+    if (Math.abs(c.length - word.length) > limit && !(c.startsWith(word) && word.length >= 3)) continue;
     // A prefix ("--rec") is a strong hint, but it is only suggested, never taken.
     const d = c.startsWith(word) && word.length >= 3 ? 0.5 : editDistance(word, c);
     if (d < bestDistance) [best, bestDistance] = [c, d];
   }
-  const limit = word.length <= 4 ? 1 : 2;
   return bestDistance <= limit ? best : undefined;
 }
 
