@@ -255,9 +255,10 @@ export class PeerAllowList implements TrustPolicy {
   /**
    * Re-read the file this list came from. It fails closed: when the file
    * cannot be used (permissions, size, unreadable) the list becomes empty;
-   * when some line is bad, only removals take effect (an id stays only if
-   * it was allowed before and still has a good line), additions wait until
-   * the file is fixed. Either way the error is thrown afterwards, naming
+   * when some line is bad, only removals take effect (an id stays, as it
+   * was, only if it was allowed before, still has a good line, no bad line
+   * names it and its command is unchanged), additions wait until the file
+   * is fixed. Either way the error is thrown afterwards, naming
    * the file (and the line).
    */
   reload(): void {

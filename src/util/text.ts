@@ -7,7 +7,6 @@
  */
 
 const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
-const CONTROL_GLOBAL = /[\u0000-\u001f\u007f-\u009f]/g;
 
 /** True when `text` contains a C0, DEL or C1 control character. */
 export function hasControlCharacters(text: string): boolean {
@@ -15,14 +14,14 @@ export function hasControlCharacters(text: string): boolean {
 }
 
 /**
- * Characters that are not controls but still change what a person reads:
- * bidirectional overrides, embeddings, isolates and marks (U+061C,
- * U+200E-U+200F, U+202A-U+202E, U+2066-U+2069: "Trojan Source"), the line
- * and paragraph separators (U+2028, U+2029: a new line in many viewers), and
- * invisible ones (U+200B-U+200D, U+2060, U+FEFF).
+ * What is escaped for display: the controls above, and characters that are
+ * not controls but still change what a person reads: bidirectional
+ * overrides, embeddings, isolates and marks (U+061C, U+200E-U+200F,
+ * U+202A-U+202E, U+2066-U+2069: "Trojan Source"), the line and paragraph
+ * separators (U+2028, U+2029: a new line in many viewers), and invisible
+ * ones (U+200B-U+200D, U+2060, U+FEFF).
  */
-const INVISIBLE_GLOBAL = /[\u061c\u200b-\u200f\u2028-\u202e\u2060\u2066-\u2069\ufeff]/g;
-const INVISIBLE = /[\u061c\u200b-\u200f\u2028-\u202e\u2060\u2066-\u2069\ufeff]/;
+const SHOWN_ESCAPED = /[\u0000-\u001f\u007f-\u009f\u061c\u200b-\u200f\u2028-\u202e\u2060\u2066-\u2069\ufeff]/g;
 
 /**
  * `text` safe to print: every C0, DEL and C1 control character shown as
@@ -30,8 +29,8 @@ const INVISIBLE = /[\u061c\u200b-\u200f\u2028-\u202e\u2060\u2066-\u2069\ufeff]/;
  * `\u{HHHH}`.
  */
 export function escapeControlCharacters(text: string): string {
-  let out = text;
-  if (CONTROL.test(out)) out = out.replace(CONTROL_GLOBAL, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
-  if (INVISIBLE.test(out)) out = out.replace(INVISIBLE_GLOBAL, (c) => `\\u{${c.charCodeAt(0).toString(16)}}`);
-  return out;
+  return text.replace(SHOWN_ESCAPED, (c) => {
+    const code = c.charCodeAt(0);
+    return code <= 0x9f ? `\\x${code.toString(16).padStart(2, '0')}` : `\\u{${code.toString(16)}}`;
+  });
 }
