@@ -138,7 +138,7 @@ const SCORE_RECOVERY = 1;
 const CATCH_UP_LACKING = MAX_WANT_IDS;
 /** Most ids queued for pulling from one peer. */
 const MAX_WANT_QUEUE = 4096;
-/** Most wants of one peer remembered until their answer (answered or not): 64 × 16 ids. */
+/** Most wants awaiting an answer from one peer, late ones included (64 × 16 ids); no more are sent meanwhile. */
 const MAX_REMEMBERED_WANTS = 64;
 /** Most records waiting to be pushed. */
 const MAX_PUSH_QUEUE = 4096;
@@ -207,9 +207,11 @@ interface PeerState {
    * Wants sent and not answered yet, by want id, oldest first. One that
    * timed out no longer counts against `maxOutstandingWants`, but its late
    * answer is still taken: answers come in order on the session, so a want
-   * is forgotten only when answered or when MAX_REMEMBERED_WANTS newer ones
-   * wait (never by time: a paused reader or a large MCP message in the same
-   * stream delays an honest answer by any amount).
+   * is forgotten only when answered (never by time: a paused reader or a
+   * large MCP message in the same stream delays an honest answer by any
+   * amount). No new want goes to a peer while MAX_REMEMBERED_WANTS of its
+   * wait, so none is forgotten unanswered (its late answer would then count
+   * as unsolicited: a peer stalled ~32 s was cut off that way).
    */
   readonly wants: Map<number, { readonly ids: Set<string>; readonly at: number; late: boolean }>;
   /** Wants in `wants` that have not timed out. */
@@ -437,8 +439,7 @@ export class GossipEngine {
           state.wants.delete(message.w);
           if (!want.late) state.outstanding--;
         }
-        // An answer to no want we remember is refused whole, at the cost of one refusal:
-        // it may answer a want forgotten among MAX_REMEMBERED_WANTS newer ones.
+        // An answer to no want of ours is refused whole, at the cost of one refusal.
         if (!want) {
           if (message.records.length > 0) this.#penalise(state, 'ERR_GOSSIP_UNSOLICITED', nowMs);
           break;
@@ -544,16 +545,11 @@ export class GossipEngine {
         for (const id of want.ids) this.#pending.delete(id);
       }
     }
-    while (state.wantQueue.length > 0 && state.outstanding < this.options.maxOutstandingWants) {
+    while (state.wantQueue.length > 0 && state.outstanding < this.options.maxOutstandingWants && state.wants.size < MAX_REMEMBERED_WANTS) {
       // A timed-out id may have been queued twice; a want never repeats an id (§14.5).
       const ids = [...new Set(state.wantQueue.splice(0, MAX_WANT_IDS))];
       const w = this.#nextWant++ >>> 0;
       state.wants.set(w, { ids: new Set(ids), at: nowMs, late: false });
-      if (state.wants.size > MAX_REMEMBERED_WANTS) {
-        const [oldest, forgotten] = state.wants.entries().next().value as [number, { late: boolean }];
-        state.wants.delete(oldest);
-        if (!forgotten.late) state.outstanding--;
-      }
       state.outstanding++;
       this.counters.wantsSent++;
       this.#send(state.id, { type: GOSSIP_TYPE.WANT, w, ids });

@@ -306,3 +306,27 @@ test('a push or an answer of the largest records stays within the 64 KiB control
   assert.ok(size <= 65_536, `answer of ${size} bytes`);
   assert.ok(answered >= 12 && answered < 16, `${answered} records answered`);
 });
+
+test('a peer that stalls while we lack many of its records is never cut off when its answers come: no want is forgotten unanswered', () => {
+  const e = victim();
+  // It lists 1,200 records we lack: far more than 64 wants of 16 ids.
+  const lacking = Array.from({ length: 1200 }, (_, i) => recordOf(identityOf(2000 + i), 1));
+  const wants: Array<{ w: number; ids: readonly string[] }> = [];
+  const collect = (step: { send: ReadonlyArray<{ message: { type: string } }> }) => {
+    for (const o of step.send) if (o.message.type === GOSSIP_TYPE.WANT) wants.push(o.message as unknown as { w: number; ids: readonly string[] });
+  };
+  for (let k = 0; k < lacking.length; k += 64) {
+    collect(e.receive(mallory, { type: GOSSIP_TYPE.SYNC, x: k, n: 0, ranges: [{ p: '', ids: lacking.slice(k, k + 64).map((r) => [r.nodeId, 1] as [string, number]).sort() }] }, NOW));
+  }
+  // The peer stalls for 40 s: the timeouts free the ids, and more wants go out while it is silent.
+  for (let t = 1; t <= 40; t++) collect(e.tick(NOW + t * 1000));
+  assert.ok(wants.length <= 64, `${wants.length} wants unanswered at once`);
+  // Then every answer arrives, in order: all taken, nothing scored.
+  const byId = new Map(lacking.map((r) => [r.nodeId, r]));
+  for (const want of wants) {
+    const step = e.receive(mallory, { type: GOSSIP_TYPE.RECORDS, w: want.w, records: want.ids.map((id) => byId.get(id)!.toHex()) }, NOW + 41_000);
+    assert.deepEqual(events(step.events, 'cutoff'), []);
+  }
+  assert.equal(e.scoreOf(mallory), 0);
+  assert.deepEqual(e.peers, [mallory]);
+});
