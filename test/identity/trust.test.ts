@@ -184,6 +184,14 @@ test('a broken reload never moves a restricted peer to the default command: a du
     assert.ok(!list.has(a.nodeId), `${name}: cut off until the file is fixed`);
     list.verify(b);
   }
+  // A restriction being added on a malformed line (no space after the array) names the peer too:
+  // cut off, not left on the default command it had.
+  writeFileSync(path, `${a.nodeId} alice\n${b.nodeId}\n`);
+  const plain = PeerAllowList.fromFile(path);
+  writeFileSync(path, `${a.nodeId} alice\ncommand=["srv","--restricted"]${a.nodeId}\n${b.nodeId}\n`);
+  throwsCode(() => plain.reload(), 'ERR_INVALID_NODE_ID');
+  assert.ok(!plain.has(a.nodeId), JSON.stringify(plain.entries()));
+  plain.verify(b);
   // Untouched by the broken line, a restricted peer keeps its command.
   writeFileSync(path, `${restricted}\n${b.nodeId}\n`);
   const list = PeerAllowList.fromFile(path);
