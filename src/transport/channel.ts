@@ -84,6 +84,7 @@ export abstract class WebSocketChannel {
   #ws: WebSocket | undefined;
   #inbox: Inbox | undefined;
   #session: Session | undefined;
+  /** Made by the first send (an idle connection has none: see `#sendQueue`). */
   #queue: SendQueue | undefined;
   /** We closed, or are closing, on purpose or after a local failure: the peer's echo is not news. */
   #closeRequested = false;
@@ -431,6 +432,19 @@ export abstract class WebSocketChannel {
 
   #open(): void {
     this.#state = 'open';
+    // From here, not from start(): a connection whose application never
+    // starts it must still be dropped when the peer dies or idles.
+    this.#startTimers();
+  }
+
+  /**
+   * The send queue, made by the first send of an open connection: with its
+   * options, batches and callbacks it is ~0.5 KiB that an idle connection
+   * (most of a server's) never uses. Every path that ends the connection
+   * fails the queue if there is one, and refuses sends before they get here.
+   */
+  #sendQueue(): SendQueue {
+    if (this.#queue) return this.#queue;
     const session = this.#session;
     this.#queue = new SendQueue(
       this.#ws!,
@@ -441,27 +455,24 @@ export abstract class WebSocketChannel {
         frameTargetBytes: session ? RECORD_TARGET_BYTES : 1,
         perMessageOverheadBytes: session ? RECORD_ENTRY_HEADER_BYTES : 0,
       },
-      session ? this.#sealRecord : (messages) => messages[0]!.text,
+      session ? (messages) => this.#sealRecord(session, messages) : (messages) => messages[0]!.text,
     );
-    // From here, not from start(): a connection whose application never
-    // starts it must still be dropped when the peer dies or idles.
-    this.#startTimers();
+    return this.#queue;
   }
 
   /** Pack a batch into one record. A failure here (counter space used up) ends the session. */
-  #sealRecord = (messages: readonly OutgoingMessage[]): string | Buffer => {
+  #sealRecord(session: Session, messages: readonly OutgoingMessage[]): string | Buffer {
     try {
-      return this.#session!.sealRecord(messages.map((m) => ({ contentType: m.contentType, payload: m.text })));
+      return session.sealRecord(messages.map((m) => ({ contentType: m.contentType, payload: m.text })));
     } catch (err) {
       const e = asMcpE2eError(err, 'ERR_SESSION_EXHAUSTED');
       this.fail(e);
       throw e;
     }
-  };
+  }
 
   #sendPayload(message: unknown, contentType: MessageContentType): Promise<void> {
-    const queue = this.#queue;
-    if (this.#state !== 'open' || this.#closeRequested || !queue) {
+    if (this.#state !== 'open' || this.#closeRequested) {
       return Promise.reject(new McpE2eError('ERR_CONNECTION_CLOSED', 'the transport is not connected'));
     }
     const session = this.#session;
@@ -484,7 +495,7 @@ export abstract class WebSocketChannel {
       return Promise.reject(new McpE2eError('ERR_FRAME_TOO_LARGE', `message of ${bytes} bytes exceeds the limit of ${max} bytes`));
     }
     if (contentType === ContentType.MCP) this.#idle?.refresh();
-    return (this.#lastSend = queue.push({ text, contentType, bytes }));
+    return (this.#lastSend = this.#sendQueue().push({ text, contentType, bytes }));
   }
 
   #onFrame = (data: Buffer, isBinary: boolean): void => {
