@@ -107,12 +107,12 @@ export abstract class WebSocketChannel {
   #lastSend: Promise<void> | undefined;
   #keepalive: NodeJS.Timeout | undefined;
   #idle: NodeJS.Timeout | undefined;
-  readonly #closed: Promise<void>;
-  #resolveClosed!: () => void;
+  /** What `whenClosed()` returns, made by its first call (a promise and its resolver are ~160 B an idle connection need not hold). */
+  #closed: Promise<void> | undefined;
+  #resolveClosed: (() => void) | undefined;
 
   protected constructor(limits: ResolvedConnectionLimits) {
     this.limits = limits;
-    this.#closed = new Promise((resolve) => (this.#resolveClosed = resolve));
   }
 
   /** The peer's verified identity (encrypted mode, after the handshake); undefined in plaintext mode. */
@@ -250,7 +250,7 @@ export abstract class WebSocketChannel {
         this.report(new McpE2eError('ERR_CONNECTION_CLOSED', `the peer stopped reading during close: ${bytes} bytes already sent by send() were not delivered`)),
       );
     }
-    await this.#closed;
+    await this.whenClosed();
   }
 
   /**
@@ -295,6 +295,7 @@ export abstract class WebSocketChannel {
    * `onclose` (the MCP SDK replaces it): how a mesh node follows a session.
    */
   whenClosed(): Promise<void> {
+    this.#closed ??= this.#closeFired ? Promise.resolve() : new Promise((resolve) => (this.#resolveClosed = resolve));
     return this.#closed;
   }
 
@@ -654,7 +655,7 @@ export abstract class WebSocketChannel {
   #fireClose(): void {
     if (this.#closeFired) return;
     this.#closeFired = true;
-    this.#resolveClosed();
+    this.#resolveClosed?.();
     try {
       this.onclose?.();
     } catch (err) {
