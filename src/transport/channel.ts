@@ -60,6 +60,16 @@ function asError(err: unknown): Error {
  * `EncryptedWebSocketServerTransport`. Not used directly.
  */
 export abstract class WebSocketChannel {
+  /**
+   * Keepalive: one unref'd interval timer per interval length, ticking every
+   * open connection that uses it, instead of a timer per connection (a
+   * Timeout, its closure and their context are ~230 B of every idle
+   * connection). A connection's first ping comes at its group's next tick,
+   * within one interval of opening; from then on, as before, a ping
+   * unanswered by the next tick (one full interval later) drops the peer.
+   */
+  static readonly #keepalives = new Map<number, { channels: Set<WebSocketChannel>; timer: NodeJS.Timeout }>();
+
   /** A JSON-RPC message arrived (checked by the rules of PROTOCOL.md §6.7, as the MCP SDK would accept it). */
   onmessage?: (<T extends JSONRPCMessage>(message: T, extra?: MessageExtraInfo) => void) | undefined;
   /** Something failed. Errors that end the connection are McpE2eErrors and are followed by `onclose`. */
@@ -105,7 +115,8 @@ export abstract class WebSocketChannel {
   #closeAfterDeliveries = false;
   /** The most recent `send()`: the queue is FIFO, so once it settles every earlier frame has been handed to the socket. */
   #lastSend: Promise<void> | undefined;
-  #keepalive: NodeJS.Timeout | undefined;
+  /** In the keepalive group of `limits.keepaliveIntervalMs` (see `#joinKeepalive`). */
+  #inKeepalive = false;
   #idle: NodeJS.Timeout | undefined;
   /** What `whenClosed()` returns, made by its first call (a promise and its resolver are ~160 B an idle connection need not hold). */
   #closed: Promise<void> | undefined;
@@ -606,21 +617,58 @@ export abstract class WebSocketChannel {
     }
   }
 
+  static #joinKeepalive(channel: WebSocketChannel, intervalMs: number): void {
+    let group = WebSocketChannel.#keepalives.get(intervalMs);
+    if (!group) {
+      const channels = new Set<WebSocketChannel>();
+      const timer = setInterval(() => {
+        // A channel that fails here leaves the set when its socket closes; the others are still ticked.
+        for (const c of channels) c.#keepaliveTick();
+      }, intervalMs);
+      timer.unref();
+      group = { channels, timer };
+      WebSocketChannel.#keepalives.set(intervalMs, group);
+    }
+    group.channels.add(channel);
+    channel.#inKeepalive = true;
+  }
+
+  static #leaveKeepalive(channel: WebSocketChannel): void {
+    if (!channel.#inKeepalive) return;
+    channel.#inKeepalive = false;
+    const intervalMs = channel.limits.keepaliveIntervalMs;
+    const group = WebSocketChannel.#keepalives.get(intervalMs);
+    if (!group) return;
+    group.channels.delete(channel);
+    if (group.channels.size === 0) {
+      clearInterval(group.timer);
+      WebSocketChannel.#keepalives.delete(intervalMs);
+    }
+  }
+
+  #keepaliveTick(): void {
+    // While we do not read the socket (pauseReceiving), a missing pong says nothing about the peer.
+    if (!this.#alive && !this.#receivePaused) {
+      this.fail(new McpE2eError('ERR_IDLE_TIMEOUT', `the peer did not answer a keepalive ping within ${this.limits.keepaliveIntervalMs} ms`));
+      return;
+    }
+    this.#alive = false;
+    const ws = this.#ws!;
+    if (ws.readyState === WebSocket.OPEN) {
+      try {
+        ws.ping();
+      } catch {
+        // The socket is going away; its close ends this connection.
+      }
+    }
+  }
+
   #startTimers(): void {
     const ws = this.#ws!;
     const { keepaliveIntervalMs, idleTimeoutMs } = this.limits;
     if (keepaliveIntervalMs > 0) {
       ws.on('pong', () => (this.#alive = true));
-      this.#keepalive = setInterval(() => {
-        // While we do not read the socket (pauseReceiving), a missing pong says nothing about the peer.
-        if (!this.#alive && !this.#receivePaused) {
-          this.fail(new McpE2eError('ERR_IDLE_TIMEOUT', `the peer did not answer a keepalive ping within ${keepaliveIntervalMs} ms`));
-          return;
-        }
-        this.#alive = false;
-        if (ws.readyState === WebSocket.OPEN) ws.ping();
-      }, keepaliveIntervalMs);
-      this.#keepalive.unref();
+      WebSocketChannel.#joinKeepalive(this, keepaliveIntervalMs);
     }
     if (idleTimeoutMs > 0) {
       this.#idle = setTimeout(() => {
@@ -637,7 +685,7 @@ export abstract class WebSocketChannel {
     if (code !== undefined) this.#closeInfo = [code, reason ?? ''];
     const wasOpen = this.#state === 'open';
     this.#state = 'closed';
-    clearInterval(this.#keepalive);
+    WebSocketChannel.#leaveKeepalive(this);
     clearTimeout(this.#idle);
     this.#inbox?.clear();
     this.#queue?.fail(CONNECTION_CLOSED);
