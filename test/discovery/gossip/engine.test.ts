@@ -255,6 +255,7 @@ test('options: unknown names and bad values are refused; SECURITY.md and PROTOCO
   for (const text of [security, protocol]) {
     assert.ok(text.includes(`burst ${d.messageBurst}`) && text.includes(`${d.messagesPerSecond} per second`), 'message bucket');
     assert.ok(text.includes(`burst ${d.pushRecordBurst}`) && text.includes(`${d.pushRecordsPerSecond} per second`), 'record bucket');
+    assert.match(text, new RegExp(`Records refused in pulls [^|]*\\| burst ${d.pullRefusalBurst}, (then )?${d.pullRefusalsPerSecond} per second`), 'pull refusal bucket');
     assert.ok(text.includes(`${d.maxRecords.toLocaleString('en-US')}`), 'maxRecords');
     assert.ok(text.includes(`${d.seenTtlMs / 1000} s`), 'seen cache');
     assert.ok(text.includes(`${d.cutoffScore}`.replace('-', '−')), 'cut-off');
