@@ -87,6 +87,8 @@ export async function serveCommand(values: Values, command: string[], paths: Hom
 
   let nextId = 1;
   const children = new Set<ChildServer>();
+  /** Sessions of peers whose server process was started, with the command it runs (closed when the allowlist changes it). */
+  const running = new Set<{ nodeId: string; command: readonly string[]; close: () => void; log: Logger }>();
   // Gossip (issue 13): with --bootstrap, or --announce, records are gossiped. Then any authenticated
   // peer may hold a session (gossip has its own membership policy) while MCP stays the allowlist's,
   // checked at every MCP message, and a server process starts with the first MCP message only
@@ -126,6 +128,11 @@ export async function serveCommand(values: Values, command: string[], paths: Hom
           // The allowlist's command= for this peer, as authorized_keys' command=, else the one after --.
           const own = peer ? allowList?.commandOf(peer.nodeId) : undefined;
           if (own) clog.info(`starting the server command ${allowPath} gives this peer (${JSON.stringify(own[0])}), not the one after --`);
+          if (peer) {
+            const session = { nodeId: peer.nodeId, command: own ?? command, close: () => void transport.close(), log: clog };
+            running.add(session);
+            void transport.whenClosed().then(() => running.delete(session));
+          }
           // Who is calling, for the server to decide what this caller may do (one process per connection).
           return { command: own ?? command, env: { ...env, ...peerEnvironment(peer, nameHere()) } };
         },
@@ -227,6 +234,21 @@ export async function serveCommand(values: Values, command: string[], paths: Hom
       if (now.mtimeMs !== before.mtimeMs || now.ino !== before.ino || now.size !== before.size) reload();
     });
     process.on('SIGHUP', reload);
+    // A peer whose command= was added, changed or dropped must not go on with the
+    // process its old line gave it (a restriction added for a connected peer would
+    // otherwise wait for its next connection): its session ends, and the next one
+    // starts what the file says now. Peers removed from the list are closed by the
+    // server itself (ERR_PEER_REJECTED).
+    allowList.onChange(() => {
+      for (const s of running) {
+        if (!allowList.has(s.nodeId)) continue;
+        const now = allowList.commandOf(s.nodeId) ?? command;
+        if (JSON.stringify(now) === JSON.stringify(s.command)) continue;
+        running.delete(s);
+        s.log.warn(`the server command ${allowPath} gives this peer changed; closing its session (its next connection starts ${JSON.stringify(now[0])})`, { node_id: s.nodeId });
+        s.close();
+      }
+    });
   }
 
   return new Promise<number>((resolve) => {
