@@ -168,8 +168,8 @@ export function readTrustedFile(path: string, maxBytes: number, what: string): B
     // write it chooses which file that is). The path resolved here must still lead to the
     // file opened: a link swapped between the open and this check is refused.
     const real = realpathSync(path);
-    if (dirname(real) !== dirname(path)) {
-      checkDirectory(real, what);
+    if (real !== path) {
+      if (dirname(real) !== dirname(path)) checkDirectory(real, what);
       const now = statSync(real);
       if (now.dev !== st.dev || now.ino !== st.ino) throw unsafe(`${what} ${path} changed while it was being read (a symlink swapped?)`);
     }
