@@ -9,7 +9,7 @@
  * nodes' records. With `--announce`, this node makes and refreshes its own
  * signed record (its listening URLs or `--public-url`s, `--name`).
  */
-import { existsSync, unwatchFile, watchFile } from 'node:fs';
+import { existsSync, statSync, unwatchFile, watchFile } from 'node:fs';
 import { McpE2eError } from '../errors.js';
 import { PeerAllowList } from '../identity/trust.js';
 import { MeshNode, type MeshServerOptions } from '../mesh/node.js';
@@ -68,6 +68,9 @@ export async function serveCommand(values: Values, command: string[], paths: Hom
     throw new UsageError(`--allow ${values.allow}: no such file (create it with one node id per line, or leave --allow out to use ${paths.allowedPeers})`);
   }
   const allowPath = values.allow ?? paths.allowedPeers;
+  // Taken before the file is read: an edit made while serve starts, before the
+  // file is watched, is a change seen once the watch begins (see below).
+  const loadedStat = fileStamp(allowPath);
   const allowList = values['allow-any-peer'] ? undefined : PeerAllowList.fromFile(allowPath);
   if (values['allow-any-peer'] && existsSync(allowPath)) {
     // --allow-any-peer does not read the allowlist: a peer it restricts with command= would get the default server.
@@ -235,6 +238,7 @@ export async function serveCommand(values: Values, command: string[], paths: Hom
     watchFile(allowPath, { interval: ALLOWLIST_POLL_MS }, (now, before) => {
       if (now.mtimeMs !== before.mtimeMs || now.ino !== before.ino || now.size !== before.size) reload();
     });
+    if (fileStamp(allowPath) !== loadedStat) reload();
     process.on('SIGHUP', reload);
     // A peer whose command= was added, changed or dropped must not go on with the
     // process its old line gave it (a restriction added for a connected peer would
@@ -283,6 +287,12 @@ export async function serveCommand(values: Values, command: string[], paths: Hom
     // Last resort: never leave a child behind, whatever path ends this process.
     process.on('exit', killAllChildren);
   });
+}
+
+/** What tells one version of a file from another (as the allowlist watch compares them), or "none". */
+function fileStamp(path: string): string {
+  const st = statSync(path, { throwIfNoEntry: false });
+  return st ? `${st.mtimeMs} ${st.ino} ${st.size}` : 'none';
 }
 
 /** Why the per-peer commands of `allowList` (its `command=` options) cannot be run, one line each. */
