@@ -71,3 +71,21 @@ test('bench/signature-cost runs and reports both sessions and the tight loop', {
   assert.match(r.stdout, /tight loop: sign [\d.]+ µs, verify [\d.]+ µs/);
   assert.match(r.stdout, /signed p50 [\d.]+ µs .* unsigned p50 [\d.]+ µs .* difference -?[\d.]+ µs/);
 });
+
+test('bench/wake-cost runs and reports a row per busy time', { timeout: 120_000 }, () => {
+  const r = spawnSync(process.execPath, [fileURLToPath(new URL('../bench/wake-cost.js', import.meta.url)), '--rounds', '100', '--busy', '0,100'], { encoding: 'utf8', timeout: 110_000 });
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /\| 0 µs \| [\d.]+ µs \| -?[\d.]+ µs \|/);
+  assert.match(r.stdout, /\| 100 µs \| [\d.]+ µs \| -?[\d.]+ µs \|/);
+});
+
+test('bench/setup-timeline runs and reports every step of both set-ups', { timeout: 120_000 }, () => {
+  const r = spawnSync(process.execPath, [fileURLToPath(new URL('../bench/setup-timeline.js', import.meta.url)), '--connections', '10', '--signatures'], { encoding: 'utf8', timeout: 110_000 });
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /encrypted: binary framing, signed/);
+  for (const point of ['HTTP 101 received', 'WebSocket open', 'step 1 sent', 'step 2 received', 'step 3 sent', 'connected']) {
+    assert.match(r.stdout, new RegExp(`\\| encrypted \\| ${point} \\| \\d+ µs \\| \\d+ µs \\|`), point);
+  }
+  assert.match(r.stdout, /\| plain ws \| connected \| \d+ µs/);
+  assert.doesNotMatch(r.stdout, /\| plain ws \| step/);
+});

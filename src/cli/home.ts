@@ -22,8 +22,14 @@ export interface HomePaths {
   config: string;
 }
 
+/**
+ * The home and its files. An empty `MCP_E2E_HOME` counts as unset (as XDG's
+ * variables do); an empty `--home` is refused (it would be the working directory).
+ * @throws UsageError for `--home ''`.
+ */
 export function resolveHome(flag: string | undefined, env: NodeJS.ProcessEnv = process.env): HomePaths {
-  const home = resolve(flag ?? env.MCP_E2E_HOME ?? join(homedir(), '.mcp-e2e'));
+  if (flag === '') throw new UsageError('--home needs a directory (an empty one would be the working directory)');
+  const home = resolve(flag ?? (env.MCP_E2E_HOME || join(homedir(), '.mcp-e2e')));
   return {
     home,
     identity: join(home, 'identity.json'),

@@ -9,7 +9,7 @@
  * nodes' records. With `--announce`, this node makes and refreshes its own
  * signed record (its listening URLs or `--public-url`s, `--name`).
  */
-import { existsSync, unwatchFile, watchFile } from 'node:fs';
+import { existsSync, statSync, unwatchFile, watchFile } from 'node:fs';
 import { McpE2eError } from '../errors.js';
 import { PeerAllowList } from '../identity/trust.js';
 import { MeshNode, type MeshServerOptions } from '../mesh/node.js';
@@ -68,6 +68,9 @@ export async function serveCommand(values: Values, command: string[], paths: Hom
     throw new UsageError(`--allow ${values.allow}: no such file (create it with one node id per line, or leave --allow out to use ${paths.allowedPeers})`);
   }
   const allowPath = values.allow ?? paths.allowedPeers;
+  // Taken before the file is read: an edit made while serve starts, before the
+  // file is watched, is a change seen once the watch begins (see below).
+  const loadedStat = fileStamp(allowPath);
   const allowList = values['allow-any-peer'] ? undefined : PeerAllowList.fromFile(allowPath);
   if (values['allow-any-peer'] && existsSync(allowPath)) {
     // --allow-any-peer does not read the allowlist: a peer it restricts with command= would get the default server.
@@ -87,6 +90,8 @@ export async function serveCommand(values: Values, command: string[], paths: Hom
 
   let nextId = 1;
   const children = new Set<ChildServer>();
+  /** Sessions of peers whose server process was started, with the command it runs (closed when the allowlist changes it). */
+  const running = new Set<{ nodeId: string; command: readonly string[]; close: () => void; log: Logger }>();
   // Gossip (issue 13): with --bootstrap, or --announce, records are gossiped. Then any authenticated
   // peer may hold a session (gossip has its own membership policy) while MCP stays the allowlist's,
   // checked at every MCP message, and a server process starts with the first MCP message only
@@ -98,6 +103,8 @@ export async function serveCommand(values: Values, command: string[], paths: Hom
   } catch (err) {
     throw new UsageError(`--bootstrap: ${(err as Error).message}`);
   }
+  const own = values['pass-env']?.find((name) => name.toUpperCase().startsWith('MCP_E2E_'));
+  if (own !== undefined) throw new UsageError(`--pass-env ${own}: mcp-e2e's own variables never reach the server process (it gets MCP_E2E_PEER_* from serve, saying who is calling)`);
   const env = childEnvironment(process.env, { clean: values['clean-env'] ?? false, pass: values['pass-env'] ?? [] });
   // A server that cannot start would only fail each connection later, where its operator does not look.
   const problem = commandProblem(command[0]!, env);
@@ -126,6 +133,11 @@ export async function serveCommand(values: Values, command: string[], paths: Hom
           // The allowlist's command= for this peer, as authorized_keys' command=, else the one after --.
           const own = peer ? allowList?.commandOf(peer.nodeId) : undefined;
           if (own) clog.info(`starting the server command ${allowPath} gives this peer (${JSON.stringify(own[0])}), not the one after --`);
+          if (peer) {
+            const session = { nodeId: peer.nodeId, command: own ?? command, close: () => void transport.close(), log: clog };
+            running.add(session);
+            void transport.whenClosed().then(() => running.delete(session));
+          }
           // Who is calling, for the server to decide what this caller may do (one process per connection).
           return { command: own ?? command, env: { ...env, ...peerEnvironment(peer, nameHere()) } };
         },
@@ -226,7 +238,23 @@ export async function serveCommand(values: Values, command: string[], paths: Hom
     watchFile(allowPath, { interval: ALLOWLIST_POLL_MS }, (now, before) => {
       if (now.mtimeMs !== before.mtimeMs || now.ino !== before.ino || now.size !== before.size) reload();
     });
+    if (fileStamp(allowPath) !== loadedStat) reload();
     process.on('SIGHUP', reload);
+    // A peer whose command= was added, changed or dropped must not go on with the
+    // process its old line gave it (a restriction added for a connected peer would
+    // otherwise wait for its next connection): its session ends, and the next one
+    // starts what the file says now. Peers removed from the list are closed by the
+    // server itself (ERR_PEER_REJECTED).
+    allowList.onChange(() => {
+      for (const s of running) {
+        if (!allowList.has(s.nodeId)) continue;
+        const now = allowList.commandOf(s.nodeId) ?? command;
+        if (JSON.stringify(now) === JSON.stringify(s.command)) continue;
+        running.delete(s);
+        s.log.warn(`the server command ${allowPath} gives this peer changed; closing its session (its next connection starts ${JSON.stringify(now[0])})`, { node_id: s.nodeId });
+        s.close();
+      }
+    });
   }
 
   return new Promise<number>((resolve) => {
@@ -259,6 +287,12 @@ export async function serveCommand(values: Values, command: string[], paths: Hom
     // Last resort: never leave a child behind, whatever path ends this process.
     process.on('exit', killAllChildren);
   });
+}
+
+/** What tells one version of a file from another (as the allowlist watch compares them), or "none". */
+function fileStamp(path: string): string {
+  const st = statSync(path, { throwIfNoEntry: false });
+  return st ? `${st.mtimeMs} ${st.ino} ${st.size}` : 'none';
 }
 
 /** Why the per-peer commands of `allowList` (its `command=` options) cannot be run, one line each. */

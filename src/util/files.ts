@@ -162,12 +162,17 @@ export function readTrustedFile(path: string, maxBytes: number, what: string): B
   }
   try {
     checkDirectory(path, what);
-    // Through a symlink, the directory of the file really read must be ours too (whoever can
-    // write it chooses which file that is).
-    const real = realpathSync(path);
-    if (dirname(real) !== dirname(path)) checkDirectory(real, what);
     // Checked on the descriptor: no race with a swap of the path.
     const st = fstatSync(fd);
+    // Through a symlink, the directory of the file really read must be ours too (whoever can
+    // write it chooses which file that is). The path resolved here must still lead to the
+    // file opened: a link swapped between the open and this check is refused.
+    const real = realpathSync(path);
+    if (real !== path) {
+      if (dirname(real) !== dirname(path)) checkDirectory(real, what);
+      const now = statSync(real);
+      if (now.dev !== st.dev || now.ino !== st.ino) throw unsafe(`${what} ${path} changed while it was being read (a symlink swapped?)`);
+    }
     if (!st.isFile()) throw unsafe(`${what} ${path} is not a regular file`);
     checkOwnership(path, st, what);
     if (st.size > maxBytes) throw new McpE2eError('ERR_KEY_FILE_CORRUPT', `${what} ${path} is ${st.size} bytes, more than the ${maxBytes} allowed`);

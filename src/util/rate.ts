@@ -22,11 +22,20 @@ export class TokenBucket {
 
   /** Take `n` tokens (default one) at time `now` (ms); false, taking none, when fewer are left. */
   take(now: number, n = 1): boolean {
+    if (!this.has(now, n)) return false;
+    this.#tokens -= n;
+    return true;
+  }
+
+  /**
+   * True when `n` tokens (default one) are left at time `now` (ms); takes
+   * none. For work whose cost is known only after it is done: check before,
+   * `take` after.
+   */
+  has(now: number, n = 1): boolean {
     const elapsed = Math.max(0, now - this.#last);
     this.#tokens = Math.min(this.burst, this.#tokens + elapsed / this.intervalMs);
     this.#last = Math.max(this.#last, now);
-    if (this.#tokens < n) return false;
-    this.#tokens -= n;
-    return true;
+    return this.#tokens >= n;
   }
 }

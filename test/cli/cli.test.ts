@@ -273,3 +273,13 @@ test('a child that ignores SIGTERM is killed after the grace period', async () =
     await serve.stop();
   }
 });
+
+test('an empty MCP_E2E_HOME counts as unset (the default home under HOME), and an empty --home is refused: neither is the working directory', () => {
+  const fakeHome = tempDir();
+  const k = runCli(['keygen'], { env: { MCP_E2E_HOME: '', HOME: fakeHome } });
+  assert.equal(k.code, 0, k.stderr);
+  assert.ok(statSync(join(fakeHome, '.mcp-e2e', 'identity.json')).isFile());
+  const empty = runCli(['id', '--home', '']);
+  assert.equal(empty.code, 2);
+  assert.match(empty.stderr, /--home needs a directory/);
+});

@@ -124,3 +124,35 @@ test('serve refuses an allowlist with a malformed command= line, naming file and
   assert.match(denied.stdout, /^removed /);
   assert.doesNotMatch(readFileSync(allow, 'utf8'), new RegExp(id));
 });
+
+test('a command= added for a connected peer ends its live session (never left on the old, unrestricted server); its next connection runs the new command', async () => {
+  const server = makeHome();
+  const alice = makeHome();
+  const allow = join(server.home, 'allowed_peers');
+  allowPeer(allow, alice.identity.nodeId, 'alice');
+  const serve = await startServe(['--home', server.home], [process.execPath, ENV_SERVER, '--tag', 'default']);
+  const transport = new StdioClientTransport({ command: process.execPath, args: [CLI, 'connect', serve.url, '--home', alice.home, '--peer', server.identity.nodeId], stderr: 'ignore' });
+  const client = new Client({ name: 'peer-env-test', version: '1.0.0' });
+  try {
+    await client.connect(transport);
+    const argvOf = async () => JSON.parse(((await client.callTool({ name: 'caller' }, undefined, { timeout: 2000 })) as { content: Array<{ text: string }> }).content[0]!.text).argv;
+    assert.deepEqual(await argvOf(), ['--tag', 'default']);
+    const restricted = [process.execPath, ENV_SERVER, '--tag', 'restricted'];
+    writeFileSync(allow, `command=${JSON.stringify(restricted)} ${alice.identity.nodeId} alice\n`);
+    const entry = await serve.waitFor((e) => /changed; closing its session/.test(String(e.msg)));
+    assert.equal(entry.node_id, alice.identity.nodeId);
+    // The live session is gone: no call reaches the old process any more.
+    const deadline = Date.now() + 10_000;
+    for (;;) {
+      const argv = await argvOf().catch(() => undefined);
+      if (argv === undefined) break;
+      assert.deepEqual(argv, ['--tag', 'default'], 'the old session never runs the new command');
+      assert.ok(Date.now() < deadline, 'the session was still served 10 s after its command changed');
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    assert.deepEqual((await callerSeenBy(serve.url, alice.home, server.identity.nodeId)).argv, ['--tag', 'restricted']);
+  } finally {
+    await client.close();
+    await serve.stop();
+  }
+});

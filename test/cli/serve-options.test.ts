@@ -10,7 +10,7 @@ import { NodeIdentity } from '../../src/identity/identity.js';
 import { EncryptedWebSocketClientTransport } from '../../src/transport/client.js';
 import { SUBPROTOCOL_ENCRYPTED, SUBPROTOCOL_PLAINTEXT } from '../../src/protocol.js';
 import { openRaw } from '../transport/raw-peers.js';
-import { makeHome, startServe } from './helpers.js';
+import { makeHome, runCli, startServe } from './helpers.js';
 
 /** A child that prints the names of its environment variables, then idles. */
 const ENV_CHILD = 'console.error("env " + Object.keys(process.env).sort().join(",")); setInterval(() => {}, 1000);';
@@ -102,5 +102,14 @@ test('--max-connections-per-peer and --max-connections cap what one key, and eve
   } finally {
     for (const t of open) await t.close();
     await serve.stop();
+  }
+});
+
+test('--pass-env naming one of mcp-e2e\'s own variables is refused at start, not ignored', () => {
+  const server = makeHome();
+  for (const name of ['MCP_E2E_SECRET', 'mcp_e2e_home']) {
+    const r = runCli(['serve', '--home', server.home, '--allow-any-peer', '--port', '0', '--clean-env', '--pass-env', 'FOO', '--pass-env', name, '--', process.execPath, '-e', '']);
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, new RegExp(`--pass-env ${name}: mcp-e2e's own variables never reach the server process`));
   }
 });

@@ -6,7 +6,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { chmodSync, chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, symlinkSync, writeFileSync, mkdirSync, utimesSync } from 'node:fs';
+import fs, { chmodSync, chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync, mkdirSync, utimesSync } from 'node:fs';
+import { syncBuiltinESMExports } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -122,6 +123,38 @@ test('a symlink is followed and checked on reading, and refused where a file is 
   assert.equal(readTrustedFile(join(d, 'via-link'), 100, 'config file')!.toString(), '{}');
   chmodSync(open, 0o777);
   throwsCode(() => readTrustedFile(join(d, 'via-link'), 100, 'config file'), 'ERR_FILE_PERMISSIONS');
+});
+
+test('a symlink swapped between the open and the directory check is refused: the file read is the one whose directory was checked', () => {
+  const d = dir();
+  const open = join(d, 'open');
+  mkdirSync(open, { mode: 0o700 });
+  writeFileSync(join(open, 'allowed_peers'), 'written by others\n', { mode: 0o600 });
+  chmodSync(open, 0o777); // anyone may write here
+  const safe = join(d, 'safe');
+  mkdirSync(safe, { mode: 0o700 });
+  writeFileSync(join(safe, 'allowed_peers'), 'ours\n', { mode: 0o600 });
+  const link = join(d, 'allowed_peers');
+  symlinkSync(join(open, 'allowed_peers'), link);
+  // The swap lands exactly between open(2) and the resolution of the path (what a racing writer of `open` could aim for).
+  const realpath = fs.realpathSync;
+  fs.realpathSync = ((p: string, ...rest: unknown[]) => {
+    if (p === link) {
+      rmSync(link);
+      symlinkSync(join(safe, 'allowed_peers'), link);
+    }
+    return (realpath as (...a: unknown[]) => string)(p, ...rest);
+  }) as typeof fs.realpathSync;
+  syncBuiltinESMExports();
+  try {
+    const err = throwsCode(() => readTrustedFile(link, 100, 'allowlist'), 'ERR_FILE_PERMISSIONS');
+    assert.match(err.message, /changed while it was being read/);
+  } finally {
+    fs.realpathSync = realpath;
+    syncBuiltinESMExports();
+  }
+  // Without a race the same link is read.
+  assert.equal(readTrustedFile(link, 100, 'allowlist')!.toString(), 'ours\n');
 });
 
 test('a FIFO where a trust file or key is expected is refused at once, never waited on', () => {

@@ -57,6 +57,16 @@ export interface GossipOptions {
   /** Records accepted in pushes per peer: burst and per-second refill. */
   pushRecordBurst: number;
   pushRecordsPerSecond: number;
+  /**
+   * Records in answers to our wants (pulls) that cost a signature check and
+   * are not stored (refused, or the store full), per peer: burst and
+   * per-second refill. Records that are stored take nothing, nor do those
+   * refused unverified (a replay of what we hold, the seen cache). While it
+   * is empty, the peer's further pulled records are dropped before they are
+   * verified (counted, not scored) and pulled again later.
+   */
+  pullRefusalBurst: number;
+  pullRefusalsPerSecond: number;
   /** Most `gossip_want` messages awaiting an answer per peer. */
   maxOutstandingWants: number;
   /** A want not answered in this time lets another peer be asked for the same ids, ms. */
@@ -86,6 +96,8 @@ export const DEFAULT_GOSSIP: Readonly<GossipOptions> = Object.freeze({
   messagesPerSecond: 32,
   pushRecordBurst: 128,
   pushRecordsPerSecond: 32,
+  pullRefusalBurst: 128,
+  pullRefusalsPerSecond: 32,
   maxOutstandingWants: 4,
   wantTimeoutMs: 2000,
   exchangeTimeoutMs: 2000,
@@ -182,6 +194,8 @@ export interface GossipCounters {
   storeFull: number;
   /** Messages dropped by a token bucket. */
   rateLimited: number;
+  /** Records in answers to our wants dropped unverified: the peer's `pullRefusalBurst` bucket was empty. */
+  pullsDropped: number;
   exchangesStarted: number;
   exchangesCompleted: number;
   /** Exchanges that used up MAX_SYNC_ROUNDS and were resumed. */
@@ -196,6 +210,7 @@ interface PeerState {
   readonly id: string;
   readonly messages: TokenBucket;
   readonly pushRecords: TokenBucket;
+  readonly pullRefusals: TokenBucket;
   score: number;
   scoreAt: number;
   /** Refusals not yet reported. */
@@ -242,6 +257,7 @@ export class GossipEngine {
     refused: {},
     storeFull: 0,
     rateLimited: 0,
+    pullsDropped: 0,
     exchangesStarted: 0,
     exchangesCompleted: 0,
     exchangesTruncated: 0,
@@ -321,6 +337,7 @@ export class GossipEngine {
       id: peer,
       messages: new TokenBucket(o.messageBurst, 1000 / o.messagesPerSecond, nowMs),
       pushRecords: new TokenBucket(o.pushRecordBurst, 1000 / o.pushRecordsPerSecond, nowMs),
+      pullRefusals: new TokenBucket(o.pullRefusalBurst, 1000 / o.pullRefusalsPerSecond, nowMs),
       score: 0,
       scoreAt: nowMs,
       counts: {},
@@ -444,11 +461,32 @@ export class GossipEngine {
           if (message.records.length > 0) this.#penalise(state, 'ERR_GOSSIP_UNSOLICITED', nowMs);
           break;
         }
-        for (const hex of message.records) {
+        // A member can make us want any ids (its own gossip_sync lists them) and
+        // answer with validly signed records we refuse (expired, from the future,
+        // stale), each a signature check costing it no points. A bucket bounds
+        // that work: once it is empty, records are dropped unverified (a refusal
+        // is known only after the check) and pulled again later, from this peer
+        // or another. Stored records take nothing, so catch-up goes on. When the
+        // bucket cannot pay for the whole answer, its records are taken from a
+        // random one on: in order, a record that comes after refused ones (an
+        // answer follows our want's order) would be dropped every time. Dropping
+        // is the defence, not a score: a third party can make an honest relayer
+        // pass on many records we refuse (issued at the edge of the relayer's
+        // clock skew window, they are from the future here when our clock is
+        // behind, and refused at every exchange).
+        const n = message.records.length;
+        const start = n === 0 || state.pullRefusals.has(nowMs, Math.min(n, this.options.pullRefusalBurst)) ? 0 : Math.floor(this.#random() * n);
+        let dropped = 0;
+        for (let k = 0; k < n; k++) {
           if (!this.#peers.has(peer)) break;
+          const hex = message.records[(start + k) % n]!;
           const id = nodeIdOfHex(hex);
           if (id === undefined || !want.ids.delete(id)) this.#penalise(state, 'ERR_GOSSIP_UNSOLICITED', nowMs);
-          else this.#acceptRecord(state, hex, 'pull', nowMs);
+          else if (!state.pullRefusals.has(nowMs)) {
+            if (dropped++ === 0) this.#penalise(state, 'ERR_GOSSIP_RATE_LIMITED', nowMs);
+            this.counters.pullsDropped++;
+            if (!want.late) this.#pending.delete(id);
+          } else if (this.#acceptRecord(state, hex, 'pull', nowMs) === 'refused-verified') state.pullRefusals.take(nowMs);
         }
         if (want && !want.late) for (const id of want.ids) this.#pending.delete(id);
         break;
@@ -556,17 +594,26 @@ export class GossipEngine {
     }
   }
 
-  /** §13.4 and §13.5 for one record from `state`, then store, queue and report it. */
-  #acceptRecord(state: PeerState, hex: string, via: 'push' | 'pull', nowMs: number): void {
+  /**
+   * §13.4 and §13.5 for one record from `state`, then store, queue and report it.
+   * @returns 'stored'; 'refused-unverified' (refused without a signature check:
+   *   a replay of what we hold, or the seen cache); 'refused-verified' (not
+   *   stored after one: refused, our own node id, or the store full).
+   */
+  #acceptRecord(state: PeerState, hex: string, via: 'push' | 'pull', nowMs: number): 'stored' | 'refused-unverified' | 'refused-verified' {
     const id = nodeIdOfHex(hex);
     // Fast path of §13.5: byte for byte the valid record we hold, so nothing to verify.
     const stored = id === undefined ? undefined : this.store.get(id);
     if (stored && !stored.isExpired(nowMs) && hexOf(stored) === hex) {
       this.#queue.seenBy(stored.nodeId, stored.seq, state.id);
-      return this.#refuse(state, 'ERR_RECORD_REPLAYED', nowMs);
+      this.#refuse(state, 'ERR_RECORD_REPLAYED', nowMs);
+      return 'refused-unverified';
     }
     const seen = this.#seen.get(hex);
-    if (seen && seen.until > nowMs) return this.#refuse(state, seen.code, nowMs);
+    if (seen && seen.until > nowMs) {
+      this.#refuse(state, seen.code, nowMs);
+      return 'refused-unverified';
+    }
 
     let record: PeerRecord;
     try {
@@ -575,25 +622,27 @@ export class GossipEngine {
       const code = isMcpE2eError(err) ? err.code : 'ERR_RECORD_MALFORMED';
       // Not cached: a record from the future may be valid a moment later.
       if (code !== 'ERR_RECORD_FROM_FUTURE') this.#remember(hex, code, nowMs);
-      return this.#refuse(state, code, nowMs);
+      this.#refuse(state, code, nowMs);
+      return 'refused-verified';
     }
     if (record.nodeId === this.selfId) {
       // Never stored from others: ours is what we publish. A greater or equal seq we did not make
       // (an older instance of us, or a restored key) must be superseded.
       const own = this.store.get(this.selfId);
       if (!own || record.seq >= own.seq) this.#events.push({ type: 'self', seq: record.seq, from: state.id });
-      return;
+      return 'refused-verified';
     }
     const current = this.store.get(record.nodeId);
     const order = compareToStored(current, record);
     if (order !== undefined) {
       if (order !== 'ERR_RECORD_REPLAYED') this.#remember(hex, order, nowMs);
       if (current) this.#queue.seenBy(current.nodeId, record.seq, state.id);
-      return this.#refuse(state, order, nowMs);
+      this.#refuse(state, order, nowMs);
+      return 'refused-verified';
     }
     if (!current && this.store.size >= this.options.maxRecords) {
       this.counters.storeFull++;
-      return;
+      return 'refused-verified';
     }
     this.store.put(record);
     this.#pending.delete(record.nodeId);
@@ -601,6 +650,7 @@ export class GossipEngine {
     if (via === 'push') this.#queue.add(record, state.id);
     else this.#queue.delete(record.nodeId);
     this.#events.push(isLeaving(record) ? { type: 'left', record, from: state.id } : { type: 'record', record, from: state.id, via });
+    return 'stored';
   }
 
   #refuse(state: PeerState, code: ErrorCode, nowMs: number): void {

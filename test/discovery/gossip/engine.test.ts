@@ -8,7 +8,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { GossipEngine, DEFAULT_GOSSIP, type GossipEvent } from '../../../src/discovery/gossip/engine.js';
+import { GossipEngine, DEFAULT_GOSSIP, verifyRecordHex, type GossipEvent, type GossipStep } from '../../../src/discovery/gossip/engine.js';
 import { createLeavingRecord } from '../../../src/discovery/gossip/leaving.js';
 import { GOSSIP_TYPE } from '../../../src/discovery/gossip/protocol.js';
 import { createPeerRecord, encodePeerRecordBody } from '../../../src/discovery/record.js';
@@ -255,6 +255,7 @@ test('options: unknown names and bad values are refused; SECURITY.md and PROTOCO
   for (const text of [security, protocol]) {
     assert.ok(text.includes(`burst ${d.messageBurst}`) && text.includes(`${d.messagesPerSecond} per second`), 'message bucket');
     assert.ok(text.includes(`burst ${d.pushRecordBurst}`) && text.includes(`${d.pushRecordsPerSecond} per second`), 'record bucket');
+    assert.match(text, new RegExp(`Records refused in pulls [^|]*\\| burst ${d.pullRefusalBurst}, (then )?${d.pullRefusalsPerSecond} per second`), 'pull refusal bucket');
     assert.ok(text.includes(`${d.maxRecords.toLocaleString('en-US')}`), 'maxRecords');
     assert.ok(text.includes(`${d.seenTtlMs / 1000} s`), 'seen cache');
     assert.ok(text.includes(`${d.cutoffScore}`.replace('-', '−')), 'cut-off');
@@ -329,4 +330,89 @@ test('a peer that stalls while we lack many of its records is never cut off when
   }
   assert.equal(e.scoreOf(mallory), 0);
   assert.deepEqual(e.peers, [mallory]);
+});
+
+/**
+ * Plays a member that makes `e` pull from it: one message per 1/32 s (within
+ * the message bucket), an answer to the oldest want of `e` with `answer(ids)`
+ * (the records for the ids it names), or, when none waits, a gossip_sync of its
+ * own listing the next 64 of `listed` (cycling). `e` ticks every second.
+ * Returns every event.
+ */
+function serveWants(e: GossipEngine, peer: string, listed: ReadonlyArray<[string, number]>, answer: (ids: readonly string[]) => string[], seconds: number): GossipEvent[] {
+  const sorted = [...listed].sort((a, b) => (a[0] < b[0] ? -1 : 1));
+  const wants: Array<{ w: number; ids: readonly string[] }> = [];
+  const out: GossipEvent[] = [];
+  const take = (step: GossipStep) => {
+    for (const o of step.send) if (o.peer === peer && o.message.type === GOSSIP_TYPE.WANT) wants.push(o.message as unknown as { w: number; ids: readonly string[] });
+    out.push(...step.events);
+  };
+  let x = 0;
+  for (let k = 1; k <= seconds * 32; k++) {
+    const t = NOW + (k * 1000) / 32;
+    const want = wants.shift();
+    if (want) take(e.receive(peer, { type: GOSSIP_TYPE.RECORDS, w: want.w, records: answer(want.ids) }, t));
+    else {
+      const from = (x * 64) % sorted.length;
+      take(e.receive(peer, { type: GOSSIP_TYPE.SYNC, x: x++, n: 0, ranges: [{ p: '', ids: sorted.slice(from, from + 64) }] }, t));
+    }
+    if (k % 32 === 0) take(e.tick(t));
+  }
+  return out;
+}
+
+test('a member that makes us pull records we refuse costs a bounded number of signature checks: the rest is dropped unverified, counted, not scored', () => {
+  let verifies = 0;
+  const e = new GossipEngine(self.nodeId, NOW, { random: seeded(1), verify: (hex, now) => (verifies++, verifyRecordHex(hex, now)) });
+  e.addPeer(mallory, NOW);
+  const sybils = new Map(Array.from({ length: 2048 }, (_, i) => identityOf(3000 + i)).map((s) => [s.nodeId, s]));
+  // Validly signed, expired an hour ago, each with a new seq (so the seen cache never knows it).
+  let made = 0;
+  const expired = (id: string) => recordOf(sybils.get(id)!, ++made, NOW - 7_200_000).toHex();
+  const seconds = 5;
+  const reported = serveWants(e, mallory, [...sybils.keys()].map((id) => [id, 1]), (ids) => ids.map(expired), seconds);
+  const d = DEFAULT_GOSSIP;
+  assert.ok(made > 1500, `${made} records sent`);
+  // 16 records per answer at the message rate were ~490 checks a second, forever, for nothing.
+  assert.ok(verifies <= d.pullRefusalBurst + d.pullRefusalsPerSecond * seconds + 1, `${verifies} signature checks for ${made} records`);
+  assert.equal(e.counters.refused.ERR_RECORD_EXPIRED, verifies);
+  assert.equal(e.counters.pullsDropped, made - verifies);
+  assert.ok(events(reported, 'misbehaviour').some((m) => ((m as { counts: Record<string, number> }).counts.ERR_GOSSIP_RATE_LIMITED ?? 0) > 0), 'the drops are reported');
+  assert.equal(e.scoreOf(mallory), 0);
+});
+
+test('an honest catch-up by pull never draws on the refusal bucket: thousands of records are all taken at once', () => {
+  const e = victim();
+  const lacking = new Map(Array.from({ length: 1500 }, (_, i) => recordOf(identityOf(5000 + i), 1)).map((r) => [r.nodeId, r.toHex()]));
+  serveWants(e, mallory, [...lacking.keys()].map((id) => [id, 1]), (ids) => ids.map((id) => lacking.get(id)!), 6);
+  assert.equal(e.store.size, lacking.size);
+  assert.equal(e.counters.pullsDropped, 0);
+  assert.equal(e.scoreOf(mallory), 0);
+});
+
+test('an honest relayer passing on a third party\'s records that are from the future here is never cut off, and its valid records all arrive', () => {
+  // Its clock is ahead of ours: a third party's records issued at the edge of its
+  // skew window are valid there, from the future here, and refused at every pull
+  // (uncached: they may be valid a moment later).
+  const e = victim();
+  const valid = new Map<string, string>();
+  const future = new Map<string, string>();
+  for (let i = 0; i < 300; i++) {
+    const r = recordOf(identityOf(7000 + i), 1);
+    valid.set(r.nodeId, r.toHex());
+    const f = recordOf(identityOf(8000 + i), 1, NOW + 30 * 60_000);
+    future.set(f.nodeId, f.toHex());
+  }
+  // It answers in any order (§14.5); here the refused records first, so the valid ones
+  // would always come after the bucket ran out if an answer were read in order.
+  const answer = (ids: readonly string[]) => [...ids.filter((id) => future.has(id)).map((id) => future.get(id)!), ...ids.filter((id) => valid.has(id)).map((id) => valid.get(id)!)];
+  const listed = [...valid.keys(), ...future.keys()].map((id): [string, number] => [id, 1]);
+  const reported = serveWants(e, mallory, listed, answer, 45);
+  // Far more refusals than the bucket holds: scoring them would cut this relayer off.
+  assert.ok(e.counters.refused.ERR_RECORD_FROM_FUTURE! > DEFAULT_GOSSIP.pullRefusalBurst + 20, `${e.counters.refused.ERR_RECORD_FROM_FUTURE} refused`);
+  assert.ok(e.counters.pullsDropped > 0, 'the bucket was emptied');
+  assert.deepEqual(events(reported, 'cutoff'), []);
+  assert.deepEqual(e.peers, [mallory]);
+  assert.equal(e.scoreOf(mallory), 0);
+  assert.equal(e.store.size, valid.size, 'every valid record is taken');
 });
