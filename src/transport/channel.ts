@@ -111,6 +111,8 @@ export abstract class WebSocketChannel {
   /** Decoded messages waiting for their turn (see `#deliverNext`). */
   #deliveries: JSONRPCMessage[] = [];
   #delivering = false;
+  /** `#deliverNext` as a microtask, made by the first delivery (an idle connection has none). */
+  #deliverNextTask: (() => void) | undefined;
   /** The socket closed while messages still waited for delivery: `onclose` follows the last one. */
   #closeAfterDeliveries = false;
   /** The most recent `send()`: the queue is FIFO, so once it settles every earlier frame has been handed to the socket. */
@@ -327,6 +329,8 @@ export abstract class WebSocketChannel {
       else this.#earlyError ??= errorFromWsError(err);
     });
     ws.on('close', (code, reason) => this.#onSocketClosed(code, reason));
+    // Here rather than in #startTimers: closures made in one function share one context.
+    if (this.limits.keepaliveIntervalMs > 0) ws.on('pong', () => (this.#alive = true));
     if (ws.readyState === WebSocket.CLOSED) this.#onSocketClosed();
   }
 
@@ -553,7 +557,7 @@ export abstract class WebSocketChannel {
     this.#deliveries.push(message);
     if (!this.#delivering) {
       this.#delivering = true;
-      queueMicrotask(this.#deliverNext);
+      queueMicrotask((this.#deliverNextTask ??= () => this.#deliverNext()));
     }
   }
 
@@ -585,7 +589,7 @@ export abstract class WebSocketChannel {
    * (modelcontextprotocol/typescript-sdk#2580). Queuing the next delivery
    * after the SDK's own microtask restores arrival order.
    */
-  #deliverNext = (): void => {
+  #deliverNext(): void {
     const message = this.#deliveries.shift();
     if (message !== undefined) {
       try {
@@ -595,12 +599,12 @@ export abstract class WebSocketChannel {
       }
     }
     // Queued only now, behind whatever microtask the SDK queued for this message.
-    if (this.#deliveries.length > 0) queueMicrotask(this.#deliverNext);
+    if (this.#deliveries.length > 0) queueMicrotask(this.#deliverNextTask!);
     else {
       this.#delivering = false;
       if (this.#closeAfterDeliveries) this.#fireClose();
     }
-  };
+  }
 
   #onControl(payload: Buffer): void {
     let value: ControlMessage;
@@ -664,12 +668,8 @@ export abstract class WebSocketChannel {
   }
 
   #startTimers(): void {
-    const ws = this.#ws!;
     const { keepaliveIntervalMs, idleTimeoutMs } = this.limits;
-    if (keepaliveIntervalMs > 0) {
-      ws.on('pong', () => (this.#alive = true));
-      WebSocketChannel.#joinKeepalive(this, keepaliveIntervalMs);
-    }
+    if (keepaliveIntervalMs > 0) WebSocketChannel.#joinKeepalive(this, keepaliveIntervalMs);
     if (idleTimeoutMs > 0) {
       this.#idle = setTimeout(() => {
         // A consumer that paused receiving is busy, not idle.
