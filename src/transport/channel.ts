@@ -321,7 +321,8 @@ export abstract class WebSocketChannel {
   protected adoptSocket(ws: WebSocket): void {
     this.#ws = ws;
     this.#state = 'connecting';
-    this.#inbox = new Inbox(ws, MAX_QUEUED_INBOUND_FRAMES);
+    const inbox = (this.#inbox = new Inbox(ws, MAX_QUEUED_INBOUND_FRAMES));
+    ws.on('message', (data, isBinary) => inbox.receive(data, isBinary));
     // Before the connection is set up the connecting code reports errors; a
     // listener must exist anyway, or ws would throw an unhandled 'error'.
     ws.on('error', (err) => {
