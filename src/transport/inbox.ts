@@ -52,9 +52,9 @@ export class Inbox {
    */
   setHandler(handler: FrameHandler | undefined): void {
     this.#handler = handler;
-    const queue = this.#queue;
-    while (queue && queue.length > 0 && this.#handler === handler && handler) {
-      const frame = queue.shift()!;
+    // Re-read each time: a handler may clear() the queue or hand the inbox on.
+    while (this.#queue && this.#queue.length > 0 && this.#handler === handler && handler) {
+      const frame = this.#queue.shift()!;
       handler(frame.data, frame.isBinary);
     }
     if (this.#handler && this.#paused) {
