@@ -468,7 +468,8 @@ export class EncryptedWebSocketServer {
    * Count an authenticated peer against `maxConnectionsPerPeer` until its
    * socket closes (called inside the trust decision, so two handshakes of
    * one peer finishing together cannot both slip under the limit).
-   * @throws McpE2eError `ERR_LIMIT_REACHED`.
+   * @throws McpE2eError `ERR_LIMIT_REACHED`, or `ERR_CONNECTION_CLOSED` when
+   *   the socket has closed already (and been released).
    */
   #claimPeer(peer: PeerIdentity, socket: Socket): void {
     const tracked = this.#sockets.get(socket);
