@@ -7,8 +7,8 @@
  * inbox queues frames while nobody holds it, pauses the socket when the queue
  * reaches its cap (flow control, not an error), and replays the queue in
  * order to the next handler. Its owner routes the socket's 'message' events
- * to `receive()` (from a closure it already has: a listener of our own would
- * add a closure and a context to every connection).
+ * to `receive()` (from a listener shared by all its connections: one of our
+ * own would add a closure and a context to every connection).
  */
 import type { WebSocket, RawData } from 'ws';
 
