@@ -87,23 +87,23 @@ async function settle(server: ServerProcess, expected: number, idleMs: number): 
 
 /**
  * On a server process that serves only this mode, freshly started:
- * 1. memory: open `count / 2` connections, let them idle, full GC, read
- *    RSS; open `count / 2` more, idle, GC, read again. The figure is the
+ * 1. memory: open `memoryCount / 2` connections, let them idle, full GC,
+ *    read RSS; open as many more, idle, GC, read again. The figure is the
  *    growth of the second half per connection (the marginal cost of an idle
- *    connection with `count` open): the first half also pays one-time growth
+ *    connection with `memoryCount` open): the first half also pays one-time growth
  *    (V8 enlarges its young generation under the handshakes' allocation rate,
  *    malloc arenas grow) that does not scale with connections. The
  *    first-half figure is kept too, for comparison.
  * 2. burst: close them all, then, with the server now warm, open `count`
  *    connections with `concurrency` outstanding and time them.
  */
-export async function burstAndMemory(mode: Mode, server: ServerProcess, count: number, concurrency: number, ctx: ClientContext, idleMs = 300): Promise<BurstResult> {
+export async function burstAndMemory(mode: Mode, server: ServerProcess, count: number, concurrency: number, ctx: ClientContext, idleMs = 300, memoryCount = count): Promise<BurstResult> {
   const port = server.ports[mode.id]!;
-  const half = Math.max(1, Math.floor(count / 2));
+  const half = Math.max(1, Math.floor(memoryCount / 2));
   const base = await server.gc();
   const first = await openMany(mode, port, half, concurrency, ctx);
   const mid = await settle(server, first.conns.length, idleMs);
-  const second = await openMany(mode, port, count - half, concurrency, ctx);
+  const second = await openMany(mode, port, memoryCount - half, concurrency, ctx);
   const idle = await settle(server, first.conns.length + second.conns.length, idleMs);
   await closeAll([...first.conns, ...second.conns]);
   await sleep(Math.min(100, idleMs));

@@ -106,7 +106,7 @@ export function judgeTargets(r: Results, modes: readonly Mode[]): TargetVerdict[
   return out;
 }
 
-export function renderMarkdown(r: Results, modes: readonly Mode[], targets: TargetVerdict[], machine: MachineFacts, meta: { command: string; reps: number; notes: string[]; connectCount: number; burstCount: number; burstConcurrency: number }): string {
+export function renderMarkdown(r: Results, modes: readonly Mode[], targets: TargetVerdict[], machine: MachineFacts, meta: { command: string; reps: number; notes: string[]; connectCount: number; burstCount: number; burstConcurrency: number; memoryCount: number }): string {
   const label = (id: ModeId) => modes.find((m) => m.id === id)?.label ?? id;
   const ids = modes.map((m) => m.id);
   const parts: string[] = [];
@@ -161,7 +161,7 @@ export function renderMarkdown(r: Results, modes: readonly Mode[], targets: Targ
   parts.push(table(['size', 'mode', 'in flight', 'msg/s', 'MiB/s', '× ws', '× wss', 'server CPU/msg', 'client CPU/msg', 'writes/msg'], thrRows));
 
   parts.push('\n## 4. Server memory per idle connection');
-  parts.push(`${meta.burstCount} idle connections on a fresh server process per mode and repetition; server RSS after full GC. Marginal cost: growth from ${Math.floor(meta.burstCount / 2)} to ${meta.burstCount} connections, per connection (the first half also carries one-time heap and allocator growth, shown last).\n`);
+  parts.push(`${meta.memoryCount} idle connections on a fresh server process per mode and repetition; server RSS after full GC. Marginal cost: growth from ${Math.floor(meta.memoryCount / 2)} to ${meta.memoryCount} connections, per connection (the first half also carries one-time heap and allocator growth, shown last).\n`);
   parts.push(table(
     ['mode', 'RSS KiB/conn', '× ws', '× wss', 'heap+external KiB/conn', 'RSS KiB/conn, first half'],
     ids.filter((id) => r.memory[id]).map((id) => {

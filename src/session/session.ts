@@ -21,11 +21,13 @@ import {
   GCM_NONCE_BYTES,
   GCM_TAG_BYTES,
   hkdfSha256,
+  KEY_BYTES,
   SIGNATURE_BYTES,
   sha256,
   type Ed25519PublicKey,
 } from '../crypto/primitives.js';
 import type { NodeIdentity, PeerIdentity } from '../identity/identity.js';
+import { assertBytes } from '../util/assert.js';
 import type { HandshakeResult } from '../handshake/handshake.js';
 import {
   decodeBinaryFrame,
@@ -95,7 +97,12 @@ export type WireFrame = string | Buffer;
 
 interface DirectionState {
   rawKey: Buffer;
-  key: KeyObject;
+  /**
+   * `rawKey` as a KeyObject (no key set-up per record), made by the first
+   * record of the epoch: an idle session holds no KeyObject (two cost
+   * ~450 B of heap per connection, a server's idle connections most of all).
+   */
+  key: KeyObject | undefined;
   epoch: number;
   counter: number;
   recordsInEpoch: number;
@@ -206,8 +213,10 @@ export class Session {
     this.#recvDir = initiator ? DIRECTION.RESPONDER_TO_INITIATOR : DIRECTION.INITIATOR_TO_RESPONDER;
     // Epoch 0's clock starts when the session does (PROTOCOL.md §7.2).
     const start = this.#now();
-    this.#send = { rawKey: result.sendKey, key: aesKey(result.sendKey), epoch: 0, counter: 0, recordsInEpoch: 0, bytesInEpoch: 0, epochStartMs: start };
-    this.#recv = { rawKey: result.recvKey, key: aesKey(result.recvKey), epoch: 0, counter: 0, recordsInEpoch: 0, bytesInEpoch: 0, epochStartMs: start };
+    assertBytes(result.sendKey, KEY_BYTES, 'sendKey');
+    assertBytes(result.recvKey, KEY_BYTES, 'recvKey');
+    this.#send = { rawKey: result.sendKey, key: undefined, epoch: 0, counter: 0, recordsInEpoch: 0, bytesInEpoch: 0, epochStartMs: start };
+    this.#recv = { rawKey: result.recvKey, key: undefined, epoch: 0, counter: 0, recordsInEpoch: 0, bytesInEpoch: 0, epochStartMs: start };
   }
 
   /** Current sending epoch (for tests and diagnostics). */
@@ -345,7 +354,7 @@ export class Session {
       if (s.recordsInEpoch > 0) this.#advance(s);
     }
     const context = this.#writeContext(this.#sendDir, s.epoch, s.counter);
-    const { ciphertext, tag } = aesGcmEncrypt(s.key, writeNonce(NONCE, s.counter), context, parts);
+    const { ciphertext, tag } = aesGcmEncrypt((s.key ??= aesKey(s.rawKey)), writeNonce(NONCE, s.counter), context, parts);
     if (ours) for (const p of parts) p.fill(0);
     else parts[0]!.fill(0);
     const sealedBytes = size + GCM_TAG_BYTES;
@@ -427,7 +436,7 @@ export class Session {
       throw new McpE2eError('ERR_SESSION_EXHAUSTED', 'the peer exceeded the per-epoch key usage limit without rotating');
     }
     const rawKey = rotating ? nextEpochKey(r.rawKey, this.sessionId) : r.rawKey;
-    const key = rotating ? aesKey(rawKey) : r.key;
+    const key = rotating ? aesKey(rawKey) : (r.key ??= aesKey(r.rawKey));
     const context = this.#writeContext(this.#recvDir, record.epoch, record.counter);
     // The GCM tag is checked first (cheap); the plaintext is released only
     // after the signature verifies too.
@@ -516,7 +525,7 @@ export class Session {
     const next = nextEpochKey(s.rawKey, this.sessionId);
     s.rawKey.fill(0);
     s.rawKey = next;
-    s.key = aesKey(next);
+    s.key = undefined;
     s.epoch++;
     s.recordsInEpoch = 0;
     s.bytesInEpoch = 0;

@@ -27,7 +27,7 @@
  *   gossip), never anything the MCP layer depends on.
  */
 import { once } from 'node:events';
-import { WebSocket } from 'ws';
+import { WebSocket, type RawData } from 'ws';
 import type { JSONRPCMessage, MessageExtraInfo } from '@modelcontextprotocol/sdk/types.js';
 import { McpE2eError } from '../errors.js';
 import type { NodeIdentity, PeerIdentity } from '../identity/identity.js';
@@ -50,6 +50,14 @@ const CONNECTION_CLOSED = (): McpE2eError => new McpE2eError('ERR_CONNECTION_CLO
 /** The inbox handler of a connection that is going away: frames are read and dropped. */
 const discardFrame = (): void => {};
 
+/**
+ * The channel that adopted a socket, on the socket itself: its listeners are
+ * shared functions that find their channel here, not closures made per
+ * connection (four closures and their context are ~270 B of every idle one).
+ */
+const OWNER = Symbol('mcp-e2e channel');
+type OwnedSocket = WebSocket & { [OWNER]?: WebSocketChannel };
+
 /** Something that can fail: an Error for `onerror`. */
 function asError(err: unknown): Error {
   return err instanceof Error ? err : new Error(String(err));
@@ -60,6 +68,16 @@ function asError(err: unknown): Error {
  * `EncryptedWebSocketServerTransport`. Not used directly.
  */
 export abstract class WebSocketChannel {
+  /**
+   * Keepalive: one unref'd interval timer per interval length, ticking every
+   * open connection that uses it, instead of a timer per connection (a
+   * Timeout, its closure and their context are ~230 B of every idle
+   * connection). A connection's first ping comes at its group's next tick,
+   * within one interval of opening; from then on, as before, a ping
+   * unanswered by the next tick (one full interval later) drops the peer.
+   */
+  static readonly #keepalives = new Map<number, { channels: Set<WebSocketChannel>; timer: NodeJS.Timeout }>();
+
   /** A JSON-RPC message arrived (checked by the rules of PROTOCOL.md §6.7, as the MCP SDK would accept it). */
   onmessage?: (<T extends JSONRPCMessage>(message: T, extra?: MessageExtraInfo) => void) | undefined;
   /** Something failed. Errors that end the connection are McpE2eErrors and are followed by `onclose`. */
@@ -84,6 +102,7 @@ export abstract class WebSocketChannel {
   #ws: WebSocket | undefined;
   #inbox: Inbox | undefined;
   #session: Session | undefined;
+  /** Made by the first send (an idle connection has none: see `#sendQueue`). */
   #queue: SendQueue | undefined;
   /** We closed, or are closing, on purpose or after a local failure: the peer's echo is not news. */
   #closeRequested = false;
@@ -100,18 +119,21 @@ export abstract class WebSocketChannel {
   /** Decoded messages waiting for their turn (see `#deliverNext`). */
   #deliveries: JSONRPCMessage[] = [];
   #delivering = false;
+  /** `#deliverNext` as a microtask, made by the first delivery (an idle connection has none). */
+  #deliverNextTask: (() => void) | undefined;
   /** The socket closed while messages still waited for delivery: `onclose` follows the last one. */
   #closeAfterDeliveries = false;
   /** The most recent `send()`: the queue is FIFO, so once it settles every earlier frame has been handed to the socket. */
   #lastSend: Promise<void> | undefined;
-  #keepalive: NodeJS.Timeout | undefined;
+  /** In the keepalive group of `limits.keepaliveIntervalMs` (see `#joinKeepalive`). */
+  #inKeepalive = false;
   #idle: NodeJS.Timeout | undefined;
-  readonly #closed: Promise<void>;
-  #resolveClosed!: () => void;
+  /** What `whenClosed()` returns, made by its first call (a promise and its resolver are ~160 B an idle connection need not hold). */
+  #closed: Promise<void> | undefined;
+  #resolveClosed: (() => void) | undefined;
 
   protected constructor(limits: ResolvedConnectionLimits) {
     this.limits = limits;
-    this.#closed = new Promise((resolve) => (this.#resolveClosed = resolve));
   }
 
   /** The peer's verified identity (encrypted mode, after the handshake); undefined in plaintext mode. */
@@ -249,7 +271,7 @@ export abstract class WebSocketChannel {
         this.report(new McpE2eError('ERR_CONNECTION_CLOSED', `the peer stopped reading during close: ${bytes} bytes already sent by send() were not delivered`)),
       );
     }
-    await this.#closed;
+    await this.whenClosed();
   }
 
   /**
@@ -294,6 +316,7 @@ export abstract class WebSocketChannel {
    * `onclose` (the MCP SDK replaces it): how a mesh node follows a session.
    */
   whenClosed(): Promise<void> {
+    this.#closed ??= this.#closeFired ? Promise.resolve() : new Promise((resolve) => (this.#resolveClosed = resolve));
     return this.#closed;
   }
 
@@ -307,14 +330,33 @@ export abstract class WebSocketChannel {
     this.#ws = ws;
     this.#state = 'connecting';
     this.#inbox = new Inbox(ws, MAX_QUEUED_INBOUND_FRAMES);
+    (ws as OwnedSocket)[OWNER] = this;
+    ws.on('message', WebSocketChannel.#onSocketMessage);
     // Before the connection is set up the connecting code reports errors; a
     // listener must exist anyway, or ws would throw an unhandled 'error'.
-    ws.on('error', (err) => {
-      if (this.#state === 'open') this.fail(errorFromWsError(err));
-      else this.#earlyError ??= errorFromWsError(err);
-    });
-    ws.on('close', (code, reason) => this.#onSocketClosed(code, reason));
+    ws.on('error', WebSocketChannel.#onSocketError);
+    ws.on('close', WebSocketChannel.#onSocketClose);
+    if (this.limits.keepaliveIntervalMs > 0) ws.on('pong', WebSocketChannel.#onSocketPong);
     if (ws.readyState === WebSocket.CLOSED) this.#onSocketClosed();
+  }
+
+  // The socket listeners, shared by every connection (`this` is the socket; see OWNER).
+  static #onSocketMessage(this: OwnedSocket, data: RawData, isBinary: boolean): void {
+    this[OWNER]!.#inbox!.receive(data, isBinary);
+  }
+
+  static #onSocketError(this: OwnedSocket, err: Error): void {
+    const channel = this[OWNER]!;
+    if (channel.#state === 'open') channel.fail(errorFromWsError(err));
+    else channel.#earlyError ??= errorFromWsError(err);
+  }
+
+  static #onSocketClose(this: OwnedSocket, code: number, reason: Buffer): void {
+    this[OWNER]!.#onSocketClosed(code, reason);
+  }
+
+  static #onSocketPong(this: OwnedSocket): void {
+    this[OWNER]!.#alive = true;
   }
 
   /** @internal Run the handshake over the adopted, open socket and switch to the session. */
@@ -431,6 +473,19 @@ export abstract class WebSocketChannel {
 
   #open(): void {
     this.#state = 'open';
+    // From here, not from start(): a connection whose application never
+    // starts it must still be dropped when the peer dies or idles.
+    this.#startTimers();
+  }
+
+  /**
+   * The send queue, made by the first send of an open connection: with its
+   * options, batches and callbacks it is ~0.5 KiB that an idle connection
+   * (most of a server's) never uses. Every path that ends the connection
+   * fails the queue if there is one, and refuses sends before they get here.
+   */
+  #sendQueue(): SendQueue {
+    if (this.#queue) return this.#queue;
     const session = this.#session;
     this.#queue = new SendQueue(
       this.#ws!,
@@ -441,27 +496,24 @@ export abstract class WebSocketChannel {
         frameTargetBytes: session ? RECORD_TARGET_BYTES : 1,
         perMessageOverheadBytes: session ? RECORD_ENTRY_HEADER_BYTES : 0,
       },
-      session ? this.#sealRecord : (messages) => messages[0]!.text,
+      session ? (messages) => this.#sealRecord(session, messages) : (messages) => messages[0]!.text,
     );
-    // From here, not from start(): a connection whose application never
-    // starts it must still be dropped when the peer dies or idles.
-    this.#startTimers();
+    return this.#queue;
   }
 
   /** Pack a batch into one record. A failure here (counter space used up) ends the session. */
-  #sealRecord = (messages: readonly OutgoingMessage[]): string | Buffer => {
+  #sealRecord(session: Session, messages: readonly OutgoingMessage[]): string | Buffer {
     try {
-      return this.#session!.sealRecord(messages.map((m) => ({ contentType: m.contentType, payload: m.text })));
+      return session.sealRecord(messages.map((m) => ({ contentType: m.contentType, payload: m.text })));
     } catch (err) {
       const e = asMcpE2eError(err, 'ERR_SESSION_EXHAUSTED');
       this.fail(e);
       throw e;
     }
-  };
+  }
 
   #sendPayload(message: unknown, contentType: MessageContentType): Promise<void> {
-    const queue = this.#queue;
-    if (this.#state !== 'open' || this.#closeRequested || !queue) {
+    if (this.#state !== 'open' || this.#closeRequested) {
       return Promise.reject(new McpE2eError('ERR_CONNECTION_CLOSED', 'the transport is not connected'));
     }
     const session = this.#session;
@@ -484,7 +536,7 @@ export abstract class WebSocketChannel {
       return Promise.reject(new McpE2eError('ERR_FRAME_TOO_LARGE', `message of ${bytes} bytes exceeds the limit of ${max} bytes`));
     }
     if (contentType === ContentType.MCP) this.#idle?.refresh();
-    return (this.#lastSend = queue.push({ text, contentType, bytes }));
+    return (this.#lastSend = this.#sendQueue().push({ text, contentType, bytes }));
   }
 
   #onFrame = (data: Buffer, isBinary: boolean): void => {
@@ -530,7 +582,7 @@ export abstract class WebSocketChannel {
     this.#deliveries.push(message);
     if (!this.#delivering) {
       this.#delivering = true;
-      queueMicrotask(this.#deliverNext);
+      queueMicrotask((this.#deliverNextTask ??= () => this.#deliverNext()));
     }
   }
 
@@ -562,7 +614,7 @@ export abstract class WebSocketChannel {
    * (modelcontextprotocol/typescript-sdk#2580). Queuing the next delivery
    * after the SDK's own microtask restores arrival order.
    */
-  #deliverNext = (): void => {
+  #deliverNext(): void {
     const message = this.#deliveries.shift();
     if (message !== undefined) {
       try {
@@ -572,12 +624,12 @@ export abstract class WebSocketChannel {
       }
     }
     // Queued only now, behind whatever microtask the SDK queued for this message.
-    if (this.#deliveries.length > 0) queueMicrotask(this.#deliverNext);
+    if (this.#deliveries.length > 0) queueMicrotask(this.#deliverNextTask!);
     else {
       this.#delivering = false;
       if (this.#closeAfterDeliveries) this.#fireClose();
     }
-  };
+  }
 
   #onControl(payload: Buffer): void {
     let value: ControlMessage;
@@ -594,22 +646,55 @@ export abstract class WebSocketChannel {
     }
   }
 
-  #startTimers(): void {
-    const ws = this.#ws!;
-    const { keepaliveIntervalMs, idleTimeoutMs } = this.limits;
-    if (keepaliveIntervalMs > 0) {
-      ws.on('pong', () => (this.#alive = true));
-      this.#keepalive = setInterval(() => {
-        // While we do not read the socket (pauseReceiving), a missing pong says nothing about the peer.
-        if (!this.#alive && !this.#receivePaused) {
-          this.fail(new McpE2eError('ERR_IDLE_TIMEOUT', `the peer did not answer a keepalive ping within ${keepaliveIntervalMs} ms`));
-          return;
-        }
-        this.#alive = false;
-        if (ws.readyState === WebSocket.OPEN) ws.ping();
-      }, keepaliveIntervalMs);
-      this.#keepalive.unref();
+  static #joinKeepalive(channel: WebSocketChannel, intervalMs: number): void {
+    let group = WebSocketChannel.#keepalives.get(intervalMs);
+    if (!group) {
+      const channels = new Set<WebSocketChannel>();
+      const timer = setInterval(() => {
+        // A channel that fails here leaves the set when its socket closes; the others are still ticked.
+        for (const c of channels) c.#keepaliveTick();
+      }, intervalMs);
+      timer.unref();
+      group = { channels, timer };
+      WebSocketChannel.#keepalives.set(intervalMs, group);
     }
+    group.channels.add(channel);
+    channel.#inKeepalive = true;
+  }
+
+  static #leaveKeepalive(channel: WebSocketChannel): void {
+    if (!channel.#inKeepalive) return;
+    channel.#inKeepalive = false;
+    const intervalMs = channel.limits.keepaliveIntervalMs;
+    const group = WebSocketChannel.#keepalives.get(intervalMs);
+    if (!group) return;
+    group.channels.delete(channel);
+    if (group.channels.size === 0) {
+      clearInterval(group.timer);
+      WebSocketChannel.#keepalives.delete(intervalMs);
+    }
+  }
+
+  #keepaliveTick(): void {
+    // While we do not read the socket (pauseReceiving), a missing pong says nothing about the peer.
+    if (!this.#alive && !this.#receivePaused) {
+      this.fail(new McpE2eError('ERR_IDLE_TIMEOUT', `the peer did not answer a keepalive ping within ${this.limits.keepaliveIntervalMs} ms`));
+      return;
+    }
+    this.#alive = false;
+    const ws = this.#ws!;
+    if (ws.readyState === WebSocket.OPEN) {
+      try {
+        ws.ping();
+      } catch {
+        // The socket is going away; its close ends this connection.
+      }
+    }
+  }
+
+  #startTimers(): void {
+    const { keepaliveIntervalMs, idleTimeoutMs } = this.limits;
+    if (keepaliveIntervalMs > 0) WebSocketChannel.#joinKeepalive(this, keepaliveIntervalMs);
     if (idleTimeoutMs > 0) {
       this.#idle = setTimeout(() => {
         // A consumer that paused receiving is busy, not idle.
@@ -625,7 +710,7 @@ export abstract class WebSocketChannel {
     if (code !== undefined) this.#closeInfo = [code, reason ?? ''];
     const wasOpen = this.#state === 'open';
     this.#state = 'closed';
-    clearInterval(this.#keepalive);
+    WebSocketChannel.#leaveKeepalive(this);
     clearTimeout(this.#idle);
     this.#inbox?.clear();
     this.#queue?.fail(CONNECTION_CLOSED);
@@ -643,7 +728,7 @@ export abstract class WebSocketChannel {
   #fireClose(): void {
     if (this.#closeFired) return;
     this.#closeFired = true;
-    this.#resolveClosed();
+    this.#resolveClosed?.();
     try {
       this.onclose?.();
     } catch (err) {

@@ -6,7 +6,9 @@
  * frame arriving between two owners would be lost with plain listeners. The
  * inbox queues frames while nobody holds it, pauses the socket when the queue
  * reaches its cap (flow control, not an error), and replays the queue in
- * order to the next handler.
+ * order to the next handler. Its owner routes the socket's 'message' events
+ * to `receive()` (from a listener shared by all its connections: one of our
+ * own would add a closure and a context to every connection).
  */
 import type { WebSocket, RawData } from 'ws';
 
@@ -22,19 +24,25 @@ function toBuffer(data: RawData): Buffer {
 export class Inbox {
   readonly #ws: WebSocket;
   readonly #maxQueued: number;
-  #queue: Array<{ data: Buffer; isBinary: boolean }> = [];
+  /** Frames waiting for a handler; made by the first frame that has to wait. */
+  #queue: Array<{ data: Buffer; isBinary: boolean }> | undefined;
   #handler: FrameHandler | undefined;
   #paused = false;
 
+  /** `ws` is paused and resumed for flow control; its messages must all go to `receive()`. */
   constructor(ws: WebSocket, maxQueued: number) {
     this.#ws = ws;
     this.#maxQueued = maxQueued;
-    ws.on('message', (data, isBinary) => this.#push(toBuffer(data), isBinary));
   }
 
   /** Number of frames waiting for a handler. */
   get queued(): number {
-    return this.#queue.length;
+    return this.#queue?.length ?? 0;
+  }
+
+  /** One 'message' event of the socket. */
+  receive(data: RawData, isBinary: boolean): void {
+    this.#push(toBuffer(data), isBinary);
   }
 
   /**
@@ -44,7 +52,8 @@ export class Inbox {
    */
   setHandler(handler: FrameHandler | undefined): void {
     this.#handler = handler;
-    while (this.#queue.length > 0 && this.#handler === handler && handler) {
+    // Re-read each time: a handler may clear() the queue or hand the inbox on.
+    while (this.#queue && this.#queue.length > 0 && this.#handler === handler && handler) {
       const frame = this.#queue.shift()!;
       handler(frame.data, frame.isBinary);
     }
@@ -56,18 +65,19 @@ export class Inbox {
 
   /** Drop queued frames (the connection is going away). */
   clear(): void {
-    this.#queue = [];
+    this.#queue = undefined;
   }
 
   #push(data: Buffer, isBinary: boolean): void {
-    if (this.#handler && this.#queue.length === 0) {
+    if (this.#handler && !this.#queue?.length) {
       this.#handler(data, isBinary);
       return;
     }
-    this.#queue.push({ data, isBinary });
+    const queue = (this.#queue ??= []);
+    queue.push({ data, isBinary });
     // Frames already read from the socket still arrive after pause(); the
     // queue exceeds the cap by at most those.
-    if (this.#queue.length >= this.#maxQueued && !this.#paused) {
+    if (queue.length >= this.#maxQueued && !this.#paused) {
       this.#paused = true;
       this.#ws.pause();
     }

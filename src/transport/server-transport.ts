@@ -79,7 +79,6 @@ export class EncryptedWebSocketServerTransport extends WebSocketChannel implemen
       this.openPlaintext();
     }
     this.sessionId = this.e2eSessionId ?? secureRandom(16).toString('hex');
-    this.#extra = this.#buildExtra();
   }
 
   /**
@@ -97,8 +96,9 @@ export class EncryptedWebSocketServerTransport extends WebSocketChannel implemen
     this.deliver();
   }
 
+  /** Built for the first message delivered (an idle connection need not hold it), then shared by all. */
   protected override messageExtra(): MessageExtraInfo | undefined {
-    return this.#extra;
+    return (this.#extra ??= this.#buildExtra());
   }
 
   #buildExtra(): MessageExtraInfo {

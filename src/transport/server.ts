@@ -133,9 +133,23 @@ const SERVER_OPTION_NAMES = {
   onError: true,
 } as const satisfies Record<keyof EncryptedWebSocketServerOptions, true>;
 
-interface Deadline {
-  timer: NodeJS.Timeout;
-  acceptedAt: number;
+/**
+ * What the server holds for one counted socket until it closes, all released
+ * by the socket's single 'close' listener (one shared function for every
+ * socket: a listener, closure and `once` wrapper per concern cost ~1 KiB per
+ * idle connection).
+ */
+interface TrackedSocket {
+  /** The admission bucket counted in `#perAddress`. */
+  address: string;
+  /** When we saw the accept (`listen()`); undefined for `attach()`. */
+  acceptedAt: number | undefined;
+  /** Destroys the socket unless authenticated by then; undefined once authenticated. */
+  deadline: NodeJS.Timeout | undefined;
+  /** The node id counted in `#perPeer`, once the peer is admitted. */
+  peer: string | undefined;
+  /** The connection in `#connections`, once admitted. */
+  transport: EncryptedWebSocketServerTransport | undefined;
 }
 
 /**
@@ -155,6 +169,13 @@ function normalizeOrigin(text: string, strict = false): string | undefined {
     return undefined;
   }
   return url.origin;
+}
+
+/** One less in a count; the entry goes at zero. */
+function decrement(counts: Map<string, number>, key: string): void {
+  const left = (counts.get(key) ?? 1) - 1;
+  if (left > 0) counts.set(key, left);
+  else counts.delete(key);
 }
 
 function httpReject(socket: Duplex, status: number, text: string): void {
@@ -201,11 +222,12 @@ export class EncryptedWebSocketServer {
   readonly #revoked = new WeakSet<EncryptedWebSocketServerTransport>();
   /** Stops revalidating on allowlist changes (close()). */
   #unsubscribe: (() => void) | undefined;
-  /** Sockets not yet authenticated, with the timer that destroys them. */
-  readonly #deadlines = new Map<Socket, Deadline>();
+  /** Counted sockets (every socket past the accept checks), until they close. */
+  readonly #sockets = new Map<Socket, TrackedSocket>();
+  /** The 'close' listener of every tracked socket (`this` is the socket). */
+  readonly #onSocketClose: (this: Socket) => void;
   /** Open sockets per source address (see `maxConnectionsPerAddress`). */
   readonly #perAddress = new Map<string, number>();
-  readonly #counted = new WeakSet<Socket>();
   /** Sockets refused at accept: answered with 429, never upgraded. */
   readonly #refused = new WeakSet<Socket>();
 
@@ -226,6 +248,10 @@ export class EncryptedWebSocketServer {
     assertKnownOptions(options, SERVER_OPTION_NAMES, 'EncryptedWebSocketServer');
     if (typeof options.onConnection !== 'function') throw new TypeError('"onConnection" expected a function');
     this.#options = options;
+    const server = this;
+    this.#onSocketClose = function (this: Socket): void {
+      server.#release(this);
+    };
     this.limits = resolveServerLimits(options.limits);
     this.#framings = checkFramings(options.framings);
     const encrypted = options.enableEncryption !== false;
@@ -381,11 +407,12 @@ export class EncryptedWebSocketServer {
       const http = this.#http;
       if (http && !this.#owned) http.off('upgrade', this.#onUpgrade);
       const stopped = http && this.#owned ? new Promise<void>((resolve) => http.close(() => resolve())) : Promise.resolve();
-      for (const [socket, d] of this.#deadlines) {
-        clearTimeout(d.timer);
+      for (const [socket, tracked] of this.#sockets) {
+        if (tracked.deadline === undefined) continue;
+        clearTimeout(tracked.deadline);
+        tracked.deadline = undefined;
         socket.destroy();
       }
-      this.#deadlines.clear();
       await Promise.all([...[...this.#pending.entries()].map((p) => p.transport), ...this.#connections].map((t) => t.close()));
       if (http && this.#owned) http.closeAllConnections();
       await stopped;
@@ -415,38 +442,45 @@ export class EncryptedWebSocketServer {
    * @returns false (nothing counted) when the address is at its limit.
    */
   #claimAddress(socket: Socket): boolean {
-    if (this.#counted.has(socket)) return true;
+    if (this.#sockets.has(socket)) return true;
     if (socket.destroyed) return false;
     const key = addressKey(socket.remoteAddress);
     const n = this.#perAddress.get(key) ?? 0;
     if (n >= this.limits.maxConnectionsPerAddress) return false;
     this.#perAddress.set(key, n + 1);
-    this.#counted.add(socket);
-    socket.once('close', () => {
-      const left = (this.#perAddress.get(key) ?? 1) - 1;
-      if (left > 0) this.#perAddress.set(key, left);
-      else this.#perAddress.delete(key);
-    });
+    this.#sockets.set(socket, { address: key, acceptedAt: undefined, deadline: undefined, peer: undefined, transport: undefined });
+    socket.on('close', this.#onSocketClose);
     return true;
+  }
+
+  /** `socket` closed: release everything counted for it. */
+  #release(socket: Socket): void {
+    const tracked = this.#sockets.get(socket);
+    if (!tracked) return;
+    this.#sockets.delete(socket);
+    clearTimeout(tracked.deadline);
+    decrement(this.#perAddress, tracked.address);
+    if (tracked.peer !== undefined) decrement(this.#perPeer, tracked.peer);
+    if (tracked.transport) this.#connections.delete(tracked.transport);
   }
 
   /**
    * Count an authenticated peer against `maxConnectionsPerPeer` until its
    * socket closes (called inside the trust decision, so two handshakes of
    * one peer finishing together cannot both slip under the limit).
-   * @throws McpE2eError `ERR_LIMIT_REACHED`.
+   * @throws McpE2eError `ERR_LIMIT_REACHED`, or `ERR_CONNECTION_CLOSED` when
+   *   the socket has closed already (and been released).
    */
-  #claimPeer(peer: PeerIdentity, transport: EncryptedWebSocketServerTransport): void {
+  #claimPeer(peer: PeerIdentity, socket: Socket): void {
+    const tracked = this.#sockets.get(socket);
+    // Released already: nothing would ever give the slot back.
+    if (!tracked) throw new McpE2eError('ERR_CONNECTION_CLOSED', 'the connection closed during the handshake');
     const n = this.#perPeer.get(peer.nodeId) ?? 0;
     if (n >= this.limits.maxConnectionsPerPeer) {
       throw new McpE2eError('ERR_LIMIT_REACHED', `connection refused: peer ${peer.fingerprint} already has ${n} connections open (maxConnectionsPerPeer)`);
     }
     this.#perPeer.set(peer.nodeId, n + 1);
-    transport.socket.once('close', () => {
-      const left = (this.#perPeer.get(peer.nodeId) ?? 1) - 1;
-      if (left > 0) this.#perPeer.set(peer.nodeId, left);
-      else this.#perPeer.delete(peer.nodeId);
-    });
+    tracked.peer = peer.nodeId;
   }
 
   #rateRefusal(info: ConnectionInfo): void {
@@ -480,37 +514,34 @@ export class EncryptedWebSocketServer {
       socket.once('close', () => clearTimeout(timer));
       return;
     }
-    const acceptedAt = Date.now();
-    const timer = setTimeout(() => {
-      this.#deadlines.delete(socket);
-      socket.destroy();
-    }, this.limits.upgradeTimeoutMs);
+    const tracked = this.#sockets.get(socket)!;
+    tracked.acceptedAt = Date.now();
+    tracked.deadline = this.#destroyAfter(socket, this.limits.upgradeTimeoutMs);
+  }
+
+  #destroyAfter(socket: Socket, ms: number): NodeJS.Timeout {
+    const timer = setTimeout(() => socket.destroy(), ms);
     timer.unref();
-    this.#deadlines.set(socket, { timer, acceptedAt });
-    socket.once('close', () => this.#authenticated(socket));
+    return timer;
   }
 
   /** From the upgrade on, the socket lives until accept + upgrade + handshake timeouts at most. */
   #armHandshakeDeadline(socket: Socket): void {
-    const previous = this.#deadlines.get(socket);
-    if (previous) clearTimeout(previous.timer);
+    // Counted by #claimAddress before (at the accept, or for attach() in #onUpgrade).
+    const tracked = this.#sockets.get(socket)!;
+    clearTimeout(tracked.deadline);
     const { upgradeTimeoutMs, handshakeTimeoutMs } = this.limits;
     // For attach(), we never saw the accept: allow the handshake plus the close grace.
-    const remaining = previous ? previous.acceptedAt + upgradeTimeoutMs + handshakeTimeoutMs - Date.now() : handshakeTimeoutMs + CLOSE_GRACE_MS;
-    const timer = setTimeout(() => {
-      this.#deadlines.delete(socket);
-      socket.destroy();
-    }, Math.max(1, remaining));
-    timer.unref();
-    this.#deadlines.set(socket, { timer, acceptedAt: previous?.acceptedAt ?? Date.now() });
-    if (!previous) socket.once('close', () => this.#authenticated(socket));
+    const remaining = tracked.acceptedAt !== undefined ? tracked.acceptedAt + upgradeTimeoutMs + handshakeTimeoutMs - Date.now() : handshakeTimeoutMs + CLOSE_GRACE_MS;
+    tracked.deadline = this.#destroyAfter(socket, Math.max(1, remaining));
   }
 
-  /** The socket is authenticated (or gone): no deadline any more. */
+  /** The socket is authenticated: no deadline any more. */
   #authenticated(socket: Socket): void {
-    const d = this.#deadlines.get(socket);
-    if (d) clearTimeout(d.timer);
-    this.#deadlines.delete(socket);
+    const tracked = this.#sockets.get(socket);
+    if (!tracked) return;
+    clearTimeout(tracked.deadline);
+    tracked.deadline = undefined;
   }
 
   #onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
@@ -604,7 +635,7 @@ export class EncryptedWebSocketServer {
         : undefined;
       const verify = (peer: PeerIdentity): void => {
         this.#verifyPeer(peer);
-        this.#claimPeer(peer, transport);
+        this.#claimPeer(peer, socket);
       };
       await transport.accept(handshake, this.#identity, verify, { step1TimeoutMs: this.limits.handshakeStep1TimeoutMs, signal: pending.abort.signal });
     } catch (err) {
@@ -614,12 +645,14 @@ export class EncryptedWebSocketServer {
       this.#pending.delete(pending);
     }
     this.#authenticated(socket);
-    if (this.#closing || transport.closed) {
+    const tracked = this.#sockets.get(socket);
+    // No entry: the socket closed already (its WebSocket may not have noticed yet).
+    if (this.#closing || transport.closed || !tracked) {
       await transport.close();
       return;
     }
     this.#connections.add(transport);
-    transport.socket.once('close', () => this.#connections.delete(transport));
+    tracked.transport = transport;
     try {
       await this.#options.onConnection(transport, transport.peer);
     } catch (err) {

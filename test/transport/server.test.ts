@@ -349,6 +349,26 @@ describe('EncryptedWebSocketServer', () => {
     }
   });
 
+  test('keepalive: connections share one timer; a peer dropped for not answering leaves the others pinged', async () => {
+    const srv = await startServer({ limits: { keepaliveIntervalMs: 40 } });
+    try {
+      const c = await connectClient(srv.url, { identity: NodeIdentity.generate(), allowAnyPeer: true });
+      const ws = (srv.transports[0] as unknown as { socket: import('ws').WebSocket }).socket;
+      const { ws: silent } = await rawClientHandshake(srv.url, NodeIdentity.generate(), { ws: { autoPong: false } });
+      assert.deepEqual(await closeOf(silent), { code: 4008, reason: 'ERR_IDLE_TIMEOUT' });
+      let pongs = 0;
+      const threePongs = deferred();
+      ws.on('pong', () => {
+        if (++pongs === 3) threePongs.resolve();
+      });
+      await within(threePongs.promise, 5000, 'three keepalive round trips after the other peer was dropped');
+      assert.equal(c.transport.closed, false);
+      await c.client.close();
+    } finally {
+      await srv.close();
+    }
+  });
+
   test('idle timeout: no MCP message for idleTimeoutMs closes with ERR_IDLE_TIMEOUT', async () => {
     const srv = await startServer({ limits: { idleTimeoutMs: 100 } });
     try {
