@@ -146,6 +146,8 @@ function checkOptions(given: Partial<GossipOptions>): Readonly<GossipOptions> {
 
 /** Score regained per `antiEntropyIntervalMs` of good behaviour, up to 0. */
 const SCORE_RECOVERY = 1;
+/** Peers whose buckets and score are kept after their session ended (see `#departed`). */
+const MAX_DEPARTED_PEERS = 1024;
 /** An exchange that found us lacking this many records (a full want) is followed by the next one at the next round. */
 const CATCH_UP_LACKING = MAX_WANT_IDS;
 /** Most ids queued for pulling from one peer. */
@@ -271,6 +273,13 @@ export class GossipEngine {
   readonly #verify: RecordVerifier;
   readonly #peers = new Map<string, PeerState>();
   readonly #banned = new Map<string, number>();
+  /**
+   * The buckets and score of peers whose session ended, reused when they come
+   * back (oldest dropped past MAX_DEPARTED_PEERS): a new session must not buy a
+   * member full buckets and a clean score. Buckets refill and scores recover
+   * with time, so a state kept however long is the one a peer would have had.
+   */
+  readonly #departed = new Map<string, Pick<PeerState, 'messages' | 'pushRecords' | 'pullRefusals' | 'score' | 'scoreAt'>>();
   readonly #queue = new TransmitQueue(MAX_PUSH_QUEUE);
   /** Node id -> when a want for it went out (to any peer); one pull per id at a time. */
   readonly #pending = new Map<string, number>();
@@ -333,13 +342,15 @@ export class GossipEngine {
   addPeer(peer: string, nowMs: number): GossipStep {
     if (peer === this.selfId || this.#peers.has(peer) || this.isBanned(peer, nowMs)) return this.#flush();
     const o = this.options;
+    const before = this.#departed.get(peer);
+    this.#departed.delete(peer);
     this.#peers.set(peer, {
       id: peer,
-      messages: new TokenBucket(o.messageBurst, 1000 / o.messagesPerSecond, nowMs),
-      pushRecords: new TokenBucket(o.pushRecordBurst, 1000 / o.pushRecordsPerSecond, nowMs),
-      pullRefusals: new TokenBucket(o.pullRefusalBurst, 1000 / o.pullRefusalsPerSecond, nowMs),
-      score: 0,
-      scoreAt: nowMs,
+      messages: before?.messages ?? new TokenBucket(o.messageBurst, 1000 / o.messagesPerSecond, nowMs),
+      pushRecords: before?.pushRecords ?? new TokenBucket(o.pushRecordBurst, 1000 / o.pushRecordsPerSecond, nowMs),
+      pullRefusals: before?.pullRefusals ?? new TokenBucket(o.pullRefusalBurst, 1000 / o.pullRefusalsPerSecond, nowMs),
+      score: before?.score ?? 0,
+      scoreAt: before?.scoreAt ?? nowMs,
       counts: {},
       lastLogAt: -Infinity,
       wantQueue: [],
@@ -357,6 +368,9 @@ export class GossipEngine {
     for (const w of state.wants.values()) for (const id of w.ids) this.#pending.delete(id);
     for (const id of state.wantQueue) this.#pending.delete(id);
     this.#peers.delete(peer);
+    const { messages, pushRecords, pullRefusals, score, scoreAt } = state;
+    this.#departed.set(peer, { messages, pushRecords, pullRefusals, score, scoreAt });
+    if (this.#departed.size > MAX_DEPARTED_PEERS) this.#departed.delete(this.#departed.keys().next().value!);
     if (this.#exchange?.peer === peer) this.#exchange = undefined;
     if (this.#resumeWith === peer) this.#resumeWith = undefined;
   }

@@ -339,7 +339,7 @@ test('a peer that stalls while we lack many of its records is never cut off when
  * own listing the next 64 of `listed` (cycling). `e` ticks every second.
  * Returns every event.
  */
-function serveWants(e: GossipEngine, peer: string, listed: ReadonlyArray<[string, number]>, answer: (ids: readonly string[]) => string[], seconds: number): GossipEvent[] {
+function serveWants(e: GossipEngine, peer: string, listed: ReadonlyArray<[string, number]>, answer: (ids: readonly string[]) => string[], seconds: number, reconnectEachSecond = false): GossipEvent[] {
   const sorted = [...listed].sort((a, b) => (a[0] < b[0] ? -1 : 1));
   const wants: Array<{ w: number; ids: readonly string[] }> = [];
   const out: GossipEvent[] = [];
@@ -356,10 +356,42 @@ function serveWants(e: GossipEngine, peer: string, listed: ReadonlyArray<[string
       const from = (x * 64) % sorted.length;
       take(e.receive(peer, { type: GOSSIP_TYPE.SYNC, x: x++, n: 0, ranges: [{ p: '', ids: sorted.slice(from, from + 64) }] }, t));
     }
-    if (k % 32 === 0) take(e.tick(t));
+    if (k % 32 === 0) {
+      take(e.tick(t));
+      if (reconnectEachSecond) {
+        // The member ends its session and dials again: a new session, its wants forgotten.
+        e.removePeer(peer);
+        take(e.addPeer(peer, t));
+        wants.length = 0;
+      }
+    }
   }
   return out;
 }
+
+test('a member that reconnects gets back the buckets and score it left with, not fresh ones: its pull flood stays within one bucket', () => {
+  let verifies = 0;
+  const e = new GossipEngine(self.nodeId, NOW, { random: seeded(1), verify: (hex, now) => (verifies++, verifyRecordHex(hex, now)) });
+  e.addPeer(mallory, NOW);
+  const sybils = new Map(Array.from({ length: 2048 }, (_, i) => identityOf(3000 + i)).map((s) => [s.nodeId, s]));
+  let made = 0;
+  const expired = (id: string) => recordOf(sybils.get(id)!, ++made, NOW - 7_200_000).toHex();
+  const seconds = 10;
+  serveWants(e, mallory, [...sybils.keys()].map((id) => [id, 1]), (ids) => ids.map(expired), seconds, true);
+  const d = DEFAULT_GOSSIP;
+  // With a fresh bucket per session, one reconnection a second was 1,580 checks in 10 s.
+  assert.ok(verifies <= d.pullRefusalBurst + d.pullRefusalsPerSecond * seconds + 1, `${verifies} signature checks for ${made} records`);
+  // The score, too, survives a reconnection.
+  const scored = new GossipEngine(self.nodeId, NOW, { random: seeded(2) });
+  scored.addPeer(mallory, NOW);
+  scored.receive(mallory, { type: GOSSIP_TYPE.RECORDS, w: 99, records: [] }, NOW + 1);
+  scored.receive(mallory, { type: GOSSIP_TYPE.RECORDS, w: 98, records: [recordOf(identityOf(7), 1).toHex()] }, NOW + 2);
+  const score = scored.scoreOf(mallory)!;
+  assert.ok(score < 0, `score ${score}`);
+  scored.removePeer(mallory);
+  scored.addPeer(mallory, NOW + 3);
+  assert.equal(scored.scoreOf(mallory), score);
+});
 
 test('a member that makes us pull records we refuse costs a bounded number of signature checks: the rest is dropped unverified, counted, not scored', () => {
   let verifies = 0;
