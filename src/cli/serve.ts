@@ -244,14 +244,21 @@ export async function serveCommand(values: Values, command: string[], paths: Hom
     // process its old line gave it (a restriction added for a connected peer would
     // otherwise wait for its next connection): its session ends, and the next one
     // starts what the file says now. Peers removed from the list are closed by the
-    // server itself (ERR_PEER_REJECTED).
+    // server itself (ERR_PEER_REJECTED), except in a mesh, where the server admits
+    // every peer for gossip and MCP is refused per message: there, a removed peer's
+    // session is closed here, or its server process would go on answering it.
     allowList.onChange(() => {
       for (const s of running) {
-        if (!allowList.has(s.nodeId)) continue;
-        const now = allowList.commandOf(s.nodeId) ?? command;
-        if (JSON.stringify(now) === JSON.stringify(s.command)) continue;
+        const now = allowList.has(s.nodeId) ? (allowList.commandOf(s.nodeId) ?? command) : undefined;
+        if (now && JSON.stringify(now) === JSON.stringify(s.command)) continue;
+        if (!now && !gossiping) continue;
         running.delete(s);
-        s.log.warn(`the server command ${allowPath} gives this peer changed; closing its session (its next connection starts ${JSON.stringify(now[0])})`, { node_id: s.nodeId });
+        s.log.warn(
+          now
+            ? `the server command ${allowPath} gives this peer changed; closing its session (its next connection starts ${JSON.stringify(now[0])})`
+            : `this peer is no longer on ${allowPath}; closing its session and its server process`,
+          { node_id: s.nodeId },
+        );
         s.close();
       }
     });

@@ -75,3 +75,23 @@ test('an allowlist edit with a bad line still removes the peer that left it (fai
     await serve.stop();
   }
 });
+
+test('in a mesh (serve --announce), peers deny closes the connected peer\'s session and its server process at once, not at its next message', async () => {
+  const server = makeHome();
+  const client = makeHome();
+  allowPeer(join(server.home, 'allowed_peers'), client.identity.nodeId);
+  const serve = await startServe(['--home', server.home, '--announce', '--no-mdns'], [process.execPath, DEMO_SERVER]);
+  try {
+    const c = await connected(serve.url, client.home, server.identity.nodeId);
+    assert.ok((await c.callTool({ name: 'echo', arguments: { message: 'hi' } })).content);
+    assert.equal(runCli(['peers', 'deny', client.identity.nodeId, '--home', server.home]).code, 0);
+    // Before the client sends anything more, serve has closed the session (in a mesh the server admits everyone, so nothing else would).
+    const entry = await serve.waitFor((e) => /no longer on .*closing its session/.test(String(e.msg)));
+    assert.equal(entry.node_id, client.identity.nodeId);
+    await serve.waitFor((e) => /connection closed; stopping its server process/.test(String(e.msg)));
+    await assert.rejects(c.callTool({ name: 'echo', arguments: { message: 'still in?' } }, undefined, { timeout: 2000 }));
+    await c.close();
+  } finally {
+    await serve.stop();
+  }
+});
