@@ -23,6 +23,8 @@ import { quantile } from './stats.js';
 const { values } = parseArgs({ options: { server: { type: 'boolean' }, connections: { type: 'string', default: '400' }, signatures: { type: 'boolean', default: false } } });
 
 async function server(signatures: boolean): Promise<void> {
+  // Gone with the parent, however it ended: a forgotten echo server would skew the next run.
+  process.on('disconnect', () => process.exit(0));
   const identity = NodeIdentity.generate();
   const plain = new WebSocketServer({ host: '127.0.0.1', port: 0, perMessageDeflate: false });
   plain.on('connection', (ws) => ws.on('message', (d) => ws.send(d)));
@@ -99,6 +101,9 @@ async function client(n: number, signatures: boolean): Promise<void> {
   console.log('| --- | --- | --- | --- |');
   for (const kind of ['plain', 'encrypted'] as const) {
     const names = runs[kind][0]!.map(([what]) => what);
+    // Rows are by position: every run must have noted the same points in the same order.
+    const odd = runs[kind].find((r) => r.map(([what]) => what).join() !== names.join());
+    if (odd) throw new Error(`a ${kind} connection noted ${odd.map(([w]) => w).join(', ')}, not ${names.join(', ')}`);
     names.forEach((name, k) => {
       const at = runs[kind].map((r) => r[k]![1]);
       const step = runs[kind].map((r) => r[k]![1] - (k > 0 ? r[k - 1]![1] : 0));

@@ -24,6 +24,8 @@ function spin(us: number): void {
 }
 
 async function server(): Promise<void> {
+  // Gone with the parent, however it ended: a forgotten echo server would skew the next run.
+  process.on('disconnect', () => process.exit(0));
   const wss = new WebSocketServer({ host: '127.0.0.1', port: 0, perMessageDeflate: false });
   let busyUs = 0;
   process.on('message', (m) => {
