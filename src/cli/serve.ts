@@ -103,8 +103,8 @@ export async function serveCommand(values: Values, command: string[], paths: Hom
   } catch (err) {
     throw new UsageError(`--bootstrap: ${(err as Error).message}`);
   }
-  const own = values['pass-env']?.find((name) => name.toUpperCase().startsWith('MCP_E2E_'));
-  if (own !== undefined) throw new UsageError(`--pass-env ${own}: mcp-e2e's own variables never reach the server process (it gets MCP_E2E_PEER_* from serve, saying who is calling)`);
+  const ours = values['pass-env']?.find((name) => name.toUpperCase().startsWith('MCP_E2E_'));
+  if (ours !== undefined) throw new UsageError(`--pass-env ${ours}: mcp-e2e's own variables never reach the server process (it gets MCP_E2E_PEER_* from serve, saying who is calling)`);
   const env = childEnvironment(process.env, { clean: values['clean-env'] ?? false, pass: values['pass-env'] ?? [] });
   // A server that cannot start would only fail each connection later, where its operator does not look.
   const problem = commandProblem(command[0]!, env);
