@@ -466,15 +466,13 @@ export class GossipEngine {
       case GOSSIP_TYPE.RECORDS: {
         // Only records of the ids of that want; anything else is refused unread.
         const want = state.wants.get(message.w);
-        if (want) {
-          state.wants.delete(message.w);
-          if (!want.late) state.outstanding--;
-        }
         // An answer to no want of ours is refused whole, at the cost of one refusal.
         if (!want) {
           if (message.records.length > 0) this.#penalise(state, 'ERR_GOSSIP_UNSOLICITED', nowMs);
           break;
         }
+        state.wants.delete(message.w);
+        if (!want.late) state.outstanding--;
         // A member can make us want any ids (its own gossip_sync lists them) and
         // answer with validly signed records we refuse (expired, from the future,
         // stale), each a signature check costing it no points. A bucket bounds
@@ -502,7 +500,7 @@ export class GossipEngine {
             if (!want.late) this.#pending.delete(id);
           } else if (this.#acceptRecord(state, hex, 'pull', nowMs) === 'refused-verified') state.pullRefusals.take(nowMs);
         }
-        if (want && !want.late) for (const id of want.ids) this.#pending.delete(id);
+        if (!want.late) for (const id of want.ids) this.#pending.delete(id);
         break;
       }
       case GOSSIP_TYPE.WANT: {
