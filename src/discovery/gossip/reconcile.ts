@@ -78,8 +78,9 @@ export function answerRanges(store: GossipStore, incoming: readonly SyncRange[])
     };
     // Splitting a fingerprint range, an empty child is sent as an empty list (shorter than a
     // fingerprint, and final). Splitting an `ids` range, the peer's whole list is known, so the
-    // children we hold nothing under need nothing more and are left out.
+    // children we hold nothing under need nothing more and are left out. Echoed when the 16 do not fit.
     const split = (afterList: boolean) => {
+      if (!fits(16, 0, splitBytes)) return echo();
       for (const c of childPrefixes(range.p)) {
         const s = store.summary(c);
         if (s.count > 0) out.push({ p: c, fp: fingerprint(s.sum, s.count) });
@@ -87,17 +88,20 @@ export function answerRanges(store: GossipStore, incoming: readonly SyncRange[])
       }
       bytes += splitBytes;
     };
+    // A list range of `count` entries (made only if it fits), else the echo.
+    const sendList = (count: number, make: () => SyncRange) => {
+      const size = listBytes(range.p, count);
+      if (!fits(1, count, size)) return echo();
+      out.push(make());
+      entries += count;
+      bytes += size;
+    };
 
     if ('fp' in range) {
       const s = store.summary(range.p);
       if (fingerprint(s.sum, s.count) === range.fp) return;
-      if (s.count <= LEAF_ITEMS) {
-        if (!fits(1, s.count, listBytes(range.p, s.count))) return void echo();
-        out.push({ p: range.p, ids: store.entries(range.p) });
-        entries += s.count;
-        bytes += listBytes(range.p, s.count);
-      } else if (fits(16, 0, splitBytes)) split(false);
-      else echo();
+      if (s.count <= LEAF_ITEMS) sendList(s.count, () => ({ p: range.p, ids: store.entries(range.p) }));
+      else split(false);
       return;
     }
 
@@ -110,15 +114,8 @@ export function answerRanges(store: GossipStore, incoming: readonly SyncRange[])
 
     // An `ids` range is the peer's whole list under p: what we hold beyond it is exactly what it lacks.
     const extra = extraEntries(store, range.p, list);
-    if (extra === undefined || extra.length > MAX_RANGE_ENTRIES) {
-      if (fits(16, 0, splitBytes)) split(true);
-      else echo();
-    } else if (extra.length > 0) {
-      if (!fits(1, extra.length, listBytes(range.p, extra.length))) return void echo();
-      out.push({ p: range.p, have: extra });
-      entries += extra.length;
-      bytes += listBytes(range.p, extra.length);
-    }
+    if (extra === undefined || extra.length > MAX_RANGE_ENTRIES) split(true);
+    else if (extra.length > 0) sendList(extra.length, () => ({ p: range.p, have: extra }));
   });
   return { ranges: out, wants };
 }
