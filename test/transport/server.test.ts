@@ -331,17 +331,22 @@ describe('EncryptedWebSocketServer', () => {
     }
   });
 
+  /** Resolves once the server's socket of its first connection has had `n` pongs (keepalive round trips). */
+  async function pongs(srv: Awaited<ReturnType<typeof startServer>>, n: number, what: string): Promise<void> {
+    const ws = (srv.transports[0] as unknown as { socket: import('ws').WebSocket }).socket;
+    let seen = 0;
+    const all = deferred();
+    ws.on('pong', () => {
+      if (++seen === n) all.resolve();
+    });
+    await within(all.promise, 5000, what);
+  }
+
   test('keepalive: a peer that answers pings stays connected across several intervals', async () => {
     const srv = await startServer({ limits: { keepaliveIntervalMs: 30 } });
     try {
       const c = await connectClient(srv.url, { identity: NodeIdentity.generate(), allowAnyPeer: true });
-      const ws = (srv.transports[0] as unknown as { socket: import('ws').WebSocket }).socket;
-      let pings = 0;
-      const fivePongs = deferred();
-      ws.on('pong', () => {
-        if (++pings === 5) fivePongs.resolve();
-      });
-      await within(fivePongs.promise, 5000, 'five keepalive round trips');
+      await pongs(srv, 5, 'five keepalive round trips');
       assert.equal(c.transport.closed, false);
       await c.client.close();
     } finally {
@@ -353,15 +358,9 @@ describe('EncryptedWebSocketServer', () => {
     const srv = await startServer({ limits: { keepaliveIntervalMs: 40 } });
     try {
       const c = await connectClient(srv.url, { identity: NodeIdentity.generate(), allowAnyPeer: true });
-      const ws = (srv.transports[0] as unknown as { socket: import('ws').WebSocket }).socket;
       const { ws: silent } = await rawClientHandshake(srv.url, NodeIdentity.generate(), { ws: { autoPong: false } });
       assert.deepEqual(await closeOf(silent), { code: 4008, reason: 'ERR_IDLE_TIMEOUT' });
-      let pongs = 0;
-      const threePongs = deferred();
-      ws.on('pong', () => {
-        if (++pongs === 3) threePongs.resolve();
-      });
-      await within(threePongs.promise, 5000, 'three keepalive round trips after the other peer was dropped');
+      await pongs(srv, 3, 'three keepalive round trips after the other peer was dropped');
       assert.equal(c.transport.closed, false);
       await c.client.close();
     } finally {

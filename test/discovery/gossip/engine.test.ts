@@ -369,15 +369,25 @@ function serveWants(e: GossipEngine, peer: string, listed: ReadonlyArray<[string
   return out;
 }
 
-test('a member that reconnects gets back the buckets and score it left with, not fresh ones: its pull flood stays within one bucket', () => {
+/**
+ * Mallory makes us want 2,048 ids and answers every want with validly signed
+ * records of them, expired an hour ago, each with a new seq (so the seen
+ * cache never knows it), for `seconds`. Counts our signature checks.
+ */
+function expiredPullFlood(seconds: number, reconnectEachSecond = false) {
   let verifies = 0;
   const e = new GossipEngine(self.nodeId, NOW, { random: seeded(1), verify: (hex, now) => (verifies++, verifyRecordHex(hex, now)) });
   e.addPeer(mallory, NOW);
   const sybils = new Map(Array.from({ length: 2048 }, (_, i) => identityOf(3000 + i)).map((s) => [s.nodeId, s]));
   let made = 0;
   const expired = (id: string) => recordOf(sybils.get(id)!, ++made, NOW - 7_200_000).toHex();
+  const reported = serveWants(e, mallory, [...sybils.keys()].map((id) => [id, 1]), (ids) => ids.map(expired), seconds, reconnectEachSecond);
+  return { e, reported, verifies, made };
+}
+
+test('a member that reconnects gets back the buckets and score it left with, not fresh ones: its pull flood stays within one bucket', () => {
   const seconds = 10;
-  serveWants(e, mallory, [...sybils.keys()].map((id) => [id, 1]), (ids) => ids.map(expired), seconds, true);
+  const { verifies, made } = expiredPullFlood(seconds, true);
   const d = DEFAULT_GOSSIP;
   // With a fresh bucket per session, one reconnection a second was 1,580 checks in 10 s.
   assert.ok(verifies <= d.pullRefusalBurst + d.pullRefusalsPerSecond * seconds + 1, `${verifies} signature checks for ${made} records`);
@@ -394,15 +404,8 @@ test('a member that reconnects gets back the buckets and score it left with, not
 });
 
 test('a member that makes us pull records we refuse costs a bounded number of signature checks: the rest is dropped unverified, counted, not scored', () => {
-  let verifies = 0;
-  const e = new GossipEngine(self.nodeId, NOW, { random: seeded(1), verify: (hex, now) => (verifies++, verifyRecordHex(hex, now)) });
-  e.addPeer(mallory, NOW);
-  const sybils = new Map(Array.from({ length: 2048 }, (_, i) => identityOf(3000 + i)).map((s) => [s.nodeId, s]));
-  // Validly signed, expired an hour ago, each with a new seq (so the seen cache never knows it).
-  let made = 0;
-  const expired = (id: string) => recordOf(sybils.get(id)!, ++made, NOW - 7_200_000).toHex();
   const seconds = 5;
-  const reported = serveWants(e, mallory, [...sybils.keys()].map((id) => [id, 1]), (ids) => ids.map(expired), seconds);
+  const { e, reported, verifies, made } = expiredPullFlood(seconds);
   const d = DEFAULT_GOSSIP;
   assert.ok(made > 1500, `${made} records sent`);
   // 16 records per answer at the message rate were ~490 checks a second, forever, for nothing.
