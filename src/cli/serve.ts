@@ -9,7 +9,7 @@
  * nodes' records. With `--announce`, this node makes and refreshes its own
  * signed record (its listening URLs or `--public-url`s, `--name`).
  */
-import { existsSync, statSync, unwatchFile, watchFile } from 'node:fs';
+import { existsSync, statSync, unwatchFile, watchFile, type Stats } from 'node:fs';
 import { McpE2eError } from '../errors.js';
 import { PeerAllowList } from '../identity/trust.js';
 import { MeshNode, type MeshServerOptions } from '../mesh/node.js';
@@ -236,7 +236,7 @@ export async function serveCommand(values: Values, command: string[], paths: Hom
     // watchFile also calls back once for a file that does not exist (both
     // stats zero); only a real change is a reason to reload and say so.
     watchFile(allowPath, { interval: ALLOWLIST_POLL_MS }, (now, before) => {
-      if (now.mtimeMs !== before.mtimeMs || now.ino !== before.ino || now.size !== before.size) reload();
+      if (stampOf(now) !== stampOf(before)) reload();
     });
     if (fileStamp(allowPath) !== loadedStat) reload();
     process.on('SIGHUP', reload);
@@ -296,10 +296,15 @@ export async function serveCommand(values: Values, command: string[], paths: Hom
   });
 }
 
-/** What tells one version of a file from another (as the allowlist watch compares them), or "none". */
+/** What tells one version of a file from another: its modification time, inode and size. */
+function stampOf(st: Stats): string {
+  return `${st.mtimeMs} ${st.ino} ${st.size}`;
+}
+
+/** The stamp of the file at `path` now, or "none". */
 function fileStamp(path: string): string {
   const st = statSync(path, { throwIfNoEntry: false });
-  return st ? `${st.mtimeMs} ${st.ino} ${st.size}` : 'none';
+  return st ? stampOf(st) : 'none';
 }
 
 /** Why the per-peer commands of `allowList` (its `command=` options) cannot be run, one line each. */
