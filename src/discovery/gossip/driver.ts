@@ -101,7 +101,7 @@ export class GossipDriver {
   /** Start the gossip rounds. Safe to call again. */
   start(): void {
     if (this.#timer) return;
-    this.#timer = setInterval(() => this.#dispatch(this.engine.tick(this.#now())), this.engine.options.gossipIntervalMs);
+    this.#timer = setInterval(() => this.#round(), this.engine.options.gossipIntervalMs);
     this.#timer.unref();
   }
 
@@ -122,6 +122,22 @@ export class GossipDriver {
 
   /** Run a round now (e.g. to push a leaving record before closing). */
   flush(): void {
+    this.#round();
+  }
+
+  /**
+   * One gossip round. Membership is asked again first: it can change while a
+   * session lasts (an allowlist edit, a peer no longer trusted), and a peer
+   * that left it stops gossiping here, its messages unhandled as on a session
+   * never admitted (PROTOCOL.md §14.1).
+   */
+  #round(): void {
+    for (const peer of [...this.#sessions.keys()]) {
+      if (this.#options.isMember(peer)) continue;
+      this.#options.log?.('info', 'a peer is no longer a gossip member; its session no longer gossips', { peer: peer.slice(0, 16) });
+      this.#detach(peer);
+      this.#refusedSessions++;
+    }
     this.#dispatch(this.engine.tick(this.#now()));
   }
 

@@ -95,6 +95,30 @@ test('records reach a node two hops away; membership decides which sessions goss
   }
 });
 
+test('a peer that leaves the membership during its session stops gossiping at the next round (an allowlist edit reaches live sessions)', async () => {
+  let member = true;
+  const a = driver(0, () => member);
+  const b = driver(1);
+  try {
+    const [ab, ba] = pair(ids[0]!.nodeId, ids[1]!.nodeId);
+    assert.ok(a.d.attach(ab) && b.d.attach(ba));
+    b.d.publish(recordOf(ids[1]!, 1, Date.now()));
+    await until(() => a.learned.has(ids[1]!.nodeId));
+    member = false;
+    await until(() => a.d.status().peers.length === 0);
+    assert.equal(a.d.status().refusedSessions, 1);
+    // What b sends now is not taken: its newer record never reaches a.
+    const before = a.d.status().counters.messagesIn;
+    b.d.publish(recordOf(ids[1]!, 2, Date.now()));
+    await sleep(300);
+    assert.equal(a.learned.get(ids[1]!.nodeId)?.seq, 1);
+    assert.equal(a.d.status().counters.messagesIn, before);
+    assert.equal(ab.closed, false, 'the session itself belongs to the mesh node');
+  } finally {
+    for (const n of [a, b]) n.d.stop();
+  }
+});
+
 test('a peer sending forged records is cut off and its session closed; a closed session is let go', async () => {
   const a = driver(0);
   try {
