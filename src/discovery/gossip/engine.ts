@@ -682,6 +682,10 @@ export class GossipEngine {
       this.#events.push({ type: 'cutoff', peer: state.id, score: state.score, code });
       this.#banned.set(state.id, nowMs + this.options.banMs);
       this.removePeer(state.id);
+      // The ban is the punishment: after it the peer starts from a clean score (its buckets kept),
+      // or with a long anti-entropy interval its score would outlast the ban and one fault ban it again.
+      const departed = this.#departed.get(state.id);
+      if (departed) Object.assign(departed, { score: 0, scoreAt: nowMs });
     }
   }
 

@@ -128,6 +128,20 @@ test('a member sending forged records is cut off, reported once, and refused aft
   assert.deepEqual(e.peers, [mallory], 'the ban ends');
 });
 
+test('after its ban a cut-off member starts from a clean score, however slowly scores recover (the ban is the punishment)', () => {
+  const f = forgeries();
+  // One point back per minute: the cut-off score (-20) would take 20 minutes, twice the ban.
+  const e = victim({ antiEntropyIntervalMs: 60_000 });
+  e.receive(mallory, push(f.badSignature), NOW);
+  assert.equal(events(e.receive(mallory, push(f.wrongLabel), NOW + 1).events, 'cutoff').length, 1);
+  const back = NOW + DEFAULT_GOSSIP.banMs + 2;
+  e.addPeer(mallory, back);
+  assert.equal(e.scoreOf(mallory), 0);
+  // One forged record afterwards costs what it costs anyone, not a second ban.
+  assert.equal(events(e.receive(mallory, push(f.badSignature), back + 1).events, 'cutoff').length, 0);
+  assert.deepEqual(e.peers, [mallory]);
+});
+
 test('refusals are reported once per interval, not once per record (and stale ones without a penalty)', () => {
   const e = victim();
   const stale = recordOf(honest, 1).toHex();
