@@ -238,7 +238,6 @@ export async function serveCommand(values: Values, command: string[], paths: Hom
     watchFile(allowPath, { interval: ALLOWLIST_POLL_MS }, (now, before) => {
       if (stampOf(now) !== stampOf(before)) reload();
     });
-    if (fileStamp(allowPath) !== loadedStat) reload();
     process.on('SIGHUP', reload);
     // A peer whose command= was added, changed or dropped must not go on with the
     // process its old line gave it (a restriction added for a connected peer would
@@ -262,6 +261,8 @@ export async function serveCommand(values: Values, command: string[], paths: Hom
         s.close();
       }
     });
+    // Last, once the listener above hears it: an edit made while serve started.
+    if (fileStamp(allowPath) !== loadedStat) reload();
   }
 
   return new Promise<number>((resolve) => {
